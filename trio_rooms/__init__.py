@@ -1,0 +1,49 @@
+"""trio_rooms: a Socket.IO v5 server (and client) for Trio, built around rooms."""
+
+from .adapter.base import Adapter as Adapter
+from .adapter.base import BroadcastOptions as BroadcastOptions
+from .adapter.base import Room as Room
+from .adapter.base import SocketId as SocketId
+from .adapter.memory import InMemoryAdapter as InMemoryAdapter
+from .broadcast import BroadcastOperator as BroadcastOperator
+from .broadcast import RemoteSocket as RemoteSocket
+from .errors import AckTimeout as AckTimeout
+from .errors import AdapterError as AdapterError
+from .errors import ConnectionRefused as ConnectionRefused
+from .errors import Disconnected as Disconnected
+from .errors import DisconnectReason as DisconnectReason
+from .errors import LocalProtocolError as LocalProtocolError
+from .errors import NamespaceRejected as NamespaceRejected
+from .errors import ProtocolError as ProtocolError
+from .errors import RemoteProtocolError as RemoteProtocolError
+from .errors import TrioRoomsError as TrioRoomsError
+from .handshake import Handshake as Handshake
+from .namespace import Namespace as Namespace
+from .server import Server as Server
+from .socket import Socket as Socket
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AckTimeout",
+    "Adapter",
+    "AdapterError",
+    "BroadcastOperator",
+    "BroadcastOptions",
+    "ConnectionRefused",
+    "DisconnectReason",
+    "Disconnected",
+    "Handshake",
+    "InMemoryAdapter",
+    "LocalProtocolError",
+    "Namespace",
+    "NamespaceRejected",
+    "ProtocolError",
+    "RemoteProtocolError",
+    "RemoteSocket",
+    "Room",
+    "Server",
+    "Socket",
+    "SocketId",
+    "TrioRoomsError",
+]

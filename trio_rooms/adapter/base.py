@@ -1,0 +1,161 @@
+"""The room adapter contract: membership (synchronous) and operations on sets of sockets (async).
+
+Rule: membership changes are plain ``def``s, so that cleanup in ``finally`` runs even inside a
+cancelled scope; operations that may cross servers are ``async``.
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Collection, Iterable, Mapping, Set
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, NewType, TypeAlias
+
+import trio
+
+if TYPE_CHECKING:
+    from ..broadcast import RemoteSocket
+    from ..namespace import Namespace
+    from ..protocol.socketio import Packet
+
+__all__ = [
+    "Adapter",
+    "BroadcastFlags",
+    "BroadcastOptions",
+    "Room",
+    "RoomEvent",
+    "SocketId",
+]
+
+logger = logging.getLogger("trio_rooms")
+
+SocketId = NewType("SocketId", str)
+Room: TypeAlias = str
+RoomEvent: TypeAlias = str  # "create-room", "delete-room", "join-room", "leave-room"
+
+ROOM_EVENTS = frozenset({"create-room", "delete-room", "join-room", "leave-room"})
+
+
+@dataclass(frozen=True, slots=True)
+class BroadcastFlags:
+    """Flags of one broadcast: ``volatile`` (may be dropped), ``local`` (this server only), ``timeout``."""
+
+    volatile: bool = False
+    local: bool = False
+    timeout: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BroadcastOptions:
+    """Who a broadcast reaches: members of any of ``rooms`` (everyone when empty), minus members
+    of any of ``except_rooms`` (a socket id counts as a room)."""
+
+    rooms: frozenset[Room] = frozenset()
+    except_rooms: frozenset[Room] = frozenset()
+    flags: BroadcastFlags = field(default_factory=BroadcastFlags)
+
+
+class Adapter(ABC):
+    """The rooms of one namespace, and the operations on the sockets they select.
+
+    Args:
+        namespace: the namespace this adapter serves.
+    """
+
+    def __init__(self, namespace: Namespace) -> None:
+        self.nsp = namespace
+        self._listeners: dict[RoomEvent, list[Callable[..., None]]] = {}
+
+    # -- room events -------------------------------------------------------------------------
+    def on(self, event: RoomEvent, callback: Callable[..., None]) -> None:
+        """Call ``callback`` (a plain function, called inline) on a room event.
+
+        Events: ``create-room(room)``, ``join-room(room, id)``, ``leave-room(room, id)``,
+        ``delete-room(room)``.
+        """
+        if event not in ROOM_EVENTS:
+            raise ValueError(f"unknown adapter event {event!r}; expected one of {sorted(ROOM_EVENTS)}")
+        if not callable(callback):
+            raise TypeError("callback must be callable")
+        self._listeners.setdefault(event, []).append(callback)
+
+    def emit_room_event(self, event: RoomEvent, *args: Any) -> None:
+        """Call the listeners of ``event``; an exception in one is logged, never propagated."""
+        for callback in self._listeners.get(event, ()):
+            try:
+                callback(*args)
+            except Exception:
+                logger.exception("adapter %r listener %r failed", event, callback)
+
+    # -- membership (synchronous) ---------------------------------------------------------------
+    @property
+    @abstractmethod
+    def rooms(self) -> Mapping[Room, Set[SocketId]]:
+        """Read-only mapping of room -> socket ids on this server."""
+
+    @property
+    @abstractmethod
+    def sids(self) -> Mapping[SocketId, Set[Room]]:
+        """Read-only mapping of socket id -> rooms on this server."""
+
+    @abstractmethod
+    def add_all(self, sid: SocketId, rooms: Iterable[Room]) -> None:
+        """Add socket ``sid`` to ``rooms``."""
+
+    @abstractmethod
+    def remove(self, sid: SocketId, room: Room) -> None:
+        """Remove socket ``sid`` from ``room``."""
+
+    @abstractmethod
+    def remove_all(self, sid: SocketId) -> None:
+        """Remove socket ``sid`` from every room (its own room included)."""
+
+    @abstractmethod
+    def local_targets(self, opts: BroadcastOptions) -> Collection[SocketId]:
+        """The ids of the local sockets that ``opts`` selects, each once."""
+
+    # -- operations (async: a cluster adapter publishes them) -------------------------------------
+    @abstractmethod
+    async def broadcast(self, packet: Packet, opts: BroadcastOptions) -> None:
+        """Send ``packet`` to every selected socket, each once."""
+
+    @abstractmethod
+    async def broadcast_with_ack(self, packet: Packet, opts: BroadcastOptions) -> list[Any]:
+        """Send ``packet`` asking for acks; return the answers (``opts.flags.timeout`` is set).
+
+        Raises:
+            AckTimeout: the timeout passed first; its ``responses`` are the answers received.
+        """
+
+    @abstractmethod
+    async def add_sockets(self, opts: BroadcastOptions, rooms: Iterable[Room]) -> None:
+        """Make the selected sockets join ``rooms``."""
+
+    @abstractmethod
+    async def del_sockets(self, opts: BroadcastOptions, rooms: Iterable[Room]) -> None:
+        """Make the selected sockets leave ``rooms``."""
+
+    @abstractmethod
+    async def disconnect_sockets(self, opts: BroadcastOptions, close: bool) -> None:
+        """Disconnect the selected sockets (``close`` closes their whole connection)."""
+
+    @abstractmethod
+    async def fetch_sockets(self, opts: BroadcastOptions) -> list[RemoteSocket]:
+        """Return the selected sockets."""
+
+    @abstractmethod
+    async def server_side_emit(self, event: str, args: list[Any], *, timeout: float | None = None) -> list[Any]:
+        """Send an event to the other servers; with ``timeout``, wait for one answer per server."""
+
+    @abstractmethod
+    async def server_count(self) -> int:
+        """How many servers share this namespace (1 for the in-memory adapter)."""
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """The adapter's background work (connections, subscriptions); the server starts it.
+
+        The default has none: it reports started and sleeps until cancelled.
+        """
+        task_status.started()
+        await trio.sleep_forever()

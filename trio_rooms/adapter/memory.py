@@ -1,0 +1,234 @@
+"""InMemoryAdapter: the rooms of one namespace in one process.
+
+Rule: ``rooms`` (room -> ids) and ``sids`` (id -> rooms) are kept as exact inverses, so that a
+disconnect costs the socket's own rooms, never a scan; a broadcast encodes once and costs its
+recipients only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Collection, Iterable, Mapping, Set
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Final
+
+import trio
+
+from ..errors import AckTimeout
+from ..transport.session import encode_frames
+from .base import Adapter, BroadcastOptions, Room, SocketId
+
+if TYPE_CHECKING:
+    from ..broadcast import RemoteSocket
+    from ..namespace import Namespace
+    from ..protocol.socketio import Packet
+
+__all__ = ["InMemoryAdapter"]
+
+#: A broadcast to more recipients than this yields to the event loop after each such chunk.
+YIELD_EVERY: Final = 2048
+_EMPTY: Final[frozenset[SocketId]] = frozenset()
+
+
+class _AckCollector:
+    """The answers of one broadcast with acks."""
+
+    __slots__ = ("done", "pending", "responses")
+
+    def __init__(self, pending: int) -> None:
+        self.pending = pending
+        self.responses: list[Any] = []
+        self.done = trio.Event()
+        if pending == 0:
+            self.done.set()
+
+    def answer(self, value: Any) -> None:
+        self.responses.append(value)
+        self.gone()
+
+    def gone(self) -> None:
+        self.pending -= 1
+        if self.pending <= 0:
+            self.done.set()
+
+
+class InMemoryAdapter(Adapter):
+    """Rooms in memory, for one server process (the default adapter)."""
+
+    def __init__(self, namespace: Namespace) -> None:
+        super().__init__(namespace)
+        self._rooms: dict[Room, set[SocketId]] = {}
+        self._sids: dict[SocketId, set[Room]] = {}
+        # Held by a broadcast that yields mid-way, so that a later broadcast cannot overtake it
+        # at a recipient it has not reached yet (per-recipient order stays emission order).
+        self._order = trio.Lock()
+
+    # -- membership -----------------------------------------------------------------------------
+    @property
+    def rooms(self) -> Mapping[Room, Set[SocketId]]:
+        return MappingProxyType(self._rooms)
+
+    @property
+    def sids(self) -> Mapping[SocketId, Set[Room]]:
+        return MappingProxyType(self._sids)
+
+    def add_all(self, sid: SocketId, rooms: Iterable[Room]) -> None:
+        own = self._sids.get(sid)
+        if own is None:
+            own = self._sids[sid] = set()
+        for room in rooms:
+            if room in own:
+                continue
+            own.add(room)
+            members = self._rooms.get(room)
+            if members is None:
+                members = self._rooms[room] = set()
+                self.emit_room_event("create-room", room)
+            members.add(sid)
+            self.emit_room_event("join-room", room, sid)
+
+    def remove(self, sid: SocketId, room: Room) -> None:
+        own = self._sids.get(sid)
+        if own is None or room not in own:
+            return
+        own.discard(room)
+        if not own:
+            del self._sids[sid]
+        self._leave(sid, room)
+
+    def remove_all(self, sid: SocketId) -> None:
+        own = self._sids.pop(sid, None)
+        if not own:
+            return
+        for room in own:
+            self._leave(sid, room)
+
+    def _leave(self, sid: SocketId, room: Room) -> None:
+        members = self._rooms.get(room)
+        if members is None:
+            return
+        members.discard(sid)
+        self.emit_room_event("leave-room", room, sid)
+        if not members:
+            del self._rooms[room]
+            self.emit_room_event("delete-room", room)
+
+    def local_targets(self, opts: BroadcastOptions) -> Collection[SocketId]:
+        rooms = self._rooms
+        ids: Collection[SocketId]
+        if not opts.rooms:
+            ids = self.nsp.sockets.keys()
+        elif len(opts.rooms) == 1:
+            (room,) = opts.rooms
+            ids = rooms.get(room, _EMPTY)
+        else:
+            union: set[SocketId] = set()
+            for room in opts.rooms:
+                members = rooms.get(room)
+                if members:
+                    union |= members
+            ids = union
+        if opts.except_rooms:
+            excluded: set[SocketId] = set()
+            for room in opts.except_rooms:
+                members = rooms.get(room)
+                if members:
+                    excluded |= members
+            if excluded:
+                ids = [sid for sid in ids if sid not in excluded]
+        return ids
+
+    # -- operations -----------------------------------------------------------------------------
+    async def broadcast(self, packet: Packet, opts: BroadcastOptions) -> None:
+        await self.deliver(encode_frames(packet), opts)
+
+    async def deliver(self, frames: bytes, opts: BroadcastOptions) -> None:
+        """Write pre-encoded ``frames`` to every local socket that ``opts`` selects, each once.
+
+        A delivery to more than ``YIELD_EVERY`` sockets yields between chunks, holding the order
+        lock so that no later broadcast overtakes it. Cancellation: the recipients not reached yet
+        get nothing.
+        """
+        targets = self.local_targets(opts)
+        volatile = opts.flags.volatile
+        sockets = self.nsp.sockets
+        if len(targets) <= YIELD_EVERY and not self._order.locked():
+            for sid in targets:
+                sockets[sid].deliver(frames, volatile)
+            await trio.lowlevel.checkpoint()
+            return
+        async with self._order:
+            snapshot = list(targets)
+            for start in range(0, len(snapshot), YIELD_EVERY):
+                if start:
+                    await trio.lowlevel.checkpoint()
+                for sid in snapshot[start : start + YIELD_EVERY]:
+                    socket = sockets.get(sid)
+                    if socket is not None:
+                        socket.deliver(frames, volatile)
+
+    async def broadcast_with_ack(self, packet: Packet, opts: BroadcastOptions) -> list[Any]:
+        timeout = opts.flags.timeout
+        if timeout is None:
+            raise TypeError("a broadcast with acks needs a timeout: use .timeout(seconds)")
+        targets = list(self.local_targets(opts))
+        ack_id = self.nsp.next_ack_id()
+        collector = _AckCollector(len(targets))
+        frames = encode_frames(dataclasses.replace(packet, ack_id=ack_id))
+        sockets = self.nsp.sockets
+        registered = []
+        try:
+            for sid in targets:
+                socket = sockets[sid]
+                socket.add_ack_callback(ack_id, collector.answer, collector.gone)
+                registered.append(socket)
+                if not socket.deliver(frames, opts.flags.volatile):
+                    collector.gone()
+            with trio.move_on_after(timeout):
+                await collector.done.wait()
+        finally:
+            for socket in registered:
+                socket.remove_ack_callback(ack_id)
+        if collector.pending > 0:
+            raise AckTimeout(f"{collector.pending} of {len(targets)} acks missing", collector.responses)
+        return collector.responses
+
+    async def add_sockets(self, opts: BroadcastOptions, rooms: Iterable[Room]) -> None:
+        rooms = list(rooms)
+        sockets = self.nsp.sockets
+        for sid in list(self.local_targets(opts)):
+            sockets[sid].join(rooms)
+        await trio.lowlevel.checkpoint()
+
+    async def del_sockets(self, opts: BroadcastOptions, rooms: Iterable[Room]) -> None:
+        rooms = list(rooms)
+        sockets = self.nsp.sockets
+        for sid in list(self.local_targets(opts)):
+            for room in rooms:
+                sockets[sid].leave(room)
+        await trio.lowlevel.checkpoint()
+
+    async def disconnect_sockets(self, opts: BroadcastOptions, close: bool) -> None:
+        sockets = self.nsp.sockets
+        for sid in list(self.local_targets(opts)):
+            socket = sockets.get(sid)
+            if socket is not None:
+                await socket.disconnect(close)
+        await trio.lowlevel.checkpoint()
+
+    async def fetch_sockets(self, opts: BroadcastOptions) -> list[RemoteSocket]:
+        from ..broadcast import RemoteSocket
+
+        sockets = self.nsp.sockets
+        found = [RemoteSocket.of_local(sockets[sid]) for sid in self.local_targets(opts)]
+        await trio.lowlevel.checkpoint()
+        return found
+
+    async def server_side_emit(self, event: str, args: list[Any], *, timeout: float | None = None) -> list[Any]:
+        # One server: there is nobody else to tell.
+        await trio.lowlevel.checkpoint()
+        return []
+
+    async def server_count(self) -> int:
+        await trio.lowlevel.checkpoint()
+        return 1

@@ -1,0 +1,176 @@
+"""Connection: one Engine.IO session seen from Socket.IO: packet decoding, namespaces, timeouts.
+
+Rule: this is the session's only reader of Socket.IO packets. CONNECT starts a socket task;
+events are queued to that socket (reading pauses when its queue is full); ACKs are handled at
+once; anything malformed closes the connection with one ``RemoteProtocolError`` log line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import TYPE_CHECKING, Any, Final
+
+import trio
+
+from .errors import DisconnectReason, RemoteProtocolError
+from .handshake import Handshake
+from .protocol.socketio import Decoder, Packet, PacketType
+from .socket import Socket
+
+if TYPE_CHECKING:
+    from .server import Server
+    from .transport.session import EngineSession
+
+__all__ = ["Connection"]
+
+logger = logging.getLogger("trio_rooms")
+
+#: Events queued per socket before the connection's reading pauses.
+INBOX_SIZE: Final = 64
+_INVALID_NAMESPACE: Final = {"message": "Invalid namespace"}
+
+
+@dataclasses.dataclass(slots=True)
+class _Slot:
+    """One namespace of this connection: its inbox, and its socket once built."""
+
+    inbox: trio.MemorySendChannel[Packet]
+    socket: Socket | None = None
+    scope: trio.CancelScope = dataclasses.field(default_factory=trio.CancelScope)
+
+
+class Connection:
+    """The Socket.IO side of one Engine.IO session (Node's ``Client``)."""
+
+    def __init__(self, server: Server, session: EngineSession, handshake: Handshake) -> None:
+        self.server = server
+        self.session = session
+        self.handshake = handshake
+        self._decoder = Decoder(max_attachments=server.max_attachments, max_depth=server.max_json_depth)
+        self._slots: dict[str, _Slot] = {}
+        self._nursery: trio.Nursery | None = None
+        self._connect_timer = trio.CancelScope()
+
+    @property
+    def reason(self) -> DisconnectReason | None:
+        """Why the connection ended (None while it is open)."""
+        return self.session.reason
+
+    @property
+    def sockets(self) -> list[Socket]:
+        """The sockets of this connection (one per connected namespace)."""
+        return [slot.socket for slot in self._slots.values() if slot.socket is not None]
+
+    async def run(self) -> DisconnectReason:
+        """Serve the session until it ends; every socket has been torn down when this returns.
+
+        Cancellation: each socket is torn down with reason "server shutting down".
+        """
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            nursery.start_soon(self._expire_if_no_namespace)
+            reason = await self.session.run(self._on_message)
+            self._connect_timer.cancel()
+            for slot in list(self._slots.values()):
+                self._end_slot(slot, reason)
+            self._slots.clear()
+        return reason
+
+    def close(self, reason: DisconnectReason) -> None:
+        """Close the whole connection (synchronous)."""
+        self.session.close(reason)
+
+    def disconnect_all(self) -> None:
+        """Disconnect every namespace (DISCONNECT packets), then close the connection."""
+        for slot in list(self._slots.values()):
+            if slot.socket is not None:
+                slot.socket.close_from_server()
+        self.close(DisconnectReason.FORCED_SERVER_CLOSE)
+
+    def namespace_connected(self) -> None:
+        """A namespace connected: the connect timeout no longer applies."""
+        self._connect_timer.cancel()
+
+    def _end_slot(self, slot: _Slot, reason: DisconnectReason) -> None:
+        slot.inbox.close()
+        if slot.socket is not None:
+            slot.socket.close(reason)
+        else:
+            slot.scope.cancel()
+
+    async def _expire_if_no_namespace(self) -> None:
+        with self._connect_timer:
+            await trio.sleep(self.server.connect_timeout)
+            logger.info("closing connection %s: no namespace joined in time", self.session.sid)
+            self.close(DisconnectReason.FORCED_CLOSE)
+
+    def _protocol_error(self, exc: RemoteProtocolError) -> None:
+        self.server.counters.protocol_errors += 1
+        logger.warning("closing connection %s: %s: %s", self.session.sid, type(exc).__name__, exc.message)
+        self.close(DisconnectReason.PARSE_ERROR)
+
+    async def _on_message(self, message: str | bytes) -> None:
+        try:
+            packet = self._decoder.feed(message)
+        except RemoteProtocolError as exc:
+            self._protocol_error(exc)
+            return
+        if packet is None:
+            return
+        kind = packet.type
+        slot = self._slots.get(packet.nsp)
+        if kind is PacketType.EVENT or kind is PacketType.BINARY_EVENT:
+            if slot is None:
+                self._protocol_error(RemoteProtocolError(f"event for namespace {packet.nsp!r} before CONNECT"))
+                return
+            try:
+                await slot.inbox.send(packet)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                pass  # the socket is gone (refused or disconnecting): the event is moot
+        elif kind is PacketType.ACK or kind is PacketType.BINARY_ACK:
+            if slot is None or slot.socket is None:
+                self._protocol_error(RemoteProtocolError(f"ack for namespace {packet.nsp!r} before CONNECT"))
+                return
+            slot.socket.on_ack(packet)
+        elif kind is PacketType.CONNECT:
+            self._connect(packet)
+        elif kind is PacketType.DISCONNECT:
+            if slot is not None:
+                del self._slots[packet.nsp]
+                self._end_slot(slot, DisconnectReason.CLIENT_NAMESPACE_DISCONNECT)
+        else:
+            self._protocol_error(RemoteProtocolError(f"a client cannot send {kind.name}"))
+
+    def _connect(self, packet: Packet) -> None:
+        name = packet.nsp
+        if name in self._slots:
+            self._protocol_error(RemoteProtocolError(f"second CONNECT to namespace {name!r}"))
+            return
+        if len(self._slots) >= self.server.max_namespaces:
+            self._protocol_error(RemoteProtocolError(f"more than {self.server.max_namespaces} namespaces"))
+            return
+        auth: dict[str, Any] = packet.data if isinstance(packet.data, dict) else {}
+        send, receive = trio.open_memory_channel[Packet](INBOX_SIZE)
+        slot = self._slots[name] = _Slot(send)
+        assert self._nursery is not None
+        self._nursery.start_soon(self._run_namespace, name, auth, slot, receive)
+
+    async def _run_namespace(
+        self, name: str, auth: dict[str, Any], slot: _Slot, inbox: trio.MemoryReceiveChannel[Packet]
+    ) -> None:
+        try:
+            with slot.scope:
+                namespace = await self.server.resolve_namespace(name, auth)
+            if namespace is None:
+                if not slot.scope.cancel_called:
+                    self.session.send_packet(Packet(PacketType.CONNECT_ERROR, name, dict(_INVALID_NAMESPACE)))
+                return
+            if slot.scope.cancel_called:
+                return
+            socket = slot.socket = Socket(namespace, self, dataclasses.replace(self.handshake, auth=auth))
+            await socket.run(inbox)
+        finally:
+            inbox.close()
+            if self._slots.get(name) is slot:
+                del self._slots[name]

@@ -1,0 +1,198 @@
+"""Namespace: its middleware, connection handlers, sockets and one adapter; parent namespaces.
+
+Rule: a namespace and its adapter are built together (``server.of``) and live as long as the
+server; broadcasting goes through the adapter, never around it.
+"""
+
+from __future__ import annotations
+
+import inspect
+import itertools
+import re
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
+
+import trio
+
+from ._util import check_async_callable
+from .adapter.base import Adapter, SocketId
+from .broadcast import BroadcastOperator, RemoteSocket
+
+if TYPE_CHECKING:
+    from .server import Server
+    from .socket import Socket
+
+__all__ = ["Namespace", "ParentNamespace", "Middleware", "ConnectionHandler", "NamespaceMatcher"]
+
+Middleware: TypeAlias = Callable[["Socket"], Awaitable[None]]
+ConnectionHandler: TypeAlias = Callable[["Socket"], Awaitable[Any]]
+NamespaceMatcher: TypeAlias = "re.Pattern[str] | Callable[[str, dict[str, Any]], bool | Awaitable[bool]]"
+AdapterFactory: TypeAlias = Callable[["Namespace"], Adapter]
+F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
+
+_CONNECTION_EVENTS = frozenset({"connection", "connect"})
+
+
+class Namespace:
+    """A Socket.IO namespace (built by ``server.of(name)``).
+
+    Attributes:
+        name: the namespace name, starting with "/".
+        server: the server.
+        sockets: the connected sockets of this namespace on this server, by id.
+        adapter: the rooms of this namespace.
+    """
+
+    def __init__(self, server: Server, name: str, adapter_factory: AdapterFactory) -> None:
+        self.name = name
+        self.server = server
+        self.sockets: dict[SocketId, Socket] = {}
+        self.middlewares: list[Middleware] = []
+        self.connection_handlers: list[ConnectionHandler] = []
+        self.event_handlers: dict[str, Callable[..., Awaitable[Any]]] = {}
+        self._ack_ids = itertools.count()
+        self.adapter: Adapter = adapter_factory(self)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r} sockets={len(self.sockets)}>"
+
+    def next_ack_id(self) -> int:
+        """A fresh ack id, unique in this namespace (shared by unicast and broadcast acks)."""
+        return next(self._ack_ids)
+
+    # -- registration -----------------------------------------------------------------------------
+    def on(self, event: str) -> Callable[[F], F]:
+        """Register a handler: ``"connection"`` takes ``async def handler(socket)``.
+
+        Any other (non-reserved) name receives the events of ``server_side_emit`` from the other
+        servers of a cluster; its return value is the answer.
+        """
+
+        def register(handler: F) -> F:
+            signature = check_async_callable(handler, f"handler for {event!r}")
+            if event in _CONNECTION_EVENTS:
+                try:
+                    signature.bind("socket")
+                except TypeError:
+                    raise TypeError("a connection handler takes one argument, the socket") from None
+                self.connection_handlers.append(handler)
+            else:
+                self.event_handlers[event] = handler
+            return handler
+
+        return register
+
+    def use(self, middleware: F) -> F:
+        """Register ``async def middleware(socket)``; raising ``ConnectionRefused`` refuses."""
+        signature = check_async_callable(middleware, "middleware")
+        try:
+            signature.bind("socket")
+        except TypeError:
+            raise TypeError("middleware takes one argument, the socket") from None
+        self.middlewares.append(middleware)
+        return middleware
+
+    # -- broadcasting -----------------------------------------------------------------------------
+    @property
+    def _all(self) -> BroadcastOperator:
+        return BroadcastOperator(self.adapter)
+
+    def to(self, room_or_rooms: str | Iterable[str]) -> BroadcastOperator:
+        """Target the members of ``room_or_rooms`` (union, each once)."""
+        return self._all.to(room_or_rooms)
+
+    def in_(self, room_or_rooms: str | Iterable[str]) -> BroadcastOperator:
+        """Alias of ``to``."""
+        return self._all.to(room_or_rooms)
+
+    def except_(self, room_or_rooms: str | Iterable[str]) -> BroadcastOperator:
+        """Every socket but the members of ``room_or_rooms``."""
+        return self._all.except_(room_or_rooms)
+
+    @property
+    def volatile(self) -> BroadcastOperator:
+        """A broadcast that may be dropped for clients that cannot take it now."""
+        return self._all.volatile
+
+    @property
+    def local(self) -> BroadcastOperator:
+        """A broadcast to this server's sockets only."""
+        return self._all.local
+
+    def timeout(self, seconds: float) -> BroadcastOperator:
+        """A broadcast whose acks are awaited for ``seconds``."""
+        return self._all.timeout(seconds)
+
+    async def emit(self, event: str, *args: Any) -> None:
+        """Send ``event`` to every socket of the namespace."""
+        await self._all.emit(event, *args)
+
+    async def emit_with_ack(self, event: str, *args: Any) -> list[Any]:
+        """Needs a timeout: use ``namespace.timeout(s).emit_with_ack(...)`` (this raises TypeError)."""
+        return await self._all.emit_with_ack(event, *args)
+
+    async def fetch_sockets(self) -> list[RemoteSocket]:
+        """Every socket of the namespace."""
+        return await self._all.fetch_sockets()
+
+    async def sockets_join(self, room_or_rooms: str | Iterable[str]) -> None:
+        """Make every socket join ``room_or_rooms``."""
+        await self._all.sockets_join(room_or_rooms)
+
+    async def sockets_leave(self, room_or_rooms: str | Iterable[str]) -> None:
+        """Make every socket leave ``room_or_rooms``."""
+        await self._all.sockets_leave(room_or_rooms)
+
+    async def disconnect_sockets(self, close: bool = False) -> None:
+        """Disconnect every socket of the namespace."""
+        await self._all.disconnect_sockets(close)
+
+    async def server_side_emit(self, event: str, *args: Any) -> None:
+        """Send ``event`` to the other servers of the cluster (received with ``@server.on(event)``)."""
+        await self.adapter.server_side_emit(event, list(args))
+
+    async def server_side_emit_with_ack(self, event: str, *args: Any, timeout: float = 5.0) -> list[Any]:
+        """Like ``server_side_emit``, returning one answer per other server.
+
+        Raises:
+            AckTimeout: not every server answered in time; ``.responses`` holds the answers.
+        """
+        return await self.adapter.server_side_emit(event, list(args), timeout=timeout)
+
+
+class ParentNamespace(Namespace):
+    """A namespace family (``server.of(regex)`` / ``server.of(callable)``).
+
+    Its middleware and connection handlers apply to each child, created on first connection;
+    emitting on the parent reaches every child.
+    """
+
+    def __init__(self, server: Server, matcher: NamespaceMatcher, adapter_factory: AdapterFactory) -> None:
+        self.matcher = matcher
+        self.children: dict[str, Namespace] = {}
+        self._child_adapter_factory = adapter_factory
+        from .adapter.parent import ParentAdapter
+
+        super().__init__(server, f"<parent {matcher!r}>", ParentAdapter)
+
+    async def matches(self, name: str, auth: dict[str, Any]) -> bool:
+        """Whether the namespace ``name`` belongs to this family."""
+        matcher = self.matcher
+        if isinstance(matcher, re.Pattern):
+            await trio.lowlevel.checkpoint()
+            return matcher.fullmatch(name) is not None
+        result = matcher(name, auth)
+        if inspect.isawaitable(result):
+            result = await result
+        return bool(result)
+
+    def create_child(self, name: str) -> Namespace:
+        """Build the child namespace ``name``, sharing this parent's middleware and handlers."""
+        child = Namespace(self.server, name, self._child_adapter_factory)
+        child.middlewares = self.middlewares
+        child.connection_handlers = self.connection_handlers
+        child.event_handlers = self.event_handlers
+        self.children[name] = child
+        return child
+
+

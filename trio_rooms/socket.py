@@ -1,0 +1,376 @@
+"""Socket: one client's membership of one namespace: rooms, handlers, emits and acks.
+
+Rule: each socket runs in its own task (``run``); its event handlers run in its own nursery and
+are cancelled with it; its membership is removed synchronously in that task's ``finally``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import secrets
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Set
+from typing import TYPE_CHECKING, Any, Final, TypeVar
+
+import trio
+
+from ._util import check_async_callable, rooms_arg
+from .adapter.base import Room, SocketId
+from .broadcast import BroadcastOperator, event_packet
+from .errors import AckTimeout, ConnectionRefused, Disconnected, DisconnectReason, LocalProtocolError
+from .handshake import Handshake
+from .protocol.socketio import Packet, PacketType
+
+if TYPE_CHECKING:
+    from .connection import Connection
+    from .namespace import Namespace
+
+__all__ = ["Socket", "ack_value", "ack_args"]
+
+logger = logging.getLogger("trio_rooms")
+
+Handler = Callable[..., Awaitable[Any]]
+H = TypeVar("H", bound=Handler)
+
+_TEARDOWN_EVENTS: Final = frozenset({"disconnecting", "disconnect"})
+_UNREGISTERABLE: Final = frozenset({"connect", "connect_error", "newListener", "removeListener"})
+_NO_ANSWER: Final = object()
+
+
+def new_socket_id() -> SocketId:
+    """A fresh, random socket id of 128 bits (22 URL-safe characters)."""
+    return SocketId(secrets.token_urlsafe(16))
+
+
+def ack_value(args: list[Any]) -> Any:
+    """The value an ack with ``args`` stands for: None, the value, or a tuple (0, 1, 2+ args)."""
+    if not args:
+        return None
+    if len(args) == 1:
+        return args[0]
+    return tuple(args)
+
+
+def ack_args(result: Any) -> list[Any]:
+    """The arguments of the ACK for a handler's return value (None: none; tuple: spread)."""
+    if result is None:
+        return []
+    if isinstance(result, tuple):
+        return list(result)
+    return [result]
+
+
+class _RoomsView(Set[Room]):
+    """Live, read-only view of a socket's rooms."""
+
+    __slots__ = ("_socket",)
+
+    def __init__(self, socket: Socket) -> None:
+        self._socket = socket
+
+    def _rooms(self) -> Set[Room]:
+        return self._socket.nsp.adapter.sids.get(self._socket.id, frozenset())
+
+    def __contains__(self, room: object) -> bool:
+        return room in self._rooms()
+
+    def __iter__(self) -> Iterator[Room]:
+        return iter(list(self._rooms()))
+
+    def __len__(self) -> int:
+        return len(self._rooms())
+
+    def __repr__(self) -> str:
+        return f"{{{', '.join(sorted(map(repr, self._rooms())))}}}"
+
+
+class Socket:
+    """A client connected to a namespace (created by the server, one per connection and namespace).
+
+    Attributes:
+        id: fresh, random and unguessable, per namespace.
+        nsp: the namespace.
+        handshake: what the client sent when connecting.
+        data: a dict for the application.
+    """
+
+    def __init__(self, namespace: Namespace, connection: Connection, handshake: Handshake) -> None:
+        self.id = new_socket_id()
+        self.nsp = namespace
+        self.handshake = handshake
+        self.data: dict[str, Any] = {}
+        self._conn = connection
+        self._session = connection.session
+        self._handlers: dict[str, tuple[Handler, inspect.Signature]] = {}
+        self._teardown_handlers: dict[str, list[Handler]] = {"disconnecting": [], "disconnect": []}
+        self._acks: dict[int, tuple[Callable[[Any], None], Callable[[], None]]] = {}
+        self._connected = False
+        self._reason: DisconnectReason | None = None
+        self._scope = trio.CancelScope()
+        self._in_flight = trio.Semaphore(connection.server.max_events_in_flight)
+
+    def __repr__(self) -> str:
+        return f"<Socket {self.id} nsp={self.nsp.name!r} connected={self._connected}>"
+
+    # -- state ------------------------------------------------------------------------------------
+    @property
+    def connected(self) -> bool:
+        """True from the CONNECT ack until the disconnect starts."""
+        return self._connected
+
+    @property
+    def rooms(self) -> Set[Room]:
+        """The rooms this socket is in (read-only, live), its own id included."""
+        return _RoomsView(self)
+
+    def join(self, room_or_rooms: str | Iterable[str]) -> None:
+        """Join ``room_or_rooms`` (a str is one room). After a disconnect, nothing happens."""
+        rooms = rooms_arg(room_or_rooms)
+        if self._connected:
+            self.nsp.adapter.add_all(self.id, rooms)
+
+    def leave(self, room: str) -> None:
+        """Leave ``room`` (nothing happens if this socket is not in it)."""
+        if not isinstance(room, str):
+            raise TypeError(f"a room is a str, not {type(room).__name__}")
+        self.nsp.adapter.remove(self.id, room)
+
+    # -- handlers ---------------------------------------------------------------------------------
+    def on(self, event: str) -> Callable[[H], H]:
+        """Register ``async def handler(*args)`` for ``event``; its return value is the ack.
+
+        ``"disconnecting"`` (rooms still there) and ``"disconnect"`` (rooms gone) handlers take
+        one argument, the reason. A later registration for the same event replaces the earlier one
+        (the two reserved events keep every handler).
+        """
+        if not isinstance(event, str):
+            raise TypeError("an event name is a str")
+        if event in _UNREGISTERABLE:
+            raise ValueError(f"{event!r} is reserved and has no socket handler")
+
+        def register(handler: H) -> H:
+            signature = check_async_callable(handler, f"handler for {event!r}")
+            if event in _TEARDOWN_EVENTS:
+                try:
+                    signature.bind("reason")
+                except TypeError:
+                    raise TypeError(f"a {event!r} handler takes one argument, the reason") from None
+                self._teardown_handlers[event].append(handler)
+            else:
+                self._handlers[event] = (handler, signature)
+            return handler
+
+        return register
+
+    # -- emitting ---------------------------------------------------------------------------------
+    async def emit(self, event: str, *args: Any) -> None:
+        """Send ``event`` to this client, waiting for queue space up to the server's send timeout.
+
+        Raises:
+            Disconnected: the socket is disconnected, or its queue stayed full past the timeout
+                (the connection is then closed as a slow consumer).
+        """
+        packet = event_packet(self.nsp.name, event, args)
+        await self._send(packet)
+
+    async def _send(self, packet: Packet) -> None:
+        if not self._connected:
+            raise Disconnected(str(self._reason or "not connected"))
+        outbound = self._session.outbound
+        if outbound.queued_bytes >= outbound.max_queued_bytes:
+            with trio.move_on_after(self._conn.server.send_timeout):
+                await outbound.wait_writable()
+            if outbound.queued_bytes >= outbound.max_queued_bytes:
+                outbound.on_overflow()
+                raise Disconnected(str(DisconnectReason.SLOW_CONSUMER))
+        else:
+            await trio.lowlevel.checkpoint()
+        if not self._connected or not self._session.send_packet(packet):
+            raise Disconnected(str(self._reason or DisconnectReason.TRANSPORT_CLOSE))
+
+    async def emit_with_ack(self, event: str, *args: Any, timeout: float = 5.0) -> Any:
+        """Send ``event`` and wait for the client's ack.
+
+        Returns:
+            None, the value, or a tuple, for an ack of 0, 1 or 2+ arguments.
+
+        Raises:
+            AckTimeout: no ack within ``timeout`` seconds.
+            Disconnected: the socket disconnected first.
+
+        Cancellation: the pending ack is forgotten; a late ack is ignored.
+        """
+        if len(self._acks) >= self._conn.server.max_pending_acks:
+            raise LocalProtocolError(f"{len(self._acks)} acks already pending on this socket")
+        ack_id = self.nsp.next_ack_id()
+        packet = event_packet(self.nsp.name, event, args)
+        box: list[Any] = []
+        done = trio.Event()
+
+        def answer(value: Any) -> None:
+            box.append(value)
+            done.set()
+
+        self._acks[ack_id] = (answer, done.set)
+        try:
+            await self._send(Packet(packet.type, packet.nsp, packet.data, ack_id))
+            with trio.move_on_after(timeout):
+                await done.wait()
+        finally:
+            self._acks.pop(ack_id, None)
+        if box:
+            return box[0]
+        if done.is_set() or not self._connected:
+            raise Disconnected(str(self._reason or DisconnectReason.TRANSPORT_CLOSE))
+        raise AckTimeout(f"no ack for {event!r} within {timeout} s")
+
+    def add_ack_callback(self, ack_id: int, answer: Callable[[Any], None], gone: Callable[[], None]) -> None:
+        """Call ``answer(value)`` on the ack ``ack_id``, or ``gone()`` if the socket disconnects first."""
+        self._acks[ack_id] = (answer, gone)
+
+    def remove_ack_callback(self, ack_id: int) -> None:
+        """Forget the ack callback of ``ack_id``."""
+        self._acks.pop(ack_id, None)
+
+    def deliver(self, frames: bytes, volatile: bool = False) -> bool:
+        """Write pre-encoded frames to this client now (never awaits; the broadcast path)."""
+        return self._session.outbound.write(frames, volatile=volatile)
+
+    # -- broadcasting from this socket (the sender is left out) -----------------------------------
+    def to(self, room_or_rooms: str | Iterable[str]) -> BroadcastOperator:
+        """Target ``room_or_rooms``, leaving this socket out."""
+        return self.broadcast.to(room_or_rooms)
+
+    def in_(self, room_or_rooms: str | Iterable[str]) -> BroadcastOperator:
+        """Alias of ``to``."""
+        return self.to(room_or_rooms)
+
+    def except_(self, room_or_rooms: str | Iterable[str]) -> BroadcastOperator:
+        """Every socket of the namespace but this one and the members of ``room_or_rooms``."""
+        return self.broadcast.except_(room_or_rooms)
+
+    @property
+    def broadcast(self) -> BroadcastOperator:
+        """Every socket of the namespace but this one."""
+        return BroadcastOperator(self.nsp.adapter, except_rooms=frozenset((self.id,)))
+
+    # -- disconnecting ----------------------------------------------------------------------------
+    async def disconnect(self, close: bool = False) -> None:
+        """Disconnect this socket (the client gets a DISCONNECT packet).
+
+        ``close=True`` disconnects every namespace of the connection and closes it.
+        Cancellation: called from one of this socket's own handlers, the handler keeps running
+        until its next checkpoint, where it is cancelled with the socket's other handlers.
+        """
+        if close:
+            self._conn.disconnect_all()
+        else:
+            self.close_from_server()
+        await trio.lowlevel.cancel_shielded_checkpoint()
+
+    def close_from_server(self) -> None:
+        """Send DISCONNECT and end the socket with reason "server namespace disconnect"."""
+        if self._connected and self._reason is None:
+            self._session.send_packet(Packet(PacketType.DISCONNECT, self.nsp.name))
+        self.close(DisconnectReason.SERVER_NAMESPACE_DISCONNECT)
+
+    def close(self, reason: DisconnectReason) -> None:
+        """End this socket with ``reason`` (synchronous; the first reason is kept)."""
+        if self._reason is None:
+            self._reason = reason
+        self._scope.cancel()
+
+    # -- the socket's task ------------------------------------------------------------------------
+    def on_ack(self, packet: Packet) -> None:
+        """An ACK from the client (called by the connection's reader, never queued)."""
+        assert packet.ack_id is not None
+        callbacks = self._acks.pop(packet.ack_id, None)
+        if callbacks is None:
+            logger.debug("socket %s: ack %d is not pending (late or unknown); ignored", self.id, packet.ack_id)
+            return
+        callbacks[0](ack_value(packet.data))
+
+    async def run(self, inbox: trio.MemoryReceiveChannel[Packet]) -> None:
+        """Connect (middleware, CONNECT ack, connection handlers), dispatch events, tear down."""
+        nsp = self.nsp
+        try:
+            with self._scope:
+                try:
+                    for middleware in nsp.middlewares:
+                        await middleware(self)
+                except ConnectionRefused as refusal:
+                    body: dict[str, Any] = {"message": refusal.message}
+                    if refusal.data is not None:
+                        body["data"] = refusal.data
+                    self._session.send_packet(Packet(PacketType.CONNECT_ERROR, nsp.name, body))
+                    return
+                except Exception:
+                    logger.exception("middleware failed on %r; connection refused", self)
+                    error = {"message": "server error"}
+                    self._session.send_packet(Packet(PacketType.CONNECT_ERROR, nsp.name, error))
+                    return
+                nsp.sockets[self.id] = self
+                self._connected = True
+                nsp.adapter.add_all(self.id, (self.id,))
+                self._session.send_packet(Packet(PacketType.CONNECT, nsp.name, {"sid": self.id}))
+                self._conn.namespace_connected()
+                async with trio.open_nursery() as handlers:
+                    for handler in nsp.connection_handlers:
+                        try:
+                            await handler(self)
+                        except Exception:
+                            logger.exception("connection handler %r failed on %r", handler, self)
+                    async for packet in inbox:
+                        await self._in_flight.acquire()
+                        handlers.start_soon(self._dispatch, packet)
+        finally:
+            with trio.CancelScope(shield=True) as teardown:
+                teardown.deadline = trio.current_time() + self._conn.server.teardown_timeout
+                await self._teardown()
+
+    async def _dispatch(self, packet: Packet) -> None:
+        try:
+            event, *args = packet.data
+            entry = self._handlers.get(event)
+            if entry is None:
+                logger.debug("socket %s: no handler for %r", self.id, event)
+                return
+            handler, signature = entry
+            try:
+                signature.bind(*args)
+            except TypeError as exc:
+                logger.warning("socket %s: arguments for %r do not bind (%s); dropped", self.id, event, exc)
+                return
+            try:
+                result = await handler(*args)
+            except Exception:
+                logger.exception("handler for %r failed on %r", event, self)
+                return
+            if packet.ack_id is not None and self._connected:
+                self._session.send_packet(Packet(PacketType.ACK, self.nsp.name, ack_args(result), packet.ack_id))
+        finally:
+            self._in_flight.release()
+
+    async def _teardown(self) -> None:
+        was_connected = self._connected
+        self._connected = False
+        reason = self._reason or self._conn.reason or DisconnectReason.SERVER_SHUTTING_DOWN
+        self._reason = reason
+        for _answer, gone in list(self._acks.values()):
+            gone()
+        self._acks.clear()
+        if not was_connected:
+            return
+        await self._run_teardown_handlers("disconnecting", reason)
+        self.nsp.adapter.remove_all(self.id)
+        self.nsp.sockets.pop(self.id, None)
+        await self._run_teardown_handlers("disconnect", reason)
+
+    async def _run_teardown_handlers(self, event: str, reason: DisconnectReason) -> None:
+        for handler in self._teardown_handlers[event]:
+            try:
+                await handler(str(reason))
+            except Exception:
+                logger.exception("%r handler failed on %r", event, self)
+
+

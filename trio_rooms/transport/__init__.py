@@ -1,0 +1,1 @@
+"""The trio edge: the only package that touches sockets and streams."""

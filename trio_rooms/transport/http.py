@@ -1,0 +1,181 @@
+"""HTTP/1.1 on h11: read one bounded request, answer errors, hand a WebSocket upgrade over.
+
+Rule: every read here has a size bound (h11's incomplete-event limit) and a deadline (the caller's).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Final
+from urllib.parse import parse_qsl, urlsplit
+
+import h11
+import trio
+
+__all__ = [
+    "EngineErrorCode",
+    "HttpRequest",
+    "MAX_REQUEST_HEAD_BYTES",
+    "read_request",
+    "send_engine_error",
+    "send_response",
+    "accept_websocket",
+]
+
+MAX_REQUEST_HEAD_BYTES: Final = 16 * 1024
+MAX_HEADERS: Final = 100
+_RECEIVE_SIZE: Final = 16 * 1024
+_WS_GUID: Final = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+
+class EngineErrorCode:
+    """The error codes of the reference Engine.IO server (JSON body of a 400/403 answer)."""
+
+    UNKNOWN_TRANSPORT: Final = 0
+    UNKNOWN_SID: Final = 1
+    BAD_HANDSHAKE_METHOD: Final = 2
+    BAD_REQUEST: Final = 3
+    FORBIDDEN: Final = 4
+    UNSUPPORTED_PROTOCOL_VERSION: Final = 5
+
+    MESSAGES: Final = {
+        0: "Transport unknown",
+        1: "Session ID unknown",
+        2: "Bad handshake method",
+        3: "Bad request",
+        4: "Forbidden",
+        5: "Unsupported protocol version",
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class HttpRequest:
+    """One parsed HTTP request head.
+
+    Attributes:
+        method: upper-case method.
+        target: the raw request target (path and query).
+        path: the path part of the target.
+        query: the query parameters (the last value wins for a repeated name).
+        headers: header names lower-cased, values decoded as latin-1, in arrival order.
+    """
+
+    method: str
+    target: str
+    path: str
+    query: dict[str, str]
+    headers: tuple[tuple[str, str], ...]
+
+    def header(self, name: str) -> str | None:
+        """The values of header ``name`` (lower case) joined by ", ", or None when absent."""
+        values = [v for k, v in self.headers if k == name]
+        return ", ".join(values) if values else None
+
+    def header_dict(self) -> dict[str, str]:
+        """All headers as a dict, repeated names joined by ", " (as Node's ``req.headers``)."""
+        out: dict[str, str] = {}
+        for k, v in self.headers:
+            out[k] = f"{out[k]}, {v}" if k in out else v
+        return out
+
+    def wants_websocket(self) -> bool:
+        """True when this is a WebSocket upgrade request."""
+        upgrade = (self.header("upgrade") or "").lower()
+        connection = (self.header("connection") or "").lower()
+        return upgrade == "websocket" and "upgrade" in [t.strip() for t in connection.split(",")]
+
+
+async def read_request(stream: trio.abc.Stream, conn: h11.Connection) -> HttpRequest | None:
+    """Read one request head from ``stream``.
+
+    Returns None when the peer closed before sending a request. Raises ``h11.RemoteProtocolError``
+    for a malformed or oversized head (the caller answers 400/431). The caller sets the deadline.
+    """
+    while True:
+        event = conn.next_event()
+        if event is h11.NEED_DATA:
+            data = await stream.receive_some(_RECEIVE_SIZE)
+            conn.receive_data(data)
+            if not data and conn.their_state is h11.IDLE:
+                return None
+            continue
+        if isinstance(event, h11.Request):
+            if len(event.headers) > MAX_HEADERS:
+                raise h11.RemoteProtocolError("too many headers", error_status_hint=431)
+            target = event.target.decode("latin-1")
+            split = urlsplit(target)
+            try:
+                query = dict(parse_qsl(split.query, keep_blank_values=True, max_num_fields=64))
+            except ValueError:
+                raise h11.RemoteProtocolError("too many query fields", error_status_hint=400) from None
+            headers = tuple((k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in event.headers)
+            return HttpRequest(
+                method=event.method.decode("ascii", "replace").upper(),
+                target=target,
+                path=split.path,
+                query=query,
+                headers=headers,
+            )
+        if isinstance(event, h11.ConnectionClosed):
+            return None
+        raise h11.RemoteProtocolError(f"unexpected {type(event).__name__}", error_status_hint=400)
+
+
+async def send_response(
+    stream: trio.abc.Stream,
+    conn: h11.Connection,
+    status: int,
+    body: bytes,
+    *,
+    content_type: str = "text/plain; charset=UTF-8",
+    extra_headers: tuple[tuple[str, str], ...] = (),
+) -> None:
+    """Send a complete response and mark the connection to close after it."""
+    headers = [
+        ("content-type", content_type),
+        ("content-length", str(len(body))),
+        ("connection", "close"),
+        *extra_headers,
+    ]
+    data = conn.send(h11.Response(status_code=status, headers=headers))
+    data = (data or b"") + (conn.send(h11.Data(data=body)) or b"") + (conn.send(h11.EndOfMessage()) or b"")
+    await stream.send_all(data)
+
+
+async def send_engine_error(stream: trio.abc.Stream, conn: h11.Connection, code: int, status: int = 400) -> None:
+    """Answer with the reference server's JSON error ``{"code": N, "message": "..."}``."""
+    body = json.dumps({"code": code, "message": EngineErrorCode.MESSAGES[code]}, separators=(",", ":"))
+    await send_response(stream, conn, status, body.encode(), content_type="application/json")
+
+
+def websocket_accept_token(key: str) -> str:
+    """The Sec-WebSocket-Accept value for a Sec-WebSocket-Key (RFC 6455 section 4.2.2)."""
+    return base64.b64encode(hashlib.sha1(key.encode("latin-1") + _WS_GUID).digest()).decode("ascii")
+
+
+async def accept_websocket(stream: trio.abc.Stream, conn: h11.Connection, request: HttpRequest) -> bytes | None:
+    """Answer 101 Switching Protocols; return the bytes received after the request head.
+
+    Returns None (after answering 400) when the upgrade request is invalid. No extension is
+    negotiated: compression stays off, as in Node's default.
+    """
+    key = request.header("sec-websocket-key")
+    version = request.header("sec-websocket-version")
+    if not key or version != "13" or request.method != "GET":
+        await send_engine_error(stream, conn, EngineErrorCode.BAD_REQUEST)
+        return None
+    response = h11.InformationalResponse(
+        status_code=101,
+        reason=b"Switching Protocols",
+        headers=[
+            ("upgrade", "websocket"),
+            ("connection", "Upgrade"),
+            ("sec-websocket-accept", websocket_accept_token(key)),
+        ],
+    )
+    await stream.send_all(conn.send(response) or b"")
+    trailing, _closed = conn.trailing_data
+    return bytes(trailing)

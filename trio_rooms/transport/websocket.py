@@ -1,0 +1,92 @@
+"""WebSocket on wsproto (server side): bounded message reading; writing goes through ``Outbound``.
+
+Rule: wsproto parses what the client sends; what we send is pre-encoded frame bytes
+(``protocol.websocket``), so that a broadcast frame is encoded once for every recipient.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import trio
+from wsproto.connection import Connection, ConnectionState, ConnectionType
+from wsproto.events import BytesMessage, CloseConnection, Ping, TextMessage
+from wsproto.frame_protocol import CloseReason
+
+from ..errors import DisconnectReason
+from .outbound import Outbound
+
+__all__ = ["WebSocketReader"]
+
+_RECEIVE_SIZE: Final = 64 * 1024
+
+
+class WebSocketReader:
+    """Reads whole messages from one server-side WebSocket, at most ``max_message`` bytes each.
+
+    Control frames are answered through ``outbound``. After ``receive`` returned None,
+    ``reason`` tells why the connection ended and ``closing_frame()`` gives the frame to send last.
+    """
+
+    __slots__ = ("_close_code", "_outbound", "_stream", "_ws", "max_message", "reason")
+
+    def __init__(self, stream: trio.abc.Stream, outbound: Outbound, trailing: bytes, *, max_message: int) -> None:
+        self._stream = stream
+        self._outbound = outbound
+        self._ws = Connection(ConnectionType.SERVER, trailing_data=trailing)
+        self._close_code = int(CloseReason.NORMAL_CLOSURE)
+        self.max_message = max_message
+        self.reason: DisconnectReason | None = None
+
+    async def receive(self) -> str | bytes | None:
+        """The next complete message, or None once the WebSocket is closed (see ``reason``)."""
+        ws = self._ws
+        text_parts: list[str] = []
+        byte_parts: list[bytes] = []
+        size = 0
+        while True:
+            for event in ws.events():
+                if isinstance(event, TextMessage):
+                    size += len(event.data)
+                    text_parts.append(event.data)
+                elif isinstance(event, BytesMessage):
+                    size += len(event.data)
+                    byte_parts.append(bytes(event.data))
+                elif isinstance(event, Ping):
+                    self._outbound.write(ws.send(event.response()))
+                    continue
+                elif isinstance(event, CloseConnection):
+                    if event.code in (CloseReason.NORMAL_CLOSURE, CloseReason.GOING_AWAY, 1005, 1006):
+                        self.reason = DisconnectReason.TRANSPORT_CLOSE
+                    else:
+                        self._close_code = int(CloseReason.PROTOCOL_ERROR)
+                        self.reason = DisconnectReason.TRANSPORT_ERROR
+                    return None
+                else:
+                    continue
+                if size > self.max_message:
+                    self._close_code = int(CloseReason.MESSAGE_TOO_BIG)
+                    self.reason = DisconnectReason.TRANSPORT_ERROR
+                    return None
+                if event.message_finished:
+                    if text_parts:
+                        return text_parts[0] if len(text_parts) == 1 else "".join(text_parts)
+                    return byte_parts[0] if len(byte_parts) == 1 else b"".join(byte_parts)
+            try:
+                data = await self._stream.receive_some(_RECEIVE_SIZE)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                data = b""
+            if not data:
+                self.reason = DisconnectReason.TRANSPORT_CLOSE
+                return None
+            ws.receive_data(data)
+
+    def closing_frame(self) -> bytes:
+        """The close frame to send last (empty when the WebSocket cannot send one any more)."""
+        if self._ws.state in (ConnectionState.OPEN, ConnectionState.REMOTE_CLOSING):
+            return self._ws.send(CloseConnection(code=self._close_code))
+        return b""
+
+    def set_close_code(self, code: int) -> None:
+        """Choose the code of the close frame we send (for example 1001 when shutting down)."""
+        self._close_code = code
