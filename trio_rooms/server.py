@@ -274,11 +274,15 @@ class Server:
 
     # -- observability ------------------------------------------------------------------------------
     def stats(self) -> dict[str, Any]:
-        """Counters for operators: connections, sockets per namespace, rooms, drops and errors."""
+        """Counters for operators: connections, sockets per namespace, rooms, drops and errors.
+
+        ``queued_bytes`` is the sum over connections of the bytes waiting in their channel lane.
+        """
         c = self.counters
         return {
             "connections": len(self._connections),
             "connections_total": c.connections_total,
+            "queued_bytes": sum(conn.session.outbound.queued_bytes for conn in self._connections),
             "sockets": {name: len(ns.sockets) for name, ns in self._namespaces.items()},
             "rooms": {name: len(ns.adapter.rooms) for name, ns in self._namespaces.items()},
             "slow_consumers_closed": c.slow_consumers_closed,
