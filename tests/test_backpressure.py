@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 
 import pytest
 import trio
+import trio.lowlevel
 import trio.testing
 
 import trio_rooms
@@ -84,11 +85,11 @@ async def test_slow_consumer_is_closed_and_others_keep_receiving() -> None:
                     while server.stats()["slow_consumers_closed"] == 0 and sent < 4000:
                         await server.to("all").emit("n", sent, PAYLOAD)
                         sent += 1
-                        await trio.sleep(0)
+                        await trio.lowlevel.checkpoint()
                     assert server.stats()["slow_consumers_closed"] == 1
                     for i in range(sent, 4000):
                         await server.to("all").emit("n", i, PAYLOAD)
-                        await trio.sleep(0)
+                        await trio.lowlevel.checkpoint()
                 assert got == list(range(4000))
                 with pytest.raises(trio_rooms.Disconnected):
                     while True:

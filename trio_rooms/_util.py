@@ -27,7 +27,7 @@ def check_async_callable(func: Callable[..., Any], what: str) -> inspect.Signatu
     target = func
     while isinstance(target, functools.partial):
         target = target.func
-    if not (inspect.iscoroutinefunction(target) or inspect.iscoroutinefunction(getattr(target, "__call__", None))):
+    if not (inspect.iscoroutinefunction(target) or inspect.iscoroutinefunction(type(target).__call__)):
         raise TypeError(f"{what} must be an async def function, got {func!r}")
     return inspect.signature(func)
 

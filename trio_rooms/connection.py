@@ -7,6 +7,7 @@ once; anything malformed closes the connection with one ``RemoteProtocolError`` 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 from typing import TYPE_CHECKING, Any, Final
@@ -122,12 +123,13 @@ class Connection:
         slot = self._slots.get(packet.nsp)
         if kind is PacketType.EVENT or kind is PacketType.BINARY_EVENT:
             if slot is None:
-                self._protocol_error(RemoteProtocolError(f"event for namespace {packet.nsp!r} before CONNECT"))
+                self._protocol_error(
+                    RemoteProtocolError(f"event for namespace {packet.nsp!r} before CONNECT")
+                )
                 return
-            try:
+            # A closed inbox means the socket is gone (refused or disconnecting): the event is moot.
+            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
                 await slot.inbox.send(packet)
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                pass  # the socket is gone (refused or disconnecting): the event is moot
         elif kind is PacketType.ACK or kind is PacketType.BINARY_ACK:
             if slot is None or slot.socket is None:
                 self._protocol_error(RemoteProtocolError(f"ack for namespace {packet.nsp!r} before CONNECT"))

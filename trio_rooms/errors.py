@@ -7,7 +7,7 @@ Rule: every error trio_rooms raises on purpose is a ``TrioRoomsError`` (or a pla
 from __future__ import annotations
 
 from collections.abc import Sequence
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 __all__ = [
@@ -24,7 +24,7 @@ __all__ = [
 ]
 
 
-class DisconnectReason(str, Enum):
+class DisconnectReason(StrEnum):
     """Why a socket was disconnected: the strings of the Socket.IO reference server."""
 
     CLIENT_NAMESPACE_DISCONNECT = "client namespace disconnect"
@@ -37,9 +37,6 @@ class DisconnectReason(str, Enum):
     FORCED_SERVER_CLOSE = "forced server close"
     SERVER_SHUTTING_DOWN = "server shutting down"
     SLOW_CONSUMER = "slow consumer"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 class TrioRoomsError(Exception):
@@ -93,7 +90,7 @@ class Disconnected(TrioRoomsError):  # noqa: N818
         self.reason = reason
 
 
-class AckTimeout(TrioRoomsError):
+class AckTimeout(TrioRoomsError):  # noqa: N818 - the name is the API
     """An acknowledgement did not arrive in time.
 
     For a broadcast with acks, ``responses`` holds the answers that did arrive.

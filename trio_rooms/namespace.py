@@ -194,5 +194,3 @@ class ParentNamespace(Namespace):
         child.event_handlers = self.event_handlers
         self.children[name] = child
         return child
-
-

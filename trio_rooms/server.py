@@ -29,11 +29,12 @@ from .transport.http import (
     EngineErrorCode,
     HttpRequest,
     accept_websocket,
+    linger,
     read_request,
     send_engine_error,
     send_response,
 )
-from .transport.outbound import DEFAULT_MAX_QUEUED_BYTES, OutboundStats, Outbound
+from .transport.outbound import DEFAULT_MAX_QUEUED_BYTES, Outbound, OutboundStats
 from .transport.session import EngineSession
 from .transport.websocket import WebSocketReader
 
@@ -328,7 +329,12 @@ class Server:
                 try:
                     async with trio.open_nursery() as connections:
                         await connections.start(
-                            partial(trio.serve_listeners, self._handle_stream, list(listeners), handler_nursery=connections)
+                            partial(
+                                trio.serve_listeners,
+                                self._handle_stream,
+                                list(listeners),
+                                handler_nursery=connections,
+                            )
                         )
                         task_status.started(list(listeners))
                 finally:
@@ -355,6 +361,7 @@ class Server:
             status = exc.error_status_hint if exc.error_status_hint >= 400 else 400
             with trio.move_on_after(self.close_timeout):
                 await send_response(stream, h11.Connection(h11.SERVER), status, b"Bad Request")
+                await linger(stream)
             return
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             return
@@ -362,10 +369,14 @@ class Server:
             return
         trailing = await self._route(stream, http, request)
         if trailing is None:
+            with trio.move_on_after(self.close_timeout):
+                await linger(stream)
             return
         await self._run_websocket(stream, request, trailing)
 
-    async def _route(self, stream: trio.abc.Stream, http: h11.Connection, request: HttpRequest) -> bytes | None:
+    async def _route(
+        self, stream: trio.abc.Stream, http: h11.Connection, request: HttpRequest
+    ) -> bytes | None:
         """Answer anything that is not a valid Engine.IO WebSocket request; else accept it."""
         with trio.move_on_after(self.close_timeout):
             if request.path != self.path and request.path.rstrip("/") + "/" != self.path:

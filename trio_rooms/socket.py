@@ -286,7 +286,9 @@ class Socket:
         assert packet.ack_id is not None
         callbacks = self._acks.pop(packet.ack_id, None)
         if callbacks is None:
-            logger.debug("socket %s: ack %d is not pending (late or unknown); ignored", self.id, packet.ack_id)
+            logger.debug(
+                "socket %s: ack %d is not pending (late or unknown); ignored", self.id, packet.ack_id
+            )
             return
         callbacks[0](ack_value(packet.data))
 
@@ -347,7 +349,9 @@ class Socket:
                 logger.exception("handler for %r failed on %r", event, self)
                 return
             if packet.ack_id is not None and self._connected:
-                self._session.send_packet(Packet(PacketType.ACK, self.nsp.name, ack_args(result), packet.ack_id))
+                self._session.send_packet(
+                    Packet(PacketType.ACK, self.nsp.name, ack_args(result), packet.ack_id)
+                )
         finally:
             self._in_flight.release()
 
@@ -372,5 +376,3 @@ class Socket:
                 await handler(str(reason))
             except Exception:
                 logger.exception("%r handler failed on %r", event, self)
-
-

@@ -6,6 +6,7 @@ virtual-time tests, TCP for real ones), so tests see exactly the packets the ser
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -109,7 +110,7 @@ class TestClient:
             data = await self.stream.receive_some(65536)
             if not data:
                 raise Disconnected("closed during handshake")
-            self._ws.receive_data(data)
+            self._ws.receive_data(bytes(data))
 
     async def _next_message(self) -> str | bytes:
         text: list[str] = []
@@ -121,10 +122,8 @@ class TestClient:
                 elif isinstance(event, CloseConnection):
                     self.closed = event
                     if self._ws.state.name in ("REMOTE_CLOSING", "OPEN"):
-                        try:
+                        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
                             await self._send(event.response())
-                        except (trio.BrokenResourceError, trio.ClosedResourceError):
-                            pass
                     raise Disconnected(f"websocket closed ({event.code})")
                 elif isinstance(event, TextMessage):
                     text.append(event.data)
@@ -141,7 +140,7 @@ class TestClient:
             if not data:
                 self.closed = CloseConnection(code=1006)
                 raise Disconnected("transport closed")
-            self._ws.receive_data(data)
+            self._ws.receive_data(bytes(data))
 
     async def receive_engine(self) -> EnginePacket:
         """The next Engine.IO packet (pings are answered first when ``answer_pings``)."""
@@ -166,7 +165,7 @@ class TestClient:
     async def send_engine(self, packet: EnginePacket) -> None:
         """Send one Engine.IO packet."""
         data = encode_ws(packet)
-        await self._send(Message(data=data) if isinstance(data, bytes) else Message(data=data))
+        await self._send(Message(data=data))
 
     async def send_raw(self, message: str | bytes) -> None:
         """Send one WebSocket message as is."""
@@ -193,10 +192,8 @@ class TestClient:
 
     async def close(self, code: int = 1000) -> None:
         """Close the WebSocket from our side."""
-        try:
+        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
             await self._send(CloseConnection(code=code))
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            pass
 
 
 @asynccontextmanager

@@ -145,7 +145,9 @@ class Adapter(ABC):
         """Return the selected sockets."""
 
     @abstractmethod
-    async def server_side_emit(self, event: str, args: list[Any], *, timeout: float | None = None) -> list[Any]:
+    async def server_side_emit(
+        self, event: str, args: list[Any], *, timeout: float | None = None
+    ) -> list[Any]:
         """Send an event to the other servers; with ``timeout``, wait for one answer per server."""
 
     @abstractmethod

@@ -8,7 +8,7 @@ recipients only.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Collection, Iterable, Mapping, Set
+from collections.abc import Callable, Collection, Iterable, Mapping, Set
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final
 
@@ -74,10 +74,10 @@ class InMemoryAdapter(Adapter):
 
     def add_all(self, sid: SocketId, rooms: Iterable[Room]) -> None:
         own = self._sids.get(sid)
-        if own is None:
-            own = self._sids[sid] = set()
         for room in rooms:
-            if room in own:
+            if own is None:
+                own = self._sids[sid] = set()
+            elif room in own:
                 continue
             own.add(room)
             members = self._rooms.get(room)
@@ -143,18 +143,27 @@ class InMemoryAdapter(Adapter):
         await self.deliver(encode_frames(packet), opts)
 
     async def deliver(self, frames: bytes, opts: BroadcastOptions) -> None:
-        """Write pre-encoded ``frames`` to every local socket that ``opts`` selects, each once.
+        """Write pre-encoded ``frames`` to every local socket that ``opts`` selects, each once."""
+        await self._write_all(self.local_targets(opts), frames, opts.flags.volatile, None)
+
+    async def _write_all(
+        self,
+        targets: Collection[SocketId],
+        frames: bytes,
+        volatile: bool,
+        dropped: Callable[[SocketId], None] | None,
+    ) -> None:
+        """Write ``frames`` to each of ``targets``; ``dropped(sid)`` for each write not taken.
 
         A delivery to more than ``YIELD_EVERY`` sockets yields between chunks, holding the order
-        lock so that no later broadcast overtakes it. Cancellation: the recipients not reached yet
-        get nothing.
+        lock so that no later delivery overtakes it at a recipient it has not reached yet.
+        Cancellation: the recipients not reached yet get nothing.
         """
-        targets = self.local_targets(opts)
-        volatile = opts.flags.volatile
         sockets = self.nsp.sockets
         if len(targets) <= YIELD_EVERY and not self._order.locked():
             for sid in targets:
-                sockets[sid].deliver(frames, volatile)
+                if not sockets[sid].deliver(frames, volatile) and dropped is not None:
+                    dropped(sid)
             await trio.lowlevel.checkpoint()
             return
         async with self._order:
@@ -164,8 +173,9 @@ class InMemoryAdapter(Adapter):
                     await trio.lowlevel.checkpoint()
                 for sid in snapshot[start : start + YIELD_EVERY]:
                     socket = sockets.get(sid)
-                    if socket is not None:
-                        socket.deliver(frames, volatile)
+                    delivered = socket is not None and socket.deliver(frames, volatile)
+                    if not delivered and dropped is not None:
+                        dropped(sid)
 
     async def broadcast_with_ack(self, packet: Packet, opts: BroadcastOptions) -> list[Any]:
         timeout = opts.flags.timeout
@@ -176,19 +186,24 @@ class InMemoryAdapter(Adapter):
         collector = _AckCollector(len(targets))
         frames = encode_frames(dataclasses.replace(packet, ack_id=ack_id))
         sockets = self.nsp.sockets
-        registered = []
+        for sid in targets:
+            sockets[sid].add_ack_callback(ack_id, collector.answer, collector.gone)
+
+        def dropped(sid: SocketId) -> None:
+            socket = sockets.get(sid)
+            if socket is not None:
+                socket.remove_ack_callback(ack_id)
+            collector.gone()
+
         try:
-            for sid in targets:
-                socket = sockets[sid]
-                socket.add_ack_callback(ack_id, collector.answer, collector.gone)
-                registered.append(socket)
-                if not socket.deliver(frames, opts.flags.volatile):
-                    collector.gone()
             with trio.move_on_after(timeout):
+                await self._write_all(targets, frames, opts.flags.volatile, dropped)
                 await collector.done.wait()
         finally:
-            for socket in registered:
-                socket.remove_ack_callback(ack_id)
+            for sid in targets:
+                socket = sockets.get(sid)
+                if socket is not None:
+                    socket.remove_ack_callback(ack_id)
         if collector.pending > 0:
             raise AckTimeout(f"{collector.pending} of {len(targets)} acks missing", collector.responses)
         return collector.responses
@@ -224,7 +239,9 @@ class InMemoryAdapter(Adapter):
         await trio.lowlevel.checkpoint()
         return found
 
-    async def server_side_emit(self, event: str, args: list[Any], *, timeout: float | None = None) -> list[Any]:
+    async def server_side_emit(
+        self, event: str, args: list[Any], *, timeout: float | None = None
+    ) -> list[Any]:
         # One server: there is nobody else to tell.
         await trio.lowlevel.checkpoint()
         return []

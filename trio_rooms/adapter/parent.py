@@ -58,7 +58,9 @@ class ParentAdapter(Adapter):
         async def one(child: Namespace) -> None:
             nonlocal missing
             try:
-                responses.extend(await child.adapter.broadcast_with_ack(dataclasses.replace(packet, nsp=child.name), opts))
+                responses.extend(
+                    await child.adapter.broadcast_with_ack(dataclasses.replace(packet, nsp=child.name), opts)
+                )
             except AckTimeout as exc:
                 responses.extend(exc.responses)
                 missing = True
@@ -94,7 +96,9 @@ class ParentAdapter(Adapter):
         await trio.lowlevel.checkpoint()
         return found
 
-    async def server_side_emit(self, event: str, args: list[Any], *, timeout: float | None = None) -> list[Any]:
+    async def server_side_emit(
+        self, event: str, args: list[Any], *, timeout: float | None = None
+    ) -> list[Any]:
         raise TypeError("server_side_emit is not supported on a parent namespace; use a child")
 
     async def server_count(self) -> int:

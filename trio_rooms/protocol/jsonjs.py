@@ -247,7 +247,7 @@ def dumps(obj: Any) -> str:
 # Decoding
 # ---------------------------------------------------------------------------------------------------------
 
-_STRING_LITERAL: Final = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_STRING_LITERAL: Final = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 _NOT_BRACKET: Final = re.compile(r"[^\[\]{}]+")
 _DEPTH_DELTA: Final = {"[": 1, "{": 1, "]": -1, "}": -1}
 

@@ -73,6 +73,13 @@ _TO_BINARY: Final = {PacketType.EVENT: PacketType.BINARY_EVENT, PacketType.ACK: 
 _FROM_BINARY: Final = {PacketType.BINARY_EVENT: PacketType.EVENT, PacketType.BINARY_ACK: PacketType.ACK}
 _TYPE_PREFIX: Final = {t: str(int(t)) for t in PacketType}
 _BINARY_LIKE: Final = (bytes, bytearray, memoryview)
+_ARRAY: Final = (list, tuple)
+_NUMBER: Final = (int, float)
+_PACKET_TYPES: Final = tuple(PacketType)  # indexed by id: faster than calling the enum
+_EVENT: Final = PacketType.EVENT
+_ACK: Final = PacketType.ACK
+_BINARY_EVENT: Final = PacketType.BINARY_EVENT
+_BINARY_ACK: Final = PacketType.BINARY_ACK
 
 # <type>[<attachments>-][<nsp>,][<ack id>][<JSON>]; the namespace runs to the first comma or to the end.
 _HEADER: Final = re.compile(r"([0-6])(?:([0-9]+)-)?(?:(/[^,]*),?)?([0-9]+)?")
@@ -86,18 +93,18 @@ _MAX_COUNT_DIGITS: Final = 6
 
 def _check_shape(ptype: PacketType, data: Any, ack_id: int | None) -> None:
     """Raise LocalProtocolError unless ``data`` and ``ack_id`` fit a packet of type ``ptype``."""
-    if ptype is PacketType.EVENT or ptype is PacketType.BINARY_EVENT:
-        if not isinstance(data, list | tuple) or not data:
+    if ptype is _EVENT or ptype is _BINARY_EVENT:
+        if not isinstance(data, _ARRAY) or not data:
             raise LocalProtocolError(f"{ptype.name} payload must be a non-empty array")
         name = data[0]
         if isinstance(name, str):
             if name in RESERVED_EVENTS:
                 raise LocalProtocolError(f"{name!r} is a reserved event name")
-        elif not isinstance(name, int | float) or isinstance(name, bool):
+        elif not isinstance(name, _NUMBER) or isinstance(name, bool):
             raise LocalProtocolError(f"{ptype.name} name must be a string (or a number)")
         return
-    if ptype is PacketType.ACK or ptype is PacketType.BINARY_ACK:
-        if not isinstance(data, list | tuple):
+    if ptype is _ACK or ptype is _BINARY_ACK:
+        if not isinstance(data, _ARRAY):
             raise LocalProtocolError(f"{ptype.name} payload must be an array")
         if ack_id is None:
             raise LocalProtocolError(f"{ptype.name} packet without an ack id")
@@ -150,7 +157,9 @@ def encode(packet: Packet) -> tuple[str, list[bytes]]:
             payload of the wrong shape for the type (a reserved event name included).
         TypeError: the data holds a value JSON cannot carry.
     """
-    ptype = PacketType(packet.type)
+    ptype = packet.type
+    if type(ptype) is not PacketType:
+        ptype = PacketType(ptype)
     nsp, data, ack_id = packet.nsp, packet.data, packet.ack_id
     if nsp != "/" and (not isinstance(nsp, str) or nsp[:1] != "/" or "," in nsp):
         raise LocalProtocolError(f"invalid namespace {nsp!r}: it starts with '/' and has no ','")
@@ -289,7 +298,7 @@ class Decoder:
         if match is None:
             raise LocalProtocolError(f"unknown Socket.IO packet type {message[:1]!r}")
         type_digit, count, nsp, ack_digits = match.groups()
-        ptype = PacketType(int(type_digit))
+        ptype = _PACKET_TYPES[int(type_digit)]
         binary = ptype in _BINARY_TYPES
         if binary:
             if count is None:

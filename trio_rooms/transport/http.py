@@ -23,6 +23,7 @@ __all__ = [
     "send_engine_error",
     "send_response",
     "accept_websocket",
+    "linger",
 ]
 
 MAX_REQUEST_HEAD_BYTES: Final = 16 * 1024
@@ -98,7 +99,7 @@ async def read_request(stream: trio.abc.Stream, conn: h11.Connection) -> HttpReq
         event = conn.next_event()
         if event is h11.NEED_DATA:
             data = await stream.receive_some(_RECEIVE_SIZE)
-            conn.receive_data(data)
+            conn.receive_data(bytes(data))
             if not data and conn.their_state is h11.IDLE:
                 return None
             continue
@@ -145,10 +146,32 @@ async def send_response(
     await stream.send_all(data)
 
 
-async def send_engine_error(stream: trio.abc.Stream, conn: h11.Connection, code: int, status: int = 400) -> None:
+async def send_engine_error(
+    stream: trio.abc.Stream, conn: h11.Connection, code: int, status: int = 400
+) -> None:
     """Answer with the reference server's JSON error ``{"code": N, "message": "..."}``."""
     body = json.dumps({"code": code, "message": EngineErrorCode.MESSAGES[code]}, separators=(",", ":"))
     await send_response(stream, conn, status, body.encode(), content_type="application/json")
+
+
+async def linger(stream: trio.abc.Stream, *, max_bytes: int = 256 * 1024) -> None:
+    """Half-close and drain what the client still sends (bounded), so that closing the socket
+    with unread input does not reset the connection before the client read our answer.
+    The caller sets the deadline."""
+    if isinstance(stream, trio.abc.HalfCloseableStream):
+        try:
+            await stream.send_eof()
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            return
+    drained = 0
+    try:
+        while drained < max_bytes:
+            data = await stream.receive_some(_RECEIVE_SIZE)
+            if not data:
+                return
+            drained += len(data)
+    except (trio.BrokenResourceError, trio.ClosedResourceError):
+        return
 
 
 def websocket_accept_token(key: str) -> str:
@@ -156,7 +179,9 @@ def websocket_accept_token(key: str) -> str:
     return base64.b64encode(hashlib.sha1(key.encode("latin-1") + _WS_GUID).digest()).decode("ascii")
 
 
-async def accept_websocket(stream: trio.abc.Stream, conn: h11.Connection, request: HttpRequest) -> bytes | None:
+async def accept_websocket(
+    stream: trio.abc.Stream, conn: h11.Connection, request: HttpRequest
+) -> bytes | None:
     """Answer 101 Switching Protocols; return the bytes received after the request head.
 
     Returns None (after answering 400) when the upgrade request is invalid. No extension is

@@ -52,14 +52,14 @@ class Outbound:
 
     __slots__ = (
         "_closed",
-                "_failed",
-        "_writable",
+        "_failed",
         "_queued",
         "_receive",
         "_send",
         "_sock",
         "_stats",
         "_stream",
+        "_writable",
         "max_queued_bytes",
         "on_overflow",
     )

@@ -168,5 +168,3 @@ class EngineSession:
             if not self._pong.is_set():
                 self.close(DisconnectReason.PING_TIMEOUT)
                 return
-
-

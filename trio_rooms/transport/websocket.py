@@ -30,7 +30,9 @@ class WebSocketReader:
 
     __slots__ = ("_close_code", "_outbound", "_stream", "_ws", "max_message", "reason")
 
-    def __init__(self, stream: trio.abc.Stream, outbound: Outbound, trailing: bytes, *, max_message: int) -> None:
+    def __init__(
+        self, stream: trio.abc.Stream, outbound: Outbound, trailing: bytes, *, max_message: int
+    ) -> None:
         self._stream = stream
         self._outbound = outbound
         self._ws = Connection(ConnectionType.SERVER, trailing_data=trailing)
@@ -79,7 +81,7 @@ class WebSocketReader:
             if not data:
                 self.reason = DisconnectReason.TRANSPORT_CLOSE
                 return None
-            ws.receive_data(data)
+            ws.receive_data(bytes(data))
 
     def closing_frame(self) -> bytes:
         """The close frame to send last (empty when the WebSocket cannot send one any more)."""
