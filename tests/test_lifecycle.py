@@ -443,3 +443,31 @@ async def test_server_disconnect_sends_disconnect_packet() -> None:
             # The connection stays: the client may connect again.
             assert (await client.connect()).type is PacketType.CONNECT
     assert reasons == ["server namespace disconnect", "transport close"]
+
+
+async def test_stuck_disconnecting_handler_cannot_keep_membership(autojump_clock: trio.abc.Clock) -> None:
+    server = trio_rooms.Server(teardown_timeout=3, ping_interval=1000, ping_timeout=1000)
+    ended: list[float] = []
+
+    @server.on("connection")
+    async def on_connection(socket: trio_rooms.Socket) -> None:
+        socket.join("stuck")
+
+        @socket.on("disconnecting")
+        async def never_returns(reason: str) -> None:
+            try:
+                await trio.sleep_forever()
+            finally:
+                ended.append(trio.current_time())
+
+    with trio.fail_after(100):
+        async with open_memory_server(server) as listener:
+            async with client_of(listener) as client:
+                await client.connect()
+                await trio.testing.wait_all_tasks_blocked()
+                assert "stuck" in server.adapter.rooms
+                start = trio.current_time()
+            while server.adapter.rooms:
+                await trio.sleep(0.5)
+            assert ended == [pytest.approx(start + 3)]
+            assert not server.adapter.sids and not server.of("/").sockets

@@ -365,9 +365,12 @@ class Socket:
         self._acks.clear()
         if not was_connected:
             return
-        await self._run_teardown_handlers("disconnecting", reason)
-        self.nsp.adapter.remove_all(self.id)
-        self.nsp.sockets.pop(self.id, None)
+        try:
+            await self._run_teardown_handlers("disconnecting", reason)
+        finally:
+            # Synchronous, so it runs even when the teardown deadline cancelled the handlers.
+            self.nsp.adapter.remove_all(self.id)
+            self.nsp.sockets.pop(self.id, None)
         await self._run_teardown_handlers("disconnect", reason)
 
     async def _run_teardown_handlers(self, event: str, reason: DisconnectReason) -> None:
