@@ -460,6 +460,8 @@ async def test_stuck_disconnecting_handler_cannot_keep_membership(autojump_clock
             finally:
                 ended.append(trio.current_time())
 
+    emptied = trio.Event()
+    server.adapter.on("delete-room", lambda room: emptied.set() if room == "stuck" else None)
     with trio.fail_after(100):
         async with open_memory_server(server) as listener:
             async with client_of(listener) as client:
@@ -467,7 +469,8 @@ async def test_stuck_disconnecting_handler_cannot_keep_membership(autojump_clock
                 await trio.testing.wait_all_tasks_blocked()
                 assert "stuck" in server.adapter.rooms
                 start = trio.current_time()
-            while server.adapter.rooms:
-                await trio.sleep(0.5)
+            await emptied.wait()
+            assert trio.current_time() == pytest.approx(start + 3)
+            await trio.testing.wait_all_tasks_blocked()
             assert ended == [pytest.approx(start + 3)]
             assert not server.adapter.sids and not server.of("/").sockets
