@@ -16,6 +16,7 @@ from . import jsonjs
 
 __all__ = [
     "CLOSE",
+    "DEFAULT_MAX_PAYLOAD",
     "NOOP",
     "PING",
     "PONG",

@@ -66,7 +66,7 @@ MAX_ACK_ID: Final = 10**15 - 1
 """Ack ids have at most 15 digits, so that JavaScript holds them exactly."""
 
 _BINARY_TYPES: Final = frozenset({PacketType.BINARY_EVENT, PacketType.BINARY_ACK})
-_ACK_TYPES: Final = frozenset(
+_BINARY_CAPABLE: Final = frozenset(
     {PacketType.EVENT, PacketType.ACK, PacketType.BINARY_EVENT, PacketType.BINARY_ACK}
 )
 _TO_BINARY: Final = {PacketType.EVENT: PacketType.BINARY_EVENT, PacketType.ACK: PacketType.BINARY_ACK}
@@ -143,7 +143,9 @@ def encode(packet: Packet) -> tuple[str, list[bytes]]:
 
     If the data holds bytes/bytearray/memoryview anywhere, an EVENT becomes BINARY_EVENT and an ACK becomes
     BINARY_ACK, and each binary is replaced by ``{"_placeholder":true,"num":N}`` in depth-first order. A
-    BINARY_* packet with no binary data is written as is (``50-...``).
+    BINARY_* packet with no binary data is written as a plain EVENT / ACK: the reference parser
+    (socket.io-parser 4.2.4 and later) rejects an attachment count of 0; it also refuses more than 10
+    attachments by default.
 
     Args:
         packet: The packet.
@@ -172,7 +174,7 @@ def encode(packet: Packet) -> tuple[str, list[bytes]]:
     buffers: list[bytes] = []
     if data is None:
         payload = ""
-    elif ptype in _ACK_TYPES:
+    elif ptype in _BINARY_CAPABLE:
         try:
             payload = jsonjs.dumps(data)
         except TypeError:
@@ -180,9 +182,10 @@ def encode(packet: Packet) -> tuple[str, list[bytes]]:
             if not buffers:
                 raise
             payload = jsonjs.dumps(data)
-            ptype = _TO_BINARY.get(ptype, ptype)
     else:
         payload = jsonjs.dumps(data)
+    # socket.io-parser >= 4.2.4 refuses "<n>-" with n < 1: a BINARY_* without binary goes out plain.
+    ptype = _TO_BINARY.get(ptype, ptype) if buffers else _FROM_BINARY.get(ptype, ptype)
 
     head = _TYPE_PREFIX[ptype]
     if ptype in _BINARY_TYPES:
@@ -305,6 +308,8 @@ class Decoder:
                 raise LocalProtocolError(f"{ptype.name} packet without an attachment count ('<n>-')")
             if len(count) > _MAX_COUNT_DIGITS or int(count) > self._max_attachments:
                 raise LocalProtocolError(f"too many attachments: {count} > {self._max_attachments}")
+            if int(count) < 1:  # as socket.io-parser >= 4.2.4: binary packets carry at least one
+                raise LocalProtocolError(f"{ptype.name} packet announcing {count} attachments")
         elif count is not None:
             raise LocalProtocolError(f"attachment count on a non-binary {ptype.name} packet")
         ack_id = None
@@ -313,17 +318,20 @@ class Decoder:
                 raise LocalProtocolError("ack id longer than 15 digits")
             ack_id = int(ack_digits)
         rest = message[match.end() :]
-        data = jsonjs.loads(rest, max_depth=self._max_depth) if rest else None
+        data = None
+        if rest:
+            if rest[0] in " \t\r\n":  # socket.io-parser would read a space as ack id 0: refuse to guess
+                raise LocalProtocolError("whitespace before the payload")
+            data = jsonjs.loads(rest, max_depth=self._max_depth)
+            if data is None:  # an explicit null is not an absent payload (socket.io-parser agrees)
+                raise LocalProtocolError(f"{ptype.name} payload cannot be null")
         _check_shape(ptype, data, ack_id)
         if nsp is None:
             nsp = "/"
         if not binary:
             return Packet(ptype, nsp, data, ack_id)
         assert count is not None  # checked above for binary types
-        pending = _Pending(ptype, nsp, data, ack_id, int(count), [])
-        if pending.expected == 0:
-            return self._finish(pending)
-        self._pending = pending
+        self._pending = _Pending(ptype, nsp, data, ack_id, int(count), [])
         return None
 
     def _finish(self, pending: _Pending) -> Packet:

@@ -1,0 +1,1 @@
+"""Tests of the sans-IO protocol package (synchronous, parametrized, golden bytes)."""
