@@ -24,6 +24,7 @@ from .connection import Connection
 from .errors import DisconnectReason
 from .handshake import Handshake, js_date_string
 from .namespace import Namespace, NamespaceMatcher, ParentNamespace
+from .stats import Counters
 from .transport.http import (
     MAX_REQUEST_HEAD_BYTES,
     EngineErrorCode,
@@ -34,11 +35,11 @@ from .transport.http import (
     send_engine_error,
     send_response,
 )
-from .transport.outbound import DEFAULT_MAX_QUEUED_BYTES, Outbound, OutboundStats
+from .transport.outbound import DEFAULT_MAX_QUEUED_BYTES, Outbound
 from .transport.session import EngineSession
 from .transport.websocket import WebSocketReader
 
-__all__ = ["Server", "ServerCounters"]
+__all__ = ["Server"]
 
 logger = logging.getLogger("trio_rooms")
 
@@ -58,18 +59,6 @@ DEFAULT_MAX_PENDING_ACKS: Final = 1024
 DEFAULT_MAX_ATTACHMENTS: Final = 10
 DEFAULT_MAX_JSON_DEPTH: Final = 32
 DEFAULT_MAX_NAMESPACES: Final = 32
-
-
-class ServerCounters(OutboundStats):
-    """The server's running counters (see ``Server.stats``)."""
-
-    __slots__ = ("connections_total", "protocol_errors", "refused_requests")
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.connections_total = 0
-        self.protocol_errors = 0
-        self.refused_requests = 0
 
 
 class Server:
@@ -150,7 +139,7 @@ class Server:
         self.max_attachments = max_attachments
         self.max_json_depth = max_json_depth
         self.max_namespaces = max_namespaces
-        self.counters = ServerCounters()
+        self.counters = Counters()
         self._adapter_factory = adapter
         self._namespaces: dict[str, Namespace] = {}
         self._parents: list[ParentNamespace] = []
@@ -440,6 +429,7 @@ class Server:
             ping_interval=self.ping_interval,
             ping_timeout=self.ping_timeout,
             max_payload=self.max_payload,
+            counters=self.counters,
         )
         connection = Connection(self, session, self._handshake(stream, request))
         self._connections.add(connection)

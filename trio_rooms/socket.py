@@ -228,9 +228,9 @@ class Socket:
         """Call ``answer(value)`` on the ack ``ack_id``, or ``gone()`` if the socket disconnects first."""
         self._acks[ack_id] = (answer, gone)
 
-    def remove_ack_callback(self, ack_id: int) -> None:
-        """Forget the ack callback of ``ack_id``."""
-        self._acks.pop(ack_id, None)
+    def remove_ack_callback(self, ack_id: int) -> bool:
+        """Forget the ack callback of ``ack_id``; False if it was not registered (any more)."""
+        return self._acks.pop(ack_id, None) is not None
 
     def deliver(self, frames: bytes, volatile: bool = False) -> bool:
         """Write pre-encoded frames to this client now (never awaits; the broadcast path)."""

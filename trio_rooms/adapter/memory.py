@@ -190,10 +190,10 @@ class InMemoryAdapter(Adapter):
             sockets[sid].add_ack_callback(ack_id, collector.answer, collector.gone)
 
         def dropped(sid: SocketId) -> None:
+            # A socket already gone was counted by its teardown (which calls every ``gone``).
             socket = sockets.get(sid)
-            if socket is not None:
-                socket.remove_ack_callback(ack_id)
-            collector.gone()
+            if socket is not None and socket.remove_ack_callback(ack_id):
+                collector.gone()
 
         try:
             with trio.move_on_after(timeout):

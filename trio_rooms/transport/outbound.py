@@ -14,20 +14,12 @@ from typing import Final
 
 import trio
 
-__all__ = ["Outbound", "OutboundStats", "DEFAULT_MAX_QUEUED_BYTES"]
+from ..stats import Counters
+
+__all__ = ["Outbound", "DEFAULT_MAX_QUEUED_BYTES"]
 
 DEFAULT_MAX_QUEUED_BYTES: Final = 4 * 1024 * 1024
 _COALESCE_LIMIT: Final = 256 * 1024
-
-
-class OutboundStats:
-    """Counters shared by every connection of one server."""
-
-    __slots__ = ("slow_consumers_closed", "volatile_dropped")
-
-    def __init__(self) -> None:
-        self.slow_consumers_closed = 0
-        self.volatile_dropped = 0
 
 
 def _raw_socket(stream: trio.abc.Stream) -> _stdlib_socket.socket | None:
@@ -70,7 +62,7 @@ class Outbound:
         *,
         max_queued_bytes: int = DEFAULT_MAX_QUEUED_BYTES,
         on_overflow: Callable[[], None],
-        stats: OutboundStats,
+        stats: Counters,
         fast_lane: bool = True,
     ) -> None:
         self._stream = stream

@@ -17,6 +17,7 @@ from ..errors import DisconnectReason, RemoteProtocolError
 from ..protocol.engineio import EnginePacketType, decode_ws, encode_ws, open_packet
 from ..protocol.socketio import Packet, encode
 from ..protocol.websocket import binary_frame, text_frame
+from ..stats import Counters
 from .outbound import Outbound
 from .websocket import WebSocketReader
 
@@ -53,17 +54,18 @@ class EngineSession:
         ping_interval: seconds between the server's pings.
         ping_timeout: seconds to wait for the pong after a ping was queued.
         max_payload: advertised ``maxPayload`` (also the reader's bound).
+        counters: the server's counters.
     """
 
     __slots__ = (
         "_pong",
         "_reader",
         "_scope",
+        "counters",
         "max_payload",
         "outbound",
         "ping_interval",
         "ping_timeout",
-        "protocol_errors",
         "reason",
         "sid",
     )
@@ -76,6 +78,7 @@ class EngineSession:
         ping_interval: float,
         ping_timeout: float,
         max_payload: int,
+        counters: Counters,
     ) -> None:
         self.sid = new_engine_sid()
         self._reader = reader
@@ -84,7 +87,7 @@ class EngineSession:
         self.ping_timeout = ping_timeout
         self.max_payload = max_payload
         self.reason: DisconnectReason | None = None
-        self.protocol_errors = 0
+        self.counters = counters
         self._scope = trio.CancelScope()
         self._pong = trio.Event()
 
@@ -154,8 +157,8 @@ class EngineSession:
                 return
 
     def _protocol_error(self, exc: RemoteProtocolError) -> None:
-        self.protocol_errors += 1
-        logger.warning("closing Engine.IO session %s: %s", self.sid, exc)
+        self.counters.protocol_errors += 1
+        logger.warning("closing Engine.IO session %s: %s: %s", self.sid, type(exc).__name__, exc.message)
         self.close(DisconnectReason.PARSE_ERROR)
 
     async def _heartbeat(self) -> None:
