@@ -22,6 +22,7 @@ from trio_rooms.adapter.memory import InMemoryAdapter
 from trio_rooms.broadcast import BroadcastOperator
 from trio_rooms.handshake import Handshake
 from trio_rooms.protocol import Decoder, EnginePacketType, Packet, PacketType, decode_ws
+from trio_rooms.transport.polling import Encoded
 
 if TYPE_CHECKING:
     from trio_rooms.namespace import Namespace
@@ -104,10 +105,10 @@ class FakeSocket:
         return f"<FakeSocket {self.id}>"
 
     # -- the interface the adapter uses -----------------------------------------------------------
-    def deliver(self, frames: bytes, volatile: bool = False) -> bool:
+    def deliver(self, item: Encoded, volatile: bool = False) -> bool:
         self.volatile_flags.append(volatile)
         try:
-            self.send.send_nowait(frames)
+            self.send.send_nowait(item.frames)
         except (trio.WouldBlock, trio.ClosedResourceError):
             self.dropped += 1
             return False

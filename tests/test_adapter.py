@@ -17,6 +17,7 @@ from trio_rooms import AckTimeout
 from trio_rooms.adapter.base import Adapter, BroadcastFlags, BroadcastOptions, SocketId
 from trio_rooms.adapter.memory import YIELD_EVERY
 from trio_rooms.protocol import Packet, PacketType
+from trio_rooms.transport.polling import Encoded
 
 Log = list[tuple[Any, ...]]
 
@@ -622,7 +623,7 @@ async def test_full_socket_is_not_waited_for(autojump_clock: trio.testing.MockCl
     ns = FakeNamespace()
     a = ns.connect("a", ["r"])
     full = ns.connect("full", ["r"], capacity=1)
-    full.deliver(b"", False)  # fill its channel
+    full.deliver(Encoded(("6",)), False)  # fill its channel
     result: list[Any] = []
 
     async def ask() -> None:
@@ -640,7 +641,7 @@ async def test_full_socket_is_not_waited_for(autojump_clock: trio.testing.MockCl
 async def test_failed_delivery_then_teardown_counts_once(autojump_clock: trio.testing.MockClock) -> None:
     ns = FakeNamespace()
     slow = ns.connect("slow", ["r"], capacity=1)
-    slow.deliver(b"", False)  # fill its channel: the next delivery fails (a slow consumer)
+    slow.deliver(Encoded(("6",)), False)  # fill its channel: the next delivery fails (a slow consumer)
     a = ns.connect("a", ["r"])
     b = ns.connect("b", ["r"])
     outcome: list[Any] = []

@@ -90,7 +90,7 @@ async def test_oversized_request_head_is_refused() -> None:
 
 
 async def test_silent_client_is_dropped_after_handshake_timeout() -> None:
-    server = trio_rooms.Server(handshake_timeout=0.3)
+    server = trio_rooms.Server(request_timeout=0.3)
     with trio.fail_after(10):
         async with serving(server) as port:
             start = trio.current_time()

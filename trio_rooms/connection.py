@@ -52,6 +52,7 @@ class Connection:
         self._slots: dict[str, _Slot] = {}
         self._nursery: trio.Nursery | None = None
         self._connect_timer = trio.CancelScope()
+        self._read_scope = trio.CancelScope()
 
     @property
     def reason(self) -> DisconnectReason | None:
@@ -71,16 +72,23 @@ class Connection:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             nursery.start_soon(self._expire_if_no_namespace)
-            reason = await self.session.run(self._on_message)
+            nursery.start_soon(self._read)
+            reason = await self.session.wait_closed()
             self._connect_timer.cancel()
+            self._read_scope.cancel()
             for slot in list(self._slots.values()):
                 self._end_slot(slot, reason)
             self._slots.clear()
         return reason
 
+    async def _read(self) -> None:
+        with self._read_scope:
+            async for message in self.session:
+                await self._on_message(message)
+
     def close(self, reason: DisconnectReason) -> None:
         """Close the whole connection (synchronous)."""
-        self.session.close(reason)
+        self.session.end(reason)
 
     def disconnect_all(self) -> None:
         """Disconnect every namespace (DISCONNECT packets), then close the connection."""

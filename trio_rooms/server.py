@@ -10,10 +10,8 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from functools import partial
 from typing import Any, Final, TypeVar
 
-import h11
 import trio
 
 from ._util import unwrap_group
@@ -21,23 +19,14 @@ from .adapter.base import Adapter
 from .adapter.memory import InMemoryAdapter
 from .broadcast import BroadcastOperator, RemoteSocket
 from .connection import Connection
-from .errors import DisconnectReason
+from .engine import EngineServer
 from .handshake import Handshake, js_date_string
 from .namespace import Namespace, NamespaceMatcher, ParentNamespace
 from .stats import Counters
-from .transport.http import (
-    MAX_REQUEST_HEAD_BYTES,
-    EngineErrorCode,
-    HttpRequest,
-    accept_websocket,
-    linger,
-    read_request,
-    send_engine_error,
-    send_response,
-)
-from .transport.outbound import DEFAULT_MAX_QUEUED_BYTES, Outbound
+from .transport.http import HttpRequest, HttpResponse
+from .transport.outbound import DEFAULT_MAX_QUEUED_BYTES
+from .transport.policy import CorsOrigins
 from .transport.session import EngineSession
-from .transport.websocket import WebSocketReader
 
 __all__ = ["Server"]
 
@@ -50,7 +39,9 @@ DEFAULT_PING_TIMEOUT: Final = 20.0
 DEFAULT_MAX_PAYLOAD: Final = 1_000_000
 DEFAULT_CONNECT_TIMEOUT: Final = 45.0
 DEFAULT_PATH: Final = "/socket.io/"
-DEFAULT_HANDSHAKE_TIMEOUT: Final = 10.0
+DEFAULT_REQUEST_TIMEOUT: Final = 10.0
+DEFAULT_IDLE_TIMEOUT: Final = 60.0
+DEFAULT_UPGRADE_TIMEOUT: Final = 10.0
 DEFAULT_SEND_TIMEOUT: Final = 10.0
 DEFAULT_TEARDOWN_TIMEOUT: Final = 5.0
 DEFAULT_CLOSE_TIMEOUT: Final = 2.0
@@ -93,9 +84,17 @@ class Server:
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
         path: str = DEFAULT_PATH,
         adapter: Callable[[Namespace], Adapter] = InMemoryAdapter,
+        transports: Sequence[str] = ("polling", "websocket"),
+        cors_allowed_origins: CorsOrigins = None,
+        cors_credentials: bool = True,
+        allow_request: Callable[[HttpRequest], Awaitable[bool]] | None = None,
+        trusted_proxies: Sequence[str] = (),
+        fallback: Callable[[HttpRequest], Awaitable[HttpResponse | None]] | None = None,
         max_queued_bytes: int = DEFAULT_MAX_QUEUED_BYTES,
         send_timeout: float = DEFAULT_SEND_TIMEOUT,
-        handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
+        request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
+        idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+        upgrade_timeout: float = DEFAULT_UPGRADE_TIMEOUT,
         teardown_timeout: float = DEFAULT_TEARDOWN_TIMEOUT,
         close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
         max_events_in_flight: int = DEFAULT_MAX_EVENTS_IN_FLIGHT,
@@ -105,45 +104,59 @@ class Server:
         max_namespaces: int = DEFAULT_MAX_NAMESPACES,
     ) -> None:
         for name, value in (
-            ("ping_interval", ping_interval),
-            ("ping_timeout", ping_timeout),
             ("connect_timeout", connect_timeout),
             ("send_timeout", send_timeout),
-            ("handshake_timeout", handshake_timeout),
             ("teardown_timeout", teardown_timeout),
-            ("close_timeout", close_timeout),
         ):
             if not value > 0:
                 raise ValueError(f"{name} must be positive")
         for name, count in (
-            ("max_payload", max_payload),
-            ("max_queued_bytes", max_queued_bytes),
             ("max_events_in_flight", max_events_in_flight),
             ("max_pending_acks", max_pending_acks),
             ("max_namespaces", max_namespaces),
+            ("max_attachments", max_attachments),
+            ("max_json_depth", max_json_depth),
         ):
             if not (isinstance(count, int) and count > 0):
                 raise ValueError(f"{name} must be a positive int")
-        self.ping_interval = float(ping_interval)
-        self.ping_timeout = float(ping_timeout)
-        self.max_payload = max_payload
+        self.counters = Counters()
+        self.engine = EngineServer(
+            counters=self.counters,
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
+            max_payload=max_payload,
+            path=path,
+            transports=tuple(transports),
+            cors_allowed_origins=cors_allowed_origins,
+            cors_credentials=cors_credentials,
+            allow_request=allow_request,
+            trusted_proxies=tuple(trusted_proxies),
+            fallback=fallback,
+            max_queued_bytes=max_queued_bytes,
+            request_timeout=request_timeout,
+            idle_timeout=idle_timeout,
+            upgrade_timeout=upgrade_timeout,
+            close_timeout=close_timeout,
+        )
+        self.engine.on("connection")(self._run_connection)
+        options = self.engine.options
+        self.ping_interval = options.ping_interval
+        self.ping_timeout = options.ping_timeout
+        self.max_payload = options.max_payload
+        self.path = options.path
+        self.max_queued_bytes = options.max_queued_bytes
+        self.close_timeout = options.close_timeout
         self.connect_timeout = float(connect_timeout)
-        self.path = "/" + path.strip("/") + "/"
-        self.max_queued_bytes = max_queued_bytes
         self.send_timeout = float(send_timeout)
-        self.handshake_timeout = float(handshake_timeout)
         self.teardown_timeout = float(teardown_timeout)
-        self.close_timeout = float(close_timeout)
         self.max_events_in_flight = max_events_in_flight
         self.max_pending_acks = max_pending_acks
         self.max_attachments = max_attachments
         self.max_json_depth = max_json_depth
         self.max_namespaces = max_namespaces
-        self.counters = Counters()
         self._adapter_factory = adapter
         self._namespaces: dict[str, Namespace] = {}
         self._parents: list[ParentNamespace] = []
-        self._connections: set[Connection] = set()
         self._services: trio.Nursery | None = None
         self.of("/")
 
@@ -270,9 +283,9 @@ class Server:
         """
         c = self.counters
         return {
-            "connections": len(self._connections),
+            "connections": len(self.engine.sessions),
             "connections_total": c.connections_total,
-            "queued_bytes": sum(conn.session.outbound.queued_bytes for conn in self._connections),
+            "queued_bytes": sum(session.queued_bytes for session in self.engine.sessions.values()),
             "sockets": {name: len(ns.sockets) for name, ns in self._namespaces.items()},
             "rooms": {name: len(ns.adapter.rooms) for name, ns in self._namespaces.items()},
             "slow_consumers_closed": c.slow_consumers_closed,
@@ -308,7 +321,7 @@ class Server:
 
         Each namespace's adapter ``run`` is started first. Cancellation: every socket is
         disconnected with reason "server shutting down"; its handlers run within
-        ``teardown_timeout``; each connection then gets a WebSocket close (1001).
+        ``teardown_timeout``; each WebSocket then gets a close frame (1001).
         """
         with unwrap_group():
             async with trio.open_nursery() as services:
@@ -316,140 +329,26 @@ class Server:
                     await services.start(namespace.adapter.run)
                 self._services = services
                 try:
-                    async with trio.open_nursery() as connections:
-                        await connections.start(
-                            partial(
-                                trio.serve_listeners,
-                                self._handle_stream,
-                                list(listeners),
-                                handler_nursery=connections,
-                            )
-                        )
-                        task_status.started(list(listeners))
+                    await self.engine.serve_listeners(listeners, task_status=task_status)
                 finally:
                     self._services = None
                     services.cancel_scope.cancel()
 
-    async def _handle_stream(self, stream: trio.abc.Stream) -> None:
-        try:
-            await self._handle_stream_inner(stream)
-        except Exception:
-            logger.exception("connection handler failed")
-        finally:
-            with trio.CancelScope(shield=True), trio.move_on_after(self.close_timeout):
-                await stream.aclose()
+    async def _run_connection(self, session: EngineSession) -> None:
+        await Connection(self, session, self._handshake(session)).run()
 
-    async def _handle_stream_inner(self, stream: trio.abc.Stream) -> None:
-        http = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_REQUEST_HEAD_BYTES)
-        request: HttpRequest | None = None
-        try:
-            with trio.move_on_after(self.handshake_timeout):
-                request = await read_request(stream, http)
-        except h11.RemoteProtocolError as exc:
-            self.counters.refused_requests += 1
-            status = exc.error_status_hint if exc.error_status_hint >= 400 else 400
-            with trio.move_on_after(self.close_timeout):
-                await send_response(stream, h11.Connection(h11.SERVER), status, b"Bad Request")
-                await linger(stream)
-            return
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            return
-        if request is None:
-            return
-        trailing = await self._route(stream, http, request)
-        if trailing is None:
-            with trio.move_on_after(self.close_timeout):
-                await linger(stream)
-            return
-        await self._run_websocket(stream, request, trailing)
-
-    async def _route(
-        self, stream: trio.abc.Stream, http: h11.Connection, request: HttpRequest
-    ) -> bytes | None:
-        """Answer anything that is not a valid Engine.IO WebSocket request; else accept it."""
-        with trio.move_on_after(self.close_timeout):
-            if request.path != self.path and request.path.rstrip("/") + "/" != self.path:
-                self.counters.refused_requests += 1
-                await send_response(stream, http, 404, b"Not Found")
-                return None
-            code: int | None = None
-            if request.query.get("EIO") != "4":
-                code = EngineErrorCode.UNSUPPORTED_PROTOCOL_VERSION
-            elif request.query.get("transport") != "websocket":
-                # Long-polling is not served yet (see README): only "websocket" is known here.
-                code = EngineErrorCode.UNKNOWN_TRANSPORT
-            elif "sid" in request.query:
-                code = EngineErrorCode.UNKNOWN_SID
-            elif not request.wants_websocket():
-                code = EngineErrorCode.BAD_REQUEST
-            if code is not None:
-                self.counters.refused_requests += 1
-                await send_engine_error(stream, http, code)
-                return None
-            return await accept_websocket(stream, http, request)
-        return None
-
-    def _handshake(self, stream: trio.abc.Stream, request: HttpRequest) -> Handshake:
-        address = ""
-        secure = isinstance(stream, trio.SSLStream)
-        inner: Any = stream.transport_stream if isinstance(stream, trio.SSLStream) else stream
-        if isinstance(inner, trio.SocketStream):
-            try:
-                peer = inner.socket.getpeername()
-                address = str(peer[0]) if isinstance(peer, tuple) else str(peer)
-            except OSError:
-                pass
+    def _handshake(self, session: EngineSession) -> Handshake:
+        request = session.request
+        assert request is not None
         now = time.time()
         return Handshake(
             headers=request.header_dict(),
             time=js_date_string(now),
-            address=address,
+            address=session.address,
             xdomain=request.header("origin") is not None,
-            secure=secure,
+            secure=session.secure,
             issued=int(now * 1000),
             url=request.target,
             query=dict(request.query),
             auth={},
         )
-
-    async def _run_websocket(self, stream: trio.abc.Stream, request: HttpRequest, trailing: bytes) -> None:
-        session: EngineSession | None = None
-
-        def overflow() -> None:
-            if session is not None:
-                session.close(DisconnectReason.SLOW_CONSUMER)
-
-        outbound = Outbound(
-            stream, max_queued_bytes=self.max_queued_bytes, on_overflow=overflow, stats=self.counters
-        )
-        reader = WebSocketReader(stream, outbound, trailing, max_message=self.max_payload)
-        session = EngineSession(
-            reader,
-            outbound,
-            ping_interval=self.ping_interval,
-            ping_timeout=self.ping_timeout,
-            max_payload=self.max_payload,
-            counters=self.counters,
-        )
-        connection = Connection(self, session, self._handshake(stream, request))
-        self._connections.add(connection)
-        self.counters.connections_total += 1
-        writer_scope = trio.CancelScope(shield=True)
-        try:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._write, outbound, writer_scope)
-                try:
-                    await connection.run()
-                finally:
-                    if session.reason is None:  # cancelled from outside: the server is going away
-                        session.reason = DisconnectReason.SERVER_SHUTTING_DOWN
-                        reader.set_close_code(1001)
-                    outbound.close(reader.closing_frame())
-                    writer_scope.deadline = trio.current_time() + self.close_timeout
-        finally:
-            self._connections.discard(connection)
-
-    @staticmethod
-    async def _write(outbound: Outbound, scope: trio.CancelScope) -> None:
-        with scope:
-            await outbound.run_writer()

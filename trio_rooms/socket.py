@@ -20,6 +20,7 @@ from .broadcast import BroadcastOperator, event_packet
 from .errors import AckTimeout, ConnectionRefused, Disconnected, DisconnectReason, LocalProtocolError
 from .handshake import Handshake
 from .protocol.socketio import Packet, PacketType
+from .transport.polling import Encoded
 
 if TYPE_CHECKING:
     from .connection import Connection
@@ -176,12 +177,12 @@ class Socket:
     async def _send(self, packet: Packet) -> None:
         if not self._connected:
             raise Disconnected(str(self._reason or "not connected"))
-        outbound = self._session.outbound
-        if outbound.queued_bytes >= outbound.max_queued_bytes:
+        session = self._session
+        if session.queued_bytes >= session.max_queued_bytes:
             with trio.move_on_after(self._conn.server.send_timeout):
-                await outbound.wait_writable()
-            if outbound.queued_bytes >= outbound.max_queued_bytes:
-                outbound.on_overflow()
+                await session.wait_writable()
+            if session.queued_bytes >= session.max_queued_bytes:
+                session.end(DisconnectReason.SLOW_CONSUMER)
                 raise Disconnected(str(DisconnectReason.SLOW_CONSUMER))
         else:
             await trio.lowlevel.checkpoint()
@@ -232,9 +233,9 @@ class Socket:
         """Forget the ack callback of ``ack_id``; False if it was not registered (any more)."""
         return self._acks.pop(ack_id, None) is not None
 
-    def deliver(self, frames: bytes, volatile: bool = False) -> bool:
-        """Write pre-encoded frames to this client now (never awaits; the broadcast path)."""
-        return self._session.outbound.write(frames, volatile=volatile)
+    def deliver(self, item: Encoded, volatile: bool = False) -> bool:
+        """Write a pre-encoded packet to this client now (never awaits; the broadcast path)."""
+        return self._session.write(item, volatile=volatile)
 
     # -- broadcasting from this socket (the sender is left out) -----------------------------------
     def to(self, room_or_rooms: str | Iterable[str]) -> BroadcastOperator:

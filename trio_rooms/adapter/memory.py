@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Final
 import trio
 
 from ..errors import AckTimeout
-from ..transport.session import encode_frames
+from ..transport.polling import Encoded
 from .base import Adapter, BroadcastOptions, Room, SocketId
 
 if TYPE_CHECKING:
@@ -140,16 +140,16 @@ class InMemoryAdapter(Adapter):
 
     # -- operations -----------------------------------------------------------------------------
     async def broadcast(self, packet: Packet, opts: BroadcastOptions) -> None:
-        await self.deliver(encode_frames(packet), opts)
+        await self.deliver(Encoded.of(packet), opts)
 
-    async def deliver(self, frames: bytes, opts: BroadcastOptions) -> None:
-        """Write pre-encoded ``frames`` to every local socket that ``opts`` selects, each once."""
+    async def deliver(self, frames: Encoded, opts: BroadcastOptions) -> None:
+        """Write the pre-encoded packet to every local socket that ``opts`` selects, each once."""
         await self._write_all(self.local_targets(opts), frames, opts.flags.volatile, None)
 
     async def _write_all(
         self,
         targets: Collection[SocketId],
-        frames: bytes,
+        frames: Encoded,
         volatile: bool,
         dropped: Callable[[SocketId], None] | None,
     ) -> None:
@@ -184,7 +184,7 @@ class InMemoryAdapter(Adapter):
         targets = list(self.local_targets(opts))
         ack_id = self.nsp.next_ack_id()
         collector = _AckCollector(len(targets))
-        frames = encode_frames(dataclasses.replace(packet, ack_id=ack_id))
+        frames = Encoded.of(dataclasses.replace(packet, ack_id=ack_id))
         sockets = self.nsp.sockets
         for sid in targets:
             sockets[sid].add_ack_callback(ack_id, collector.answer, collector.gone)

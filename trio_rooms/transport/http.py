@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
 from urllib.parse import parse_qsl, urlsplit
@@ -18,12 +19,15 @@ import trio
 __all__ = [
     "EngineErrorCode",
     "HttpRequest",
+    "HttpResponse",
+    "read_body",
     "MAX_REQUEST_HEAD_BYTES",
     "read_request",
     "send_engine_error",
     "send_response",
     "accept_websocket",
     "linger",
+    "valid_websocket_request",
 ]
 
 MAX_REQUEST_HEAD_BYTES: Final = 16 * 1024
@@ -125,6 +129,16 @@ async def read_request(stream: trio.abc.Stream, conn: h11.Connection) -> HttpReq
         raise h11.RemoteProtocolError(f"unexpected {type(event).__name__}", error_status_hint=400)
 
 
+@dataclass(frozen=True, slots=True)
+class HttpResponse:
+    """A complete HTTP response (what a ``fallback`` handler returns for its own pages)."""
+
+    status: int
+    body: bytes = b""
+    content_type: str = "text/plain; charset=UTF-8"
+    headers: tuple[tuple[str, str], ...] = ()
+
+
 async def send_response(
     stream: trio.abc.Stream,
     conn: h11.Connection,
@@ -132,26 +146,67 @@ async def send_response(
     body: bytes,
     *,
     content_type: str = "text/plain; charset=UTF-8",
-    extra_headers: tuple[tuple[str, str], ...] = (),
+    extra_headers: Iterable[tuple[str, str]] = (),
+    close: bool = True,
 ) -> None:
-    """Send a complete response and mark the connection to close after it."""
-    headers = [
-        ("content-type", content_type),
-        ("content-length", str(len(body))),
-        ("connection", "close"),
-        *extra_headers,
-    ]
-    data = conn.send(h11.Response(status_code=status, headers=headers))
-    data = (data or b"") + (conn.send(h11.Data(data=body)) or b"") + (conn.send(h11.EndOfMessage()) or b"")
+    """Send a complete response; ``close`` marks the connection to close after it."""
+    headers = [("content-type", content_type), ("content-length", str(len(body)))]
+    if close:
+        headers.append(("connection", "close"))
+    headers.extend(extra_headers)
+    data = conn.send(h11.Response(status_code=status, headers=headers)) or b""
+    if body:
+        data += conn.send(h11.Data(data=body)) or b""
+    data += conn.send(h11.EndOfMessage()) or b""
     await stream.send_all(data)
 
 
+async def read_body(stream: trio.abc.Stream, conn: h11.Connection, *, limit: int) -> bytes | None:
+    """Read the request body; None when it is larger than ``limit`` bytes (the caller answers 413).
+
+    The caller sets the deadline (a body trickled slowly is cut by it).
+    """
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        event = conn.next_event()
+        if event is h11.NEED_DATA:
+            data = await stream.receive_some(_RECEIVE_SIZE)
+            if not data:
+                raise h11.RemoteProtocolError("connection closed in the middle of a body")
+            conn.receive_data(bytes(data))
+            continue
+        if isinstance(event, h11.Data):
+            size += len(event.data)
+            if size > limit:
+                return None
+            chunks.append(bytes(event.data))
+        elif isinstance(event, h11.EndOfMessage):
+            return b"".join(chunks)
+        else:
+            raise h11.RemoteProtocolError(f"unexpected {type(event).__name__} in a body")
+
+
 async def send_engine_error(
-    stream: trio.abc.Stream, conn: h11.Connection, code: int, status: int = 400
+    stream: trio.abc.Stream,
+    conn: h11.Connection,
+    code: int,
+    status: int = 400,
+    *,
+    extra_headers: Iterable[tuple[str, str]] = (),
+    close: bool = False,
 ) -> None:
     """Answer with the reference server's JSON error ``{"code": N, "message": "..."}``."""
     body = json.dumps({"code": code, "message": EngineErrorCode.MESSAGES[code]}, separators=(",", ":"))
-    await send_response(stream, conn, status, body.encode(), content_type="application/json")
+    await send_response(
+        stream,
+        conn,
+        status,
+        body.encode(),
+        content_type="application/json",
+        extra_headers=extra_headers,
+        close=close,
+    )
 
 
 async def linger(stream: trio.abc.Stream, *, max_bytes: int = 256 * 1024) -> None:
@@ -179,19 +234,22 @@ def websocket_accept_token(key: str) -> str:
     return base64.b64encode(hashlib.sha1(key.encode("latin-1") + _WS_GUID).digest()).decode("ascii")
 
 
-async def accept_websocket(
-    stream: trio.abc.Stream, conn: h11.Connection, request: HttpRequest
-) -> bytes | None:
-    """Answer 101 Switching Protocols; return the bytes received after the request head.
+def valid_websocket_request(request: HttpRequest) -> bool:
+    """A GET with the upgrade headers, a key and version 13."""
+    return (
+        request.method == "GET"
+        and request.wants_websocket()
+        and bool(request.header("sec-websocket-key"))
+        and request.header("sec-websocket-version") == "13"
+    )
 
-    Returns None (after answering 400) when the upgrade request is invalid. No extension is
-    negotiated: compression stays off, as in Node's default.
+
+async def accept_websocket(stream: trio.abc.Stream, conn: h11.Connection, request: HttpRequest) -> bytes:
+    """Answer 101 Switching Protocols (check ``valid_websocket_request`` first); return the bytes
+    received after the request head. No extension is negotiated: compression stays off, as in
+    Node's default.
     """
-    key = request.header("sec-websocket-key")
-    version = request.header("sec-websocket-version")
-    if not key or version != "13" or request.method != "GET":
-        await send_engine_error(stream, conn, EngineErrorCode.BAD_REQUEST)
-        return None
+    key = request.header("sec-websocket-key") or ""
     response = h11.InformationalResponse(
         status_code=101,
         reason=b"Switching Protocols",

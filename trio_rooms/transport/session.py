@@ -1,34 +1,40 @@
-"""An Engine.IO v4 session over WebSocket: open packet, heartbeat, messages in, frames out.
+"""An Engine.IO v4 session: heartbeat, inbound messages, and its current transport's outbound path.
 
-Rule: one reader (``run``) and one writer (``Outbound.run_writer``) per session; everything else
-writes pre-encoded frames through ``send_frames``, which never awaits.
+Rule: a session starts on long-polling or on WebSocket and may upgrade once, from polling to
+WebSocket, without losing or duplicating a packet. Whatever the transport, writes never await:
+``write`` hands pre-encoded packets to the WebSocket's two lanes or to the polling buffer.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import math
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Final
 
 import trio
 
 from ..errors import DisconnectReason, RemoteProtocolError
-from ..protocol.engineio import EnginePacketType, decode_ws, encode_ws, open_packet
-from ..protocol.socketio import Packet, encode
-from ..protocol.websocket import binary_frame, text_frame
+from ..protocol.engineio import EnginePacket, EnginePacketType, open_packet
+from ..protocol.socketio import Packet
 from ..stats import Counters
+from .http import HttpRequest
 from .outbound import Outbound
-from .websocket import WebSocketReader
+from .polling import CLOSE_ITEM, NOOP_ITEM, PING_ITEM, Encoded, PollBuffer
 
-__all__ = ["EngineSession", "OnMessage", "encode_frames", "new_engine_sid"]
+__all__ = ["EngineSession", "Transport", "new_engine_sid"]
 
 logger = logging.getLogger("trio_rooms")
 
-OnMessage = Callable[[str | bytes], Awaitable[None]]
+#: Messages received but not yet taken by the session's consumer; then reading pauses.
+INBOUND_SIZE: Final = 64
 
-_PING_FRAME: Final = text_frame("2")
-_PONG_PROBE_FRAME: Final = text_frame("3probe")
+
+class Transport:
+    POLLING: Final = "polling"
+    WEBSOCKET: Final = "websocket"
 
 
 def new_engine_sid() -> str:
@@ -36,138 +42,234 @@ def new_engine_sid() -> str:
     return secrets.token_urlsafe(15)
 
 
-def encode_frames(packet: Packet) -> bytes:
-    """The WebSocket frames of one Socket.IO packet: a text frame "4..." then one per attachment."""
-    text, attachments = encode(packet)
-    frames = text_frame("4" + text)
-    for attachment in attachments:
-        frames += binary_frame(attachment)
-    return frames
-
-
 class EngineSession:
-    """One Engine.IO session on one WebSocket.
+    """One Engine.IO session (one client connection, whatever its transport).
 
-    Args:
-        reader: the WebSocket's message reader.
-        outbound: the connection's outbound path.
-        ping_interval: seconds between the server's pings.
-        ping_timeout: seconds to wait for the pong after a ping was queued.
-        max_payload: advertised ``maxPayload`` (also the reader's bound).
-        counters: the server's counters.
+    ``async for message in session`` yields each message (str or bytes) until the session ends;
+    ``send``/``write`` send. Created by the engine server, never by applications.
     """
-
-    __slots__ = (
-        "_pong",
-        "_reader",
-        "_scope",
-        "counters",
-        "max_payload",
-        "outbound",
-        "ping_interval",
-        "ping_timeout",
-        "reason",
-        "sid",
-    )
 
     def __init__(
         self,
-        reader: WebSocketReader,
-        outbound: Outbound,
         *,
+        transport: str,
         ping_interval: float,
         ping_timeout: float,
         max_payload: int,
+        max_queued_bytes: int,
+        upgrades: tuple[str, ...],
         counters: Counters,
     ) -> None:
         self.sid = new_engine_sid()
-        self._reader = reader
-        self.outbound = outbound
+        self.transport = transport
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
         self.max_payload = max_payload
-        self.reason: DisconnectReason | None = None
+        self.upgrades = upgrades if transport == Transport.POLLING else ()
         self.counters = counters
-        self._scope = trio.CancelScope()
+        self.reason: DisconnectReason | None = None
+        #: True when the client asked to close (a close packet): a pending GET then gets a noop.
+        self.closed_by_client = False
+        self.outbound: Outbound | None = None
+        self.poll = PollBuffer(max_bytes=max_queued_bytes, counters=counters, on_overflow=self._overflow)
+        self.get_pending = False
+        self.post_pending = False
+        self.upgrading = False
+        self._closed = trio.Event()
         self._pong = trio.Event()
+        self._pong_deadline = math.inf
+        self._inbound_send, self._inbound = trio.open_memory_channel[str | bytes](INBOUND_SIZE)
+        self._ws_scope: trio.CancelScope | None = None
+        #: The request that opened the session, the client's address, and whether it came over TLS.
+        self.request: HttpRequest | None = None
+        self.address = ""
+        self.secure = False
+        #: Set once a GET has taken the last packets of a closed polling session.
+        self.final_delivered = trio.Event()
 
-    def send_frames(self, frames: bytes, *, volatile: bool = False) -> bool:
-        """Write pre-encoded frames (never awaits); False when dropped."""
-        return self.outbound.write(frames, volatile=volatile)
+    def __repr__(self) -> str:
+        return f"<EngineSession {self.sid} {self.transport} reason={self.reason}>"
 
-    def send_packet(self, packet: Packet) -> bool:
-        """Encode and write one Socket.IO packet."""
-        return self.outbound.write(encode_frames(packet))
+    # -- state ------------------------------------------------------------------------------------
+    @property
+    def closed(self) -> bool:
+        """True once the session ended (``reason`` says why)."""
+        return self.reason is not None
 
-    def close(self, reason: DisconnectReason) -> None:
-        """End the session (synchronous): the first reason given is the one kept."""
-        if self.reason is None:
-            self.reason = reason
-        self._scope.cancel()
-
-    async def run(self, on_message: OnMessage) -> DisconnectReason:
-        """Send the open packet, then read until the session ends; return the reason.
-
-        ``on_message`` receives each Engine.IO message (str or bytes); while it waits, reading
-        pauses. Cancellation: the session ends; the caller closes the stream.
-        """
-        opening = open_packet(
+    def open_packet(self) -> EnginePacket:
+        """The open packet of this session (exact milliseconds, sub-second values included)."""
+        return open_packet(
             self.sid,
-            upgrades=(),
+            upgrades=self.upgrades,
             ping_interval_ms=round(self.ping_interval * 1000),
             ping_timeout_ms=round(self.ping_timeout * 1000),
             max_payload=self.max_payload,
         )
-        self.outbound.write(text_frame(str(encode_ws(opening))))
-        with self._scope:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._heartbeat)
-                await self._read(on_message)
-                nursery.cancel_scope.cancel()
-        return self.reason or DisconnectReason.TRANSPORT_CLOSE
 
-    async def _read(self, on_message: OnMessage) -> None:
-        reader = self._reader
-        while True:
-            message = await reader.receive()
-            if message is None:
-                self.close(reader.reason or DisconnectReason.TRANSPORT_CLOSE)
-                return
-            try:
-                packet = decode_ws(message)
-            except RemoteProtocolError as exc:
-                self._protocol_error(exc)
-                return
-            kind = packet.type
-            if kind is EnginePacketType.MESSAGE:
-                await on_message(packet.data)
-            elif kind is EnginePacketType.PONG:
-                self._pong.set()
-            elif kind is EnginePacketType.CLOSE:
-                self.close(DisconnectReason.TRANSPORT_CLOSE)
-                return
-            elif kind is EnginePacketType.PING:
-                # Only "2probe" is meaningful here (an upgrade probe); answer it as the spec says.
-                if packet.data == "probe":
-                    self.outbound.write(_PONG_PROBE_FRAME)
-            elif kind in (EnginePacketType.NOOP, EnginePacketType.UPGRADE):
-                continue
+    def expired(self) -> bool:
+        """True when a ping went unanswered past its deadline (checked as requests arrive)."""
+        return trio.current_time() >= self._pong_deadline
+
+    @property
+    def queued_bytes(self) -> int:
+        """Bytes waiting to be sent on the current transport."""
+        return self.outbound.queued_bytes if self.outbound is not None else self.poll.queued_bytes
+
+    @property
+    def max_queued_bytes(self) -> int:
+        """The slow-consumer bound."""
+        return self.poll.max_bytes
+
+    # -- writing ----------------------------------------------------------------------------------
+    def write(self, item: Encoded, *, volatile: bool = False) -> bool:
+        """Send a pre-encoded packet on the current transport (never awaits); False when dropped."""
+        outbound = self.outbound
+        if outbound is not None:
+            return outbound.write(item.frames, volatile=volatile)
+        if self.reason is not None:
+            return False
+        return self.poll.write(item, volatile=volatile)
+
+    def send_packet(self, packet: Packet) -> bool:
+        """Encode and send one Socket.IO packet."""
+        return self.write(Encoded.of(packet))
+
+    async def wait_writable(self) -> None:
+        """Wait until the current transport's queue is under the bound (or the session ends)."""
+        while self.queued_bytes >= self.max_queued_bytes and self.reason is None:
+            if self.outbound is not None:
+                await self.outbound.wait_writable()
             else:
-                self._protocol_error(RemoteProtocolError(f"unexpected Engine.IO packet {packet!r}"))
-                return
+                await trio.sleep(0.01)
+        await trio.lowlevel.checkpoint()
 
-    def _protocol_error(self, exc: RemoteProtocolError) -> None:
+    async def send(self, message: str | bytes) -> None:
+        """Send one Engine.IO message, waiting for queue space (the public Engine.IO API).
+
+        Raises:
+            trio.ClosedResourceError: the session is closed.
+        """
+        await self.wait_writable()
+        if self.reason is not None:
+            raise trio.ClosedResourceError(f"session closed: {self.reason}")
+        self.write(Encoded(("4" + message,) if isinstance(message, str) else (bytes(message),)))
+
+    # -- reading ----------------------------------------------------------------------------------
+    def __aiter__(self) -> AsyncIterator[str | bytes]:
+        return self._messages()
+
+    async def _messages(self) -> AsyncIterator[str | bytes]:
+        while self.reason is None:
+            try:
+                message = await self._inbound.receive()
+            except (trio.EndOfChannel, trio.ClosedResourceError):
+                return
+            if self.reason is not None:
+                return
+            yield message
+
+    async def feed(self, packet: EnginePacket) -> None:
+        """Handle one Engine.IO packet from the client (from a POST or the WebSocket).
+
+        Waits while the consumer's queue is full (so reading pauses). A packet a client may not
+        send closes the session with "parse error".
+        """
+        kind = packet.type
+        if kind is EnginePacketType.MESSAGE:
+            # Closed meanwhile: the message is moot.
+            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                await self._inbound_send.send(packet.data)
+        elif kind is EnginePacketType.PONG:
+            self._pong_deadline = math.inf
+            self._pong.set()
+            await trio.lowlevel.checkpoint()
+        elif kind is EnginePacketType.CLOSE:
+            self.closed_by_client = True
+            self.end(DisconnectReason.TRANSPORT_CLOSE)
+            await trio.lowlevel.checkpoint()
+        elif kind is EnginePacketType.NOOP:
+            await trio.lowlevel.checkpoint()
+        else:
+            self.protocol_error(RemoteProtocolError(f"a client may not send {kind.name} here"))
+            await trio.lowlevel.checkpoint()
+
+    def protocol_error(self, exc: RemoteProtocolError) -> None:
+        """Count, log in one line and close with "parse error"."""
         self.counters.protocol_errors += 1
         logger.warning("closing Engine.IO session %s: %s: %s", self.sid, type(exc).__name__, exc.message)
-        self.close(DisconnectReason.PARSE_ERROR)
+        self.end(DisconnectReason.PARSE_ERROR)
 
-    async def _heartbeat(self) -> None:
-        while True:
+    # -- closing ----------------------------------------------------------------------------------
+    async def close(self) -> None:
+        """Close the session (reason "forced close"); what is queued is still flushed."""
+        self.end(DisconnectReason.FORCED_CLOSE)
+        await trio.lowlevel.checkpoint()
+
+    def end(self, reason: DisconnectReason) -> None:
+        """End the session now (synchronous; the first reason is kept)."""
+        if self.reason is not None:
+            return
+        self.reason = reason
+        self._inbound_send.close()
+        self._closed.set()
+        if self._ws_scope is not None:
+            self._ws_scope.cancel()
+        self.poll.wake()
+
+    async def wait_closed(self) -> DisconnectReason:
+        """Wait until the session ends; return the reason."""
+        await self._closed.wait()
+        assert self.reason is not None
+        return self.reason
+
+    def _overflow(self) -> None:
+        self.end(DisconnectReason.SLOW_CONSUMER)
+
+    def final_polling_item(self) -> Encoded:
+        """What a pending GET gets once the session is closed: a noop when the client asked to
+        close, else a close packet (after whatever was still queued)."""
+        return NOOP_ITEM if self.closed_by_client else CLOSE_ITEM
+
+    # -- heartbeat --------------------------------------------------------------------------------
+    async def heartbeat(self) -> None:
+        """Ping every ``ping_interval``; close with "ping timeout" when a pong is late.
+
+        The pong deadline counts from the moment the ping is queued, whether or not a GET is there
+        to carry it.
+        """
+        while self.reason is None:
             await trio.sleep(self.ping_interval)
             self._pong = trio.Event()
-            self.outbound.write(_PING_FRAME)
-            with trio.move_on_after(self.ping_timeout):
+            self._pong_deadline = trio.current_time() + self.ping_timeout
+            self.write(PING_ITEM)
+            with trio.move_on_at(self._pong_deadline):
                 await self._pong.wait()
             if not self._pong.is_set():
-                self.close(DisconnectReason.PING_TIMEOUT)
+                self.end(DisconnectReason.PING_TIMEOUT)
                 return
+
+    # -- transports -------------------------------------------------------------------------------
+    def attach_websocket(self, outbound: Outbound, scope: trio.CancelScope) -> None:
+        """Make ``outbound`` the session's transport (a fresh WebSocket session or an upgrade).
+
+        On an upgrade, what waited for the next GET goes out first on the WebSocket, in order.
+        ``scope`` (the WebSocket reader's) is cancelled when the session closes.
+        """
+        for item in self.poll.take():
+            outbound.write(item.frames)
+        self.outbound = outbound
+        self.transport = Transport.WEBSOCKET
+        self.upgrading = False
+        self._ws_scope = scope
+        self.poll.wake()  # a GET still pending gets its noop
+        if self.reason is not None:
+            scope.cancel()
+
+    def start_upgrade(self) -> None:
+        """The probe succeeded: a pending GET (and any until the upgrade ends) gets a noop now."""
+        self.upgrading = True
+        self.poll.wake()
+
+    def abort_upgrade(self) -> None:
+        """The upgrade failed: stay on polling."""
+        self.upgrading = False

@@ -1,0 +1,601 @@
+"""EngineServer: the Engine.IO v4 server (long-polling, WebSocket, the upgrade between them), usable
+on its own as python-engineio is; the Socket.IO ``Server`` is built on it.
+
+Rule: each HTTP connection is one task reading requests in turn (h11, bounded, with deadlines);
+each Engine.IO session is one task (heartbeat + the application's handler) that outlives the
+requests of a long-polling client.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, Final, TypeVar
+
+import h11
+import trio
+
+from ._util import check_async_callable, unwrap_group
+from .errors import DisconnectReason, RemoteProtocolError
+from .protocol.engineio import RECORD_SEPARATOR as RECORD_SEPARATOR_TEXT
+from .protocol.engineio import EnginePacketType, decode_payload, decode_ws, encode_ws
+from .protocol.websocket import text_frame
+from .stats import Counters
+from .transport.http import (
+    MAX_REQUEST_HEAD_BYTES,
+    EngineErrorCode,
+    HttpRequest,
+    HttpResponse,
+    accept_websocket,
+    linger,
+    read_body,
+    read_request,
+    send_engine_error,
+    send_response,
+    valid_websocket_request,
+)
+from .transport.outbound import DEFAULT_MAX_QUEUED_BYTES, Outbound
+from .transport.policy import CorsOrigins, CorsPolicy, client_address
+from .transport.session import EngineSession, Transport
+from .transport.websocket import WebSocketReader
+
+__all__ = ["EngineOptions", "EngineServer", "EngineSession", "HttpRequest", "HttpResponse"]
+
+logger = logging.getLogger("trio_rooms")
+
+SessionHandler = Callable[[EngineSession], Awaitable[Any]]
+AllowRequest = Callable[[HttpRequest], Awaitable[bool]]
+Fallback = Callable[[HttpRequest], Awaitable["HttpResponse | None"]]
+F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
+
+_PROBE_PONG: Final = text_frame("3probe")
+_KEEP: Final = "keep"
+_CLOSE: Final = "close"
+
+
+@dataclass(frozen=True, slots=True)
+class EngineOptions:
+    """The Engine.IO options (shared by ``EngineServer`` and the Socket.IO ``Server``).
+
+    Attributes:
+        ping_interval: seconds between heartbeat pings.
+        ping_timeout: seconds to wait for a pong after a ping was queued.
+        max_payload: largest message (WebSocket) or request body (polling) from a client.
+        path: the Engine.IO path.
+        transports: the transports served, among "polling" and "websocket".
+        cors_allowed_origins: None (same origin only), "*", a list, or ``(origin) -> bool``.
+        cors_credentials: allow credentials (cookies) from the allowed origins.
+        allow_request: ``async (request) -> bool``: False refuses a new session with 403.
+        trusted_proxies: addresses or networks whose X-Forwarded-For is believed.
+        max_queued_bytes: per-session bound on queued outbound bytes (slow-consumer policy).
+        request_timeout: deadline for one request's head and body.
+        idle_timeout: how long a keep-alive connection may wait for its next request.
+        upgrade_timeout: deadline for a polling session's WebSocket upgrade to complete.
+        close_timeout: deadline to flush a closing session's last packets.
+        fallback: ``async (request) -> HttpResponse | None`` for requests outside ``path``.
+    """
+
+    ping_interval: float = 25.0
+    ping_timeout: float = 20.0
+    max_payload: int = 1_000_000
+    path: str = "/engine.io/"
+    transports: tuple[str, ...] = (Transport.POLLING, Transport.WEBSOCKET)
+    cors_allowed_origins: CorsOrigins = None
+    cors_credentials: bool = True
+    allow_request: AllowRequest | None = None
+    trusted_proxies: tuple[str, ...] = ()
+    max_queued_bytes: int = DEFAULT_MAX_QUEUED_BYTES
+    request_timeout: float = 10.0
+    idle_timeout: float = 60.0
+    upgrade_timeout: float = 10.0
+    close_timeout: float = 2.0
+    fallback: Fallback | None = None
+    _networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = field(init=False, repr=False)
+    _cors: CorsPolicy = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        for name in ("ping_interval", "ping_timeout", "request_timeout", "idle_timeout",
+                     "upgrade_timeout", "close_timeout"):  # fmt: skip
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive")
+        for name in ("max_payload", "max_queued_bytes"):
+            value = getattr(self, name)
+            if not (isinstance(value, int) and value > 0):
+                raise ValueError(f"{name} must be a positive int")
+        transports = tuple(self.transports)
+        if not transports or not set(transports) <= {Transport.POLLING, Transport.WEBSOCKET}:
+            raise ValueError('transports must be a non-empty subset of ("polling", "websocket")')
+        object.__setattr__(self, "transports", transports)
+        object.__setattr__(self, "path", "/" + self.path.strip("/") + "/")
+        networks = tuple(ipaddress.ip_network(p, strict=False) for p in self.trusted_proxies)
+        object.__setattr__(self, "_networks", networks)
+        object.__setattr__(self, "_cors", CorsPolicy.of(self.cors_allowed_origins, self.cors_credentials))
+
+
+class EngineServer:
+    """An Engine.IO v4 server.
+
+    ``@engine.on("connection")`` registers ``async def handler(session)``: ``async for message in
+    session`` yields each message (str or bytes) until the session ends, ``await
+    session.send(message)`` sends one, ``await session.close()`` ends it; the session closes when
+    the handler returns. Serve with ``await nursery.start(engine.serve, host, port)``.
+    Options: see ``EngineOptions`` (the path defaults to "/engine.io/").
+    """
+
+    def __init__(self, *, counters: Counters | None = None, **options: Any) -> None:
+        self.options = EngineOptions(**options)
+        self.counters = counters if counters is not None else Counters()
+        self._handler: SessionHandler | None = None
+        self._sessions: dict[str, EngineSession] = {}
+        self._nursery: trio.Nursery | None = None
+
+    @property
+    def sessions(self) -> dict[str, EngineSession]:
+        """The open sessions by id (read it, do not change it)."""
+        return self._sessions
+
+    def on(self, event: str) -> Callable[[F], F]:
+        """Register the ``"connection"`` handler: ``async def handler(session)``."""
+        if event != "connection":
+            raise ValueError('EngineServer has one event: "connection"')
+
+        def register(handler: F) -> F:
+            check_async_callable(handler, "connection handler")
+            self._handler = handler
+            return handler
+
+        return register
+
+    # -- serving ------------------------------------------------------------------------------------
+    async def serve(
+        self,
+        host: str | None,
+        port: int,
+        *,
+        task_status: trio.TaskStatus[list[trio.SocketListener]] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Listen on ``host``:``port`` (0 picks a free port) and serve until cancelled."""
+        with unwrap_group():
+            listeners = await trio.open_tcp_listeners(port, host=host)
+            await self.serve_listeners(listeners, task_status=task_status)
+
+    async def serve_listeners(
+        self,
+        listeners: Sequence[trio.abc.Listener[Any]],
+        *,
+        task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Serve any trio listeners until cancelled; then every session is closed in turn."""
+        with unwrap_group():
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                await nursery.start(
+                    partial(
+                        trio.serve_listeners, self._handle_stream, list(listeners), handler_nursery=nursery
+                    )
+                )
+                task_status.started(list(listeners))
+
+    # -- one HTTP connection ------------------------------------------------------------------------
+    async def _handle_stream(self, stream: trio.abc.Stream) -> None:
+        try:
+            await self._serve_http(stream)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+        except Exception:
+            logger.exception("HTTP connection failed")
+        finally:
+            with trio.CancelScope(shield=True), trio.move_on_after(self.options.close_timeout):
+                await stream.aclose()
+
+    async def _serve_http(self, stream: trio.abc.Stream) -> None:
+        opts = self.options
+        http = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_REQUEST_HEAD_BYTES)
+        peer = _peer_address(stream)
+        timeout = opts.request_timeout
+        while True:
+            request: HttpRequest | None = None
+            try:
+                with trio.move_on_after(timeout):
+                    request = await read_request(stream, http)
+            except h11.RemoteProtocolError as exc:
+                self.counters.refused_requests += 1
+                status = exc.error_status_hint if exc.error_status_hint >= 400 else 400
+                with trio.move_on_after(opts.close_timeout):
+                    await send_response(stream, h11.Connection(h11.SERVER), status, b"Bad Request")
+                    await linger(stream)
+                return
+            if request is None:
+                return
+            outcome = await self._dispatch(stream, http, request, peer)
+            if outcome != _KEEP or http.our_state is not h11.DONE or http.their_state is not h11.DONE:
+                if outcome != "upgraded":
+                    with trio.move_on_after(opts.close_timeout):
+                        await linger(stream)
+                return
+            http.start_next_cycle()
+            timeout = opts.idle_timeout
+
+    async def _dispatch(
+        self, stream: trio.abc.Stream, http: h11.Connection, request: HttpRequest, peer: str
+    ) -> str:
+        opts = self.options
+        cors = opts._cors.headers(request)
+        if request.path != opts.path and request.path + "/" != opts.path:
+            return await self._fallback(stream, http, request, cors)
+        if request.method == "OPTIONS":
+            if not opts._cors.allows(request):
+                await send_engine_error(stream, http, EngineErrorCode.FORBIDDEN, 403)
+                return _KEEP
+            await send_response(
+                stream, http, 204, b"", extra_headers=opts._cors.preflight_headers(request), close=False
+            )
+            return _KEEP
+        if not opts._cors.allows(request):
+            return await self._refuse(stream, http, EngineErrorCode.FORBIDDEN, cors, status=403)
+        if request.query.get("EIO") != "4":
+            return await self._refuse(stream, http, EngineErrorCode.UNSUPPORTED_PROTOCOL_VERSION, cors)
+        transport = request.query.get("transport")
+        if transport not in opts.transports:
+            return await self._refuse(stream, http, EngineErrorCode.UNKNOWN_TRANSPORT, cors)
+        sid = request.query.get("sid")
+        if transport == Transport.WEBSOCKET:
+            if not valid_websocket_request(request):
+                return await self._refuse(stream, http, EngineErrorCode.BAD_REQUEST, cors)
+            if sid is None:
+                if not await self._allowed(request):
+                    return await self._refuse(stream, http, EngineErrorCode.FORBIDDEN, cors, status=403)
+                await self._websocket_session(stream, http, request, peer)
+            else:
+                session = self._sessions.get(sid)
+                if session is None:
+                    return await self._refuse(stream, http, EngineErrorCode.UNKNOWN_SID, cors)
+                await self._upgrade(stream, http, request, session)
+            return "upgraded"
+        if sid is None:
+            if request.method != "GET":
+                return await self._refuse(stream, http, EngineErrorCode.BAD_HANDSHAKE_METHOD, cors)
+            if not await self._allowed(request):
+                return await self._refuse(stream, http, EngineErrorCode.FORBIDDEN, cors, status=403)
+            return await self._polling_session(stream, http, request, peer, cors)
+        session = self._sessions.get(sid)
+        if session is None:
+            return await self._refuse(stream, http, EngineErrorCode.UNKNOWN_SID, cors)
+        if session.transport != Transport.POLLING:
+            return await self._refuse(stream, http, EngineErrorCode.BAD_REQUEST, cors)
+        if request.method == "GET":
+            return await self._poll_get(stream, http, session, cors)
+        if request.method == "POST":
+            return await self._poll_post(stream, http, session, cors)
+        return await self._refuse(stream, http, EngineErrorCode.BAD_HANDSHAKE_METHOD, cors)
+
+    async def _refuse(
+        self,
+        stream: trio.abc.Stream,
+        http: h11.Connection,
+        code: int,
+        cors: list[tuple[str, str]],
+        status: int = 400,
+    ) -> str:
+        self.counters.refused_requests += 1
+        # A request body we did not read would be taken for the next request: close instead.
+        close = http.their_state is not h11.DONE
+        await send_engine_error(stream, http, code, status, extra_headers=cors, close=close)
+        return _CLOSE if close else _KEEP
+
+    async def _allowed(self, request: HttpRequest) -> bool:
+        check = self.options.allow_request
+        if check is None:
+            await trio.lowlevel.checkpoint()
+            return True
+        try:
+            return bool(await check(request))
+        except Exception:
+            logger.exception("allow_request failed; request refused")
+            return False
+
+    async def _fallback(
+        self, stream: trio.abc.Stream, http: h11.Connection, request: HttpRequest, cors: list[tuple[str, str]]
+    ) -> str:
+        response: HttpResponse | None = None
+        if self.options.fallback is not None:
+            try:
+                response = await self.options.fallback(request)
+            except Exception:
+                logger.exception("fallback handler failed")
+                response = HttpResponse(500, b"Internal Server Error")
+        if response is None:
+            response = HttpResponse(404, b"Not Found")
+        close = http.their_state is not h11.DONE
+        await send_response(
+            stream,
+            http,
+            response.status,
+            response.body,
+            content_type=response.content_type,
+            extra_headers=response.headers,
+            close=close,
+        )
+        return _CLOSE if close else _KEEP
+
+    # -- sessions -------------------------------------------------------------------------------------
+    def _new_session(self, transport: str, request: HttpRequest, peer: str, secure: bool) -> EngineSession:
+        opts = self.options
+        session = EngineSession(
+            transport=transport,
+            ping_interval=opts.ping_interval,
+            ping_timeout=opts.ping_timeout,
+            max_payload=opts.max_payload,
+            max_queued_bytes=opts.max_queued_bytes,
+            upgrades=(Transport.WEBSOCKET,) if Transport.WEBSOCKET in opts.transports else (),
+            counters=self.counters,
+        )
+        session.request = request
+        session.address = client_address(peer, request, opts._networks)
+        session.secure = secure
+        self._sessions[session.sid] = session
+        self.counters.connections_total += 1
+        assert self._nursery is not None
+        self._nursery.start_soon(self._run_session, session)
+        return session
+
+    async def _run_session(self, session: EngineSession) -> None:
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(session.heartbeat)
+                try:
+                    if self._handler is not None:
+                        await self._handler(session)
+                    else:
+                        await session.wait_closed()
+                except Exception:
+                    logger.exception("Engine.IO connection handler failed")
+                finally:
+                    if session.reason is None:
+                        cancelled = trio.current_effective_deadline() == -float("inf")
+                        session.end(
+                            DisconnectReason.SERVER_SHUTTING_DOWN
+                            if cancelled
+                            else DisconnectReason.FORCED_CLOSE
+                        )
+                    nursery.cancel_scope.cancel()
+        finally:
+            if session.transport == Transport.POLLING and not session.closed_by_client:
+                # Keep the session findable so that the next GET collects the last packets.
+                with trio.CancelScope(shield=True), trio.move_on_after(self.options.close_timeout):
+                    await session.final_delivered.wait()
+            self._sessions.pop(session.sid, None)
+
+    # -- long-polling -----------------------------------------------------------------------------------
+    async def _polling_session(
+        self,
+        stream: trio.abc.Stream,
+        http: h11.Connection,
+        request: HttpRequest,
+        peer: str,
+        cors: list[tuple[str, str]],
+    ) -> str:
+        session = self._new_session(Transport.POLLING, request, peer, isinstance(stream, trio.SSLStream))
+        body = str(encode_ws(session.open_packet())).encode()
+        await send_response(stream, http, 200, body, extra_headers=cors, close=False)
+        return _KEEP
+
+    async def _poll_get(
+        self,
+        stream: trio.abc.Stream,
+        http: h11.Connection,
+        session: EngineSession,
+        cors: list[tuple[str, str]],
+    ) -> str:
+        if session.expired():
+            session.end(DisconnectReason.PING_TIMEOUT)
+            return await self._refuse(stream, http, EngineErrorCode.UNKNOWN_SID, cors)
+        if session.get_pending:
+            session.end(DisconnectReason.TRANSPORT_ERROR)
+            return await self._refuse(stream, http, EngineErrorCode.BAD_REQUEST, cors)
+        outcome = _KEEP
+        session.get_pending = True
+        try:
+            if not (session.closed or session.upgrading):
+                outcome = await self._hold(stream, http, session)
+            body = self._poll_body(session)
+        finally:
+            session.get_pending = False
+        if outcome != _KEEP and session.reason is DisconnectReason.TRANSPORT_CLOSE:
+            return _CLOSE  # the client went away while we held its GET
+        await send_response(stream, http, 200, body.encode(), extra_headers=cors, close=outcome != _KEEP)
+        return outcome
+
+    def _poll_body(self, session: EngineSession) -> str:
+        if session.closed:
+            if session.closed_by_client:
+                return "6"
+            items = session.poll.take()
+            items.append(session.final_polling_item())
+            session.final_delivered.set()
+            return RECORD_SEPARATOR_TEXT.join(item.polling for item in items)
+        if session.upgrading or session.transport != Transport.POLLING:
+            return "6"
+        return session.poll.payload()
+
+    async def _hold(self, stream: trio.abc.Stream, http: h11.Connection, session: EngineSession) -> str:
+        """Wait for packets (or a close, or an upgrade) while watching the client's connection."""
+        outcome = _KEEP
+
+        async def watch() -> None:
+            nonlocal outcome
+            data = await stream.receive_some(65536)
+            if data:
+                http.receive_data(bytes(data))
+                outcome = _CLOSE  # pipelining: answer this request, then close (refused cleanly)
+                await trio.sleep_forever()
+            outcome = _CLOSE
+            session.end(DisconnectReason.TRANSPORT_CLOSE)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(watch)
+            await session.poll.wait()
+            nursery.cancel_scope.cancel()
+        return outcome
+
+    async def _poll_post(
+        self,
+        stream: trio.abc.Stream,
+        http: h11.Connection,
+        session: EngineSession,
+        cors: list[tuple[str, str]],
+    ) -> str:
+        opts = self.options
+        if session.post_pending:
+            session.end(DisconnectReason.TRANSPORT_ERROR)
+            return await self._refuse(stream, http, EngineErrorCode.BAD_REQUEST, cors)
+        session.post_pending = True
+        try:
+            body: bytes | None = None
+            with trio.move_on_after(opts.request_timeout):
+                body = await read_body(stream, http, limit=opts.max_payload)
+            if body is None:
+                session.end(DisconnectReason.TRANSPORT_ERROR)
+                if http.their_state is h11.DONE:
+                    return await self._refuse(stream, http, EngineErrorCode.BAD_REQUEST, cors)
+                await send_response(stream, http, 413, b"Payload Too Large", extra_headers=cors)
+                return _CLOSE
+            try:
+                packets = decode_payload(body.decode("utf-8"))
+            except (RemoteProtocolError, UnicodeDecodeError) as exc:
+                error = (
+                    exc if isinstance(exc, RemoteProtocolError) else RemoteProtocolError("body is not UTF-8")
+                )
+                session.protocol_error(error)
+                return await self._refuse(stream, http, EngineErrorCode.BAD_REQUEST, cors)
+            for packet in packets:
+                await session.feed(packet)
+        finally:
+            session.post_pending = False
+        await send_response(
+            stream, http, 200, b"ok", content_type="text/html", extra_headers=cors, close=False
+        )
+        return _KEEP
+
+    # -- WebSocket ------------------------------------------------------------------------------------
+    def _websocket_parts(
+        self, stream: trio.abc.Stream, trailing: bytes, session: EngineSession | None
+    ) -> tuple[Outbound, WebSocketReader]:
+        def overflow() -> None:
+            if session is not None:
+                session.end(DisconnectReason.SLOW_CONSUMER)
+
+        outbound = Outbound(
+            stream, max_queued_bytes=self.options.max_queued_bytes, on_overflow=overflow, stats=self.counters
+        )
+        return outbound, WebSocketReader(stream, outbound, trailing, max_message=self.options.max_payload)
+
+    async def _websocket_session(
+        self, stream: trio.abc.Stream, http: h11.Connection, request: HttpRequest, peer: str
+    ) -> None:
+        trailing = await accept_websocket(stream, http, request)
+        session = self._new_session(Transport.WEBSOCKET, request, peer, isinstance(stream, trio.SSLStream))
+        outbound, reader = self._websocket_parts(stream, trailing, session)
+        scope = trio.CancelScope()
+        session.attach_websocket(outbound, scope)
+        outbound.write(text_frame(str(encode_ws(session.open_packet()))))
+        await self._pump(session, outbound, reader, scope)
+
+    async def _upgrade(
+        self, stream: trio.abc.Stream, http: h11.Connection, request: HttpRequest, session: EngineSession
+    ) -> None:
+        trailing = await accept_websocket(stream, http, request)
+        outbound, reader = self._websocket_parts(stream, trailing, session)
+        if session.transport != Transport.POLLING or session.upgrading or session.closed:
+            # A second WebSocket for an upgraded (or upgrading) session: accepted, then closed.
+            outbound.close(reader.closing_frame())
+            with trio.move_on_after(self.options.close_timeout):
+                await outbound.run_writer()
+            return
+        scope = trio.CancelScope()
+        upgraded = False
+        async with trio.open_nursery() as nursery:
+            writer_scope = trio.CancelScope(shield=True)
+            nursery.start_soon(_write, outbound, writer_scope)
+            try:
+                with trio.move_on_after(self.options.upgrade_timeout):
+                    upgraded = await self._probe(session, outbound, reader)
+                if upgraded and not session.closed:
+                    session.attach_websocket(outbound, scope)
+                    await self._read_websocket(session, reader, scope)
+                else:
+                    session.abort_upgrade()
+            finally:
+                if upgraded and session.reason is None:
+                    reader.set_close_code(1001)  # cancelled from outside: the server is going away
+                outbound.close(reader.closing_frame())
+                writer_scope.deadline = trio.current_time() + self.options.close_timeout
+
+    async def _probe(self, session: EngineSession, outbound: Outbound, reader: WebSocketReader) -> bool:
+        """The upgrade handshake on the new WebSocket: "2probe" -> "3probe", then "5"."""
+        probing = True
+        while True:
+            message = await reader.receive()
+            if message is None:
+                return False
+            try:
+                packet = decode_ws(message)
+            except RemoteProtocolError:
+                return False
+            if probing and packet.type is EnginePacketType.PING and packet.data == "probe":
+                outbound.write(_PROBE_PONG)
+                session.start_upgrade()
+                probing = False
+            elif not probing and packet.type is EnginePacketType.UPGRADE:
+                return True
+            elif packet.type is not EnginePacketType.NOOP:
+                return False
+
+    async def _pump(
+        self, session: EngineSession, outbound: Outbound, reader: WebSocketReader, scope: trio.CancelScope
+    ) -> None:
+        async with trio.open_nursery() as nursery:
+            writer_scope = trio.CancelScope(shield=True)
+            nursery.start_soon(_write, outbound, writer_scope)
+            try:
+                await self._read_websocket(session, reader, scope)
+            finally:
+                if session.reason is None:
+                    reader.set_close_code(1001)  # cancelled from outside: the server is going away
+                outbound.close(reader.closing_frame())
+                writer_scope.deadline = trio.current_time() + self.options.close_timeout
+
+    async def _read_websocket(
+        self, session: EngineSession, reader: WebSocketReader, scope: trio.CancelScope
+    ) -> None:
+        with scope:
+            while True:
+                message = await reader.receive()
+                if message is None:
+                    session.end(reader.reason or DisconnectReason.TRANSPORT_CLOSE)
+                    return
+                try:
+                    packet = decode_ws(message)
+                except RemoteProtocolError as exc:
+                    session.protocol_error(exc)
+                    return
+                await session.feed(packet)
+
+
+async def _write(outbound: Outbound, scope: trio.CancelScope) -> None:
+    with scope:
+        await outbound.run_writer()
+
+
+def _peer_address(stream: trio.abc.Stream) -> str:
+    inner: Any = stream.transport_stream if isinstance(stream, trio.SSLStream) else stream
+    if isinstance(inner, trio.SocketStream):
+        try:
+            peer = inner.socket.getpeername()
+        except OSError:
+            return ""
+        return str(peer[0]) if isinstance(peer, tuple) else str(peer)
+    return ""
