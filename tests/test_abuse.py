@@ -176,7 +176,8 @@ async def test_request_head_that_never_ends() -> None:
 async def test_held_get_is_answered_by_the_heartbeat() -> None:
     async def abuse(server: trio_rooms.Server, port: int) -> None:
         sid = await handshake(port)
-        get = f"GET /socket.io/?EIO=4&transport=polling&sid={sid} HTTP/1.1\r\nHost: x\r\n\r\n"
+        get = f"GET /socket.io/?EIO=4&transport=polling&sid={sid} HTTP/1.1\r\n"
+        get += "Host: x\r\nConnection: close\r\n\r\n"
         start = trio.current_time()
         response = await exchange(port, get.encode())
         assert status_of(response) == 200 and response.endswith(b"\r\n\r\n2")

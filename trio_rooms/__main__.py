@@ -133,7 +133,8 @@ def build_demo_server(**options: Any) -> Server:
 
 
 def _url(host: str, port: int) -> str:
-    return f"ws://[{host}]:{port}" if ":" in host else f"ws://{host}:{port}"
+    """The URL a Socket.IO client takes (``io("http://...")``)."""
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 async def serve_until_signal(server: Server, host: str, port: int, *, title: str = "trio_rooms demo") -> None:
@@ -146,8 +147,7 @@ async def serve_until_signal(server: Server, host: str, port: int, *, title: str
             listeners: list[trio.SocketListener] = await nursery.start(server.serve, host, port)
             bound_port = listeners[0].socket.getsockname()[1]
             print(
-                f"{title} listening on {_url(host, bound_port)} "
-                f"(path {server.path}, WebSocket transport only); Ctrl-C to stop",
+                f"{title} listening on {_url(host, bound_port)} (path {server.path}); Ctrl-C to stop",
                 flush=True,
             )
             async for signum in signals:

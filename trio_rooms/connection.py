@@ -53,6 +53,7 @@ class Connection:
         self._nursery: trio.Nursery | None = None
         self._connect_timer = trio.CancelScope()
         self._read_scope = trio.CancelScope()
+        self._read_done = trio.Event()
 
     @property
     def reason(self) -> DisconnectReason | None:
@@ -75,16 +76,21 @@ class Connection:
             nursery.start_soon(self._read)
             reason = await self.session.wait_closed()
             self._connect_timer.cancel()
-            self._read_scope.cancel()
+            # What the client sent before the end (a DISCONNECT, say) is still handled, briefly.
+            self._read_scope.deadline = trio.current_time() + self.server.close_timeout
+            await self._read_done.wait()
             for slot in list(self._slots.values()):
                 self._end_slot(slot, reason)
             self._slots.clear()
         return reason
 
     async def _read(self) -> None:
-        with self._read_scope:
-            async for message in self.session:
-                await self._on_message(message)
+        try:
+            with self._read_scope:
+                async for message in self.session:
+                    await self._on_message(message)
+        finally:
+            self._read_done.set()
 
     def close(self, reason: DisconnectReason) -> None:
         """Close the whole connection (synchronous)."""

@@ -159,12 +159,12 @@ class EngineSession:
         return self._messages()
 
     async def _messages(self) -> AsyncIterator[str | bytes]:
-        while self.reason is None:
+        # After the session ended, what the client sent before ending it is still yielded (a
+        # DISCONNECT followed by a close, say), then the iteration stops.
+        while True:
             try:
                 message = await self._inbound.receive()
             except (trio.EndOfChannel, trio.ClosedResourceError):
-                return
-            if self.reason is not None:
                 return
             yield message
 

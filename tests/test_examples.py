@@ -1,0 +1,119 @@
+"""The examples and the demo entry point, run as a user runs them: real processes on 127.0.0.1.
+
+Covers ``examples/echo.py demo``, ``examples/chat.py demo``, and ``python -m trio_rooms --port 0``
+served as a separate process, checked with the echo client and the chat demo's clients, then
+stopped with SIGINT or SIGTERM: it must exit 0 without a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import trio
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+PROCESS_TIMEOUT = 30.0  # seconds; each command finishes in about a second
+URL_LINE = re.compile(rb"listening on (http://127\.0\.0\.1:(\d+)) ")
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="uses POSIX signals")
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "PYTHONUNBUFFERED": "1"}
+
+
+async def _run(*args: str) -> subprocess.CompletedProcess[bytes]:
+    """Run ``python *args`` from the repository root, capturing its output, under a deadline."""
+    with trio.fail_after(PROCESS_TIMEOUT):
+        return await trio.run_process(
+            [sys.executable, *args],
+            cwd=ROOT,
+            env=_env(),
+            capture_stdout=True,
+            capture_stderr=True,
+            check=False,
+        )
+
+
+def _explain(result: subprocess.CompletedProcess[bytes]) -> str:
+    out, err = result.stdout.decode(), result.stderr.decode()
+    return f"exit {result.returncode}\n--- stdout\n{out}\n--- stderr\n{err}"
+
+
+async def test_echo_demo() -> None:
+    result = await _run(str(EXAMPLES / "echo.py"), "demo")
+    assert result.returncode == 0, _explain(result)
+    assert b"echo ack: ['hello'" in result.stdout
+    assert b"echo demo: OK" in result.stdout
+
+
+async def test_chat_demo() -> None:
+    result = await _run(str(EXAMPLES / "chat.py"), "demo")
+    assert result.returncode == 0, _explain(result)
+    assert b"FAIL" not in result.stdout
+    assert b"ok   alice got room a's messages, once each" in result.stdout
+    assert b"ok   carol got room b's message only" in result.stdout
+    assert b"chat demo: OK" in result.stdout
+
+
+async def _read_url(process: trio.Process) -> str:
+    """Read the server's stdout up to its "listening on ws://..." line and return the URL."""
+    assert process.stdout is not None
+    seen = b""
+    while (match := URL_LINE.search(seen)) is None:
+        chunk = await process.stdout.receive_some()
+        if not chunk:
+            raise AssertionError(f"the server exited before listening; stdout: {seen!r}")
+        seen += chunk
+    return match.group(1).decode()
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+async def test_python_m_trio_rooms(tmp_path: Path, stop: signal.Signals) -> None:
+    stderr_path = tmp_path / "server.stderr"
+    with stderr_path.open("wb") as stderr, trio.fail_after(PROCESS_TIMEOUT):
+        process = await trio.lowlevel.open_process(
+            [sys.executable, "-m", "trio_rooms", "--host", "127.0.0.1", "--port", "0"],
+            cwd=ROOT,
+            env=_env(),
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+        )
+        try:
+            url = await _read_url(process)
+            echo = await _run(str(EXAMPLES / "echo.py"), "client", "--url", url)
+            assert echo.returncode == 0, _explain(echo)
+            assert b"echo ack: ['hello'" in echo.stdout
+            chat = await _run(str(EXAMPLES / "chat.py"), "demo", "--url", url)
+            assert chat.returncode == 0, _explain(chat)
+            assert b"chat demo: OK" in chat.stdout
+            process.send_signal(stop)
+            code = await process.wait()
+        finally:
+            if process.returncode is None:
+                process.kill()
+                with trio.CancelScope(shield=True):
+                    await process.wait()
+            assert process.stdout is not None
+            await process.stdout.aclose()
+    server_stderr = stderr_path.read_text()
+    assert code == 0, server_stderr
+    assert "Traceback" not in server_stderr, server_stderr
+    assert f"{stop.name}: shutting down" in server_stderr
+
+
+async def test_echo_client_fails_without_server() -> None:
+    # A closed port: connecting fails, and the client says so with a non-zero exit code.
+    listener = (await trio.open_tcp_listeners(0, host="127.0.0.1"))[0]
+    port = listener.socket.getsockname()[1]
+    await listener.aclose()
+    result = await _run(str(EXAMPLES / "echo.py"), "client", "--url", f"ws://127.0.0.1:{port}")
+    assert result.returncode == 1, _explain(result)
+    assert b"echo client failed" in result.stderr
