@@ -7,7 +7,7 @@ import nox
 nox.options.sessions = ["tests", "lint", "typecheck"]
 nox.options.reuse_existing_virtualenvs = True
 
-TEST_DEPS = ["pytest>=8", "pytest-trio>=0.8"]
+TEST_DEPS = ["pytest>=8", "pytest-trio>=0.8", "python-socketio[asyncio-client]>=5.11"]
 
 
 @nox.session

@@ -1,8 +1,10 @@
 """Interop with the real JavaScript socket.io-client: node scripts in tests/interop/ against our server.
 
-Each script prints ``ok <check>`` or ``FAIL <check>: <detail>`` per check and exits non-zero on any
-failure; this test runs it against the interop app (tests/interop/app.py) served in-process on
-127.0.0.1 port 0 and reports every failing check by name.
+``js_client.mjs`` runs its checks over one transport mode: ``websocket`` (``transports:
+["websocket"]``), ``default`` (the client's defaults: long-polling, then the upgrade to WebSocket) and
+``polling`` (``transports: ["polling"]``). It prints ``ok <check>`` or ``FAIL <check>: <detail>`` per
+check and exits non-zero on any failure; this test runs it in every mode against the interop app
+(tests/interop/app.py) served in-process on 127.0.0.1 port 0 and reports every failing check by name.
 
 Needs node and ``npm ci`` in tests/interop: without them the tests skip, except in CI (CI=true),
 where they fail.
@@ -26,7 +28,7 @@ import trio_rooms
 
 INTEROP_DIR = Path(__file__).parent / "interop"
 NODE_MODULES = INTEROP_DIR / "node_modules"
-SCRIPT_TIMEOUT = 60.0  # seconds: the scripts bound themselves (25 s overall); this is the backstop
+SCRIPT_TIMEOUT = 60.0  # seconds: the script bounds itself (40 s overall); this is the backstop
 
 
 @dataclass(frozen=True)
@@ -38,10 +40,20 @@ class NodeEnv:
 @dataclass(frozen=True)
 class Script:
     name: str
+    mode: str  # the transport mode, the script's second argument
     min_ok: int  # the number of checks the script has: fewer "ok" lines means checks went missing
 
+    @property
+    def label(self) -> str:
+        return f"{self.name} {self.mode}"
 
-SCRIPTS = [Script("js_client_ws.mjs", min_ok=20)]
+
+# 20 checks common to every mode, plus one about the transport of the mode (the upgrade, in "default").
+SCRIPTS = [
+    Script("js_client.mjs", "websocket", min_ok=21),
+    Script("js_client.mjs", "default", min_ok=21),
+    Script("js_client.mjs", "polling", min_ok=21),
+]
 
 
 def _missing(reason: str) -> NoReturn:
@@ -86,7 +98,7 @@ def _report(script: Script, returncode: int, stdout: str, stderr: str) -> str | 
     if failed:
         problems.append(f"{len(failed)} failing check(s):\n" + "\n".join(f"  {line}" for line in failed))
     if returncode != 0:
-        problems.append(f"{script.name} exited with {returncode}")
+        problems.append(f"{script.label} exited with {returncode}")
     if len(passed) < script.min_ok:
         problems.append(f"only {len(passed)} ok line(s), expected at least {script.min_ok}")
     if not problems:
@@ -112,7 +124,7 @@ async def _run_script(node_env: NodeEnv, script: Script) -> Run:
         try:
             with trio.move_on_after(SCRIPT_TIMEOUT) as scope:
                 result = await trio.run_process(
-                    [node_env.node, script.name, f"http://127.0.0.1:{port}"],
+                    [node_env.node, script.name, f"http://127.0.0.1:{port}", script.mode],
                     cwd=node_env.interop_dir,
                     capture_stdout=True,
                     capture_stderr=True,
@@ -130,13 +142,13 @@ async def _run_script(node_env: NodeEnv, script: Script) -> Run:
     )
 
 
-@pytest.mark.parametrize("script", SCRIPTS, ids=[s.name for s in SCRIPTS])
+@pytest.mark.parametrize("script", SCRIPTS, ids=[s.mode for s in SCRIPTS])
 def test_js_client(node_env: NodeEnv, script: Script) -> None:
     # A plain test around trio.run (not an async test): pytest.fail then raises outside any nursery,
     # so the report is the list of failing checks, not an exception group around it.
     run = trio.run(_run_script, node_env, script)
     if run.timed_out:
-        pytest.fail(f"{script.name} did not finish within {SCRIPT_TIMEOUT} s (killed)", pytrace=False)
+        pytest.fail(f"{script.label} did not finish within {SCRIPT_TIMEOUT} s (killed)", pytrace=False)
     failure = _report(script, run.returncode, run.stdout, run.stderr)
     if failure is not None:
         pytest.fail(failure, pytrace=False)

@@ -179,6 +179,30 @@ def build_server() -> trio_rooms.Server:
                     await socket.emit("burst", i)
             return True
 
+        @socket.on("paced_burst")
+        async def paced_burst(count: int, gap: float) -> bool:
+            # Spread over time (to span a transport upgrade): "seq" i, with i as 4 bytes every third.
+            for i in range(min(count, 1000)):
+                if i:
+                    await trio.sleep(min(gap, 0.1))
+                if i % 3 == 0:
+                    await socket.emit("seq", i, i.to_bytes(4, "big"))
+                else:
+                    await socket.emit("seq", i)
+            return True
+
+        # The numbers this socket sent with "record", in the order the handlers ran.
+        recorded: list[Any] = []
+
+        @socket.on("record")
+        async def record_number(number: Any) -> None:
+            if len(recorded) < MAX_RECORDS:
+                recorded.append(number)
+
+        @socket.on("recorded")
+        async def get_recorded() -> list[Any]:
+            return list(recorded)
+
         @socket.on("ask_client")
         async def ask_client(question: Any, seconds: float) -> dict[str, Any]:
             try:

@@ -1,7 +1,12 @@
-// Interop checks: the real JavaScript socket.io-client (4.8, WebSocket transport only) against the
-// trio_rooms interop app (app.py beside this file).
+// Interop checks: the real JavaScript socket.io-client (4.8) against the trio_rooms interop app
+// (app.py beside this file), over one transport mode:
 //
-// Usage: node js_client_ws.mjs http://127.0.0.1:PORT [overall_timeout_ms]
+//   websocket  transports: ["websocket"]         (WebSocket from the first request)
+//   default    the client's default options      (HTTP long-polling, then the upgrade to WebSocket)
+//   polling    transports: ["polling"]           (HTTP long-polling only, never upgraded)
+//
+// Usage: node js_client.mjs http://127.0.0.1:PORT [websocket|default|polling] [overall_timeout_ms]
+//        (mode "default" when omitted)
 //
 // Prints one line per check, "ok <name>" or "FAIL <name>: <detail>", then a summary line, and exits
 // 0 only when every check passed (1 on a failed check, 2 on the overall timeout, 3 on bad usage).
@@ -11,17 +16,42 @@ import { randomBytes } from "node:crypto";
 import { io } from "socket.io-client";
 
 const BASE_URL = (process.argv[2] ?? "").replace(/\/+$/, "");
-const OVERALL_MS = Number(process.argv[3] ?? 25000);
+const MODE = process.argv[3] ?? "default";
+const OVERALL_MS = Number(process.argv[4] ?? 40000);
 const CHECK_MS = 5000; // the bound of one check
 const STEP_MS = 2000; // the bound of one connect, ack or expected event
 const SETTLE_MS = 250; // how long to wait for deliveries that must NOT (or not twice) arrive
 
-if (!/^https?:\/\/[^/]+$/.test(BASE_URL) || !(OVERALL_MS > 0)) {
-  console.error("usage: node js_client_ws.mjs http://HOST:PORT [overall_timeout_ms]");
+// The client options of each mode (reconnection off: a check must see the first connection fail).
+const MODES = {
+  websocket: { transports: ["websocket"] },
+  default: {},
+  polling: { transports: ["polling"] },
+};
+
+if (!/^https?:\/\/[^/]+$/.test(BASE_URL) || !Object.hasOwn(MODES, MODE) || !(OVERALL_MS > 0)) {
+  console.error("usage: node js_client.mjs http://HOST:PORT [websocket|default|polling] [overall_timeout_ms]");
   process.exit(3);
 }
 
-const OPTS = { transports: ["websocket"], reconnection: false, timeout: STEP_MS };
+const OPTS = { ...MODES[MODE], reconnection: false, timeout: STEP_MS };
+// The transport of the first request, which the server's handshake.query reports.
+const FIRST_TRANSPORT = MODE === "websocket" ? "websocket" : "polling";
+
+// Every Engine.IO connection the checks opened, with the upgrades it went through (for the checks of
+// the transport in use).
+const engines = new Map();
+
+function track(socket) {
+  const engine = socket.io.engine;
+  if (engine && !engines.has(engine)) {
+    const seen = { upgrading: 0, upgraded: 0 };
+    engines.set(engine, seen);
+    engine.on("upgrading", () => (seen.upgrading += 1));
+    engine.on("upgrade", () => (seen.upgraded += 1));
+  }
+  return socket;
+}
 
 // ---------------------------------------------------------------- helpers
 
@@ -123,7 +153,7 @@ class Ctx {
   }
 
   connectWith(socket) {
-    this.sockets.push(socket);
+    this.sockets.push(track(socket));
     return withTimeout(
       new Promise((resolve, reject) => {
         socket.once("connect", () => resolve(socket));
@@ -141,7 +171,7 @@ class Ctx {
   }
 
   refusedWith(socket) {
-    this.sockets.push(socket);
+    this.sockets.push(track(socket));
     return withTimeout(
       new Promise((resolve, reject) => {
         socket.once("connect", () => reject(new Error(`connected to ${socket.nsp}, expected connect_error`)));
@@ -174,7 +204,7 @@ check("connect and handshake auth/query", async (ctx) => {
   assert.equal(hs.query.foo, "bar", `handshake.query.foo (query ${inspect(hs.query)})`);
   assert.equal(hs.query.n, "2", `handshake.query.n (query ${inspect(hs.query)})`);
   assert.equal(hs.query.EIO, "4", `handshake.query.EIO (query ${inspect(hs.query)})`);
-  assert.equal(hs.query.transport, "websocket", `handshake.query.transport (query ${inspect(hs.query)})`);
+  assert.equal(hs.query.transport, FIRST_TRANSPORT, `handshake.query.transport (query ${inspect(hs.query)})`);
   assert.deepEqual(hs.rooms, [s.id], "a new socket is in its own room only");
   assert.notEqual(s.id, s.io.engine.id, "the namespace socket id must not be the Engine.IO sid");
   const bare = await ctx.connect("/");
@@ -501,12 +531,124 @@ check("transport close -> reason transport close", async (ctx) => {
   const room = tag("r");
   await ack(s, "join", room);
   const sid = s.id;
-  s.io.engine.close(); // closes the WebSocket without a Socket.IO DISCONNECT
+  // Closes the Engine.IO connection without a Socket.IO DISCONNECT: the WebSocket is closed, or, on
+  // polling, a close packet is POSTed.
+  s.io.engine.close();
   const rec = await lastDisconnect(observer, sid);
   assert.equal(rec.disconnecting_reason, "transport close", `disconnecting reason (${inspect(rec)})`);
   assert.equal(rec.disconnect_reason, "transport close", `disconnect reason (${inspect(rec)})`);
   assert.deepEqual(rec.disconnecting_rooms, [room, sid].sort(), "rooms seen by disconnecting");
 });
+
+// ---------------------------------------------------------------- checks of the transport mode
+
+const SERVER_BURST = 120; // numbered server emits, one every SERVER_GAP_S (binary every third)
+const SERVER_GAP_S = 0.004;
+const CLIENT_GAP_MS = 3; // the client emits one numbered "record" event this often...
+const CLIENT_AFTER = 15; // ...until this many were sent after the upgrade
+const CLIENT_MAX = 400;
+const BEFORE_PROBE = 10; // in the "held probe" run: emits each way on polling before the probe starts
+
+/**
+ * One connection with default options: the server emits a paced numbered burst, starting as soon as
+ * the namespace is connected, and the client emits numbered events on a timer, both across the
+ * upgrade. Assert that each side received every number exactly once (the server events in order)
+ * and that the engine ended on "websocket"; return how many emits went over each transport.
+ *
+ * holdProbe: start the client's upgrade probe only once BEFORE_PROBE emits went each way over polling
+ * (as on a slow network), where the client would start it at once: on localhost the probe otherwise
+ * often completes before the namespace is connected, and nothing crosses the upgrade. The probe and
+ * the upgrade themselves are the client's own code.
+ */
+async function upgradeRun(ctx, holdProbe) {
+  const s = track(io(BASE_URL, { ...OPTS, forceNew: true }));
+  ctx.sockets.push(s);
+  const engine = s.io.engine;
+  const seen = []; // [i, the number carried by the attachment or null, transport at arrival]
+  const sentOn = []; // the transport in use when each "record" was emitted
+  let releaseProbe = () => {};
+  if (holdProbe) {
+    assert.equal(typeof engine._probe, "function", "engine.io-client has no _probe() to hold (version changed?)");
+    const probe = engine._probe;
+    const held = [];
+    engine._probe = function (...args) {
+      held.push(() => probe.apply(this, args));
+    };
+    releaseProbe = () => {
+      const polled = (list) => list.filter((t) => t === "polling").length;
+      if (polled(seen.map(([, , t]) => t)) >= BEFORE_PROBE && polled(sentOn) >= BEFORE_PROBE) {
+        held.splice(0).forEach((start) => start());
+      }
+    };
+  }
+  s.on("seq", (i, buf) => {
+    seen.push([i, buf === undefined ? null : toBuffer(buf).readUInt32BE(0), engine.transport.name]);
+    releaseProbe();
+  });
+  let upgraded = false;
+  engine.on("upgrade", () => (upgraded = true));
+  // Both buffered until the namespace is connected, then sent first, in this order.
+  s.emit("paced_burst", SERVER_BURST, SERVER_GAP_S);
+  let afterUpgrade = 0;
+  const timer = setInterval(() => {
+    if (sentOn.length >= CLIENT_MAX || afterUpgrade >= CLIENT_AFTER) return clearInterval(timer);
+    if (upgraded) afterUpgrade += 1;
+    sentOn.push(!s.connected ? "buffered" : upgraded ? "websocket" : "polling");
+    s.emit("record", sentOn.length - 1);
+    releaseProbe();
+  }, CLIENT_GAP_MS);
+  try {
+    await ctx.connectWith(s);
+    const deadline = Date.now() + STEP_MS;
+    while ((seen.length < SERVER_BURST || !upgraded || afterUpgrade < CLIENT_AFTER) && Date.now() < deadline) await sleep(20);
+  } finally {
+    clearInterval(timer);
+  }
+  assert.ok(upgraded, `the engine never upgraded (transport ${engine.transport.name})`);
+  assert.equal(engine.transport.name, "websocket", "the transport after the upgrade");
+  const expected = Array.from({ length: SERVER_BURST }, (_, i) => [i, i % 3 === 0 ? i : null]);
+  assert.deepEqual(seen.map(([i, b]) => [i, b]), expected, "server emits across the upgrade (each once, in order)");
+  await sleep(SETTLE_MS);
+  assert.equal(seen.length, SERVER_BURST, "server emits arrived twice");
+  const recorded = await ack1(s, "recorded");
+  const sortedRecorded = [...recorded].sort((a, b) => a - b);
+  assert.deepEqual(sortedRecorded, Array.from({ length: sentOn.length }, (_, i) => i), "client emits across the upgrade (each once)");
+  const count = (list, name) => list.filter((t) => t === name).length;
+  const serverOn = seen.map(([, , t]) => t);
+  return {
+    server: { polling: count(serverOn, "polling"), websocket: count(serverOn, "websocket") },
+    client: { buffered: count(sentOn, "buffered"), polling: count(sentOn, "polling"), websocket: count(sentOn, "websocket") },
+  };
+}
+
+if (MODE === "default") {
+  check("upgrade to websocket loses and duplicates nothing (bursts both ways across it)", async (ctx) => {
+    // As the client does it on its own (whatever crosses the upgrade on this machine).
+    await upgradeRun(ctx, false);
+    // With the probe held until emits went both ways over polling, so that both bursts cross it.
+    const run = await upgradeRun(ctx, true);
+    const crossed = run.server.polling > 0 && run.server.websocket > 0 && run.client.polling > 0 && run.client.websocket > 0;
+    assert.ok(crossed, `the bursts did not cross the upgrade: ${inspect(run)}`);
+  });
+}
+
+if (MODE === "polling") {
+  check("polling only: every connection stayed on polling", async (ctx) => {
+    const s = await ctx.connect();
+    assert.deepEqual(await ack(s, "echo", "p"), ["p"]);
+    await sleep(SETTLE_MS);
+    assert.equal(s.io.engine.transport.name, "polling", "this connection's transport");
+    const moved = [...engines].filter(([e, seen]) => e.transport.name !== "polling" || seen.upgrading || seen.upgraded);
+    assert.equal(moved.length, 0, `of ${engines.size} connections, ${moved.length} left polling or tried to upgrade`);
+  });
+}
+
+if (MODE === "websocket") {
+  check("websocket only: every connection was on websocket", async () => {
+    const other = [...engines.keys()].filter((e) => e.transport.name !== "websocket");
+    assert.equal(other.length, 0, `of ${engines.size} connections, ${other.length} were not on websocket`);
+  });
+}
 
 // ---------------------------------------------------------------- runner
 
