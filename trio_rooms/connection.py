@@ -54,6 +54,7 @@ class Connection:
         self._connect_timer = trio.CancelScope()
         self._read_scope = trio.CancelScope()
         self._read_done = trio.Event()
+        self._connected_once = False
 
     @property
     def reason(self) -> DisconnectReason | None:
@@ -155,6 +156,10 @@ class Connection:
             if slot is not None:
                 del self._slots[packet.nsp]
                 self._end_slot(slot, DisconnectReason.CLIENT_NAMESPACE_DISCONNECT)
+            elif not self._connected_once:
+                # The spec: a first packet other than CONNECT closes the connection at once. Later,
+                # a DISCONNECT for a namespace we no longer have may cross ours: it is ignored.
+                self._protocol_error(RemoteProtocolError("DISCONNECT before any CONNECT"))
         else:
             self._protocol_error(RemoteProtocolError(f"a client cannot send {kind.name}"))
 
@@ -169,6 +174,7 @@ class Connection:
         auth: dict[str, Any] = packet.data if isinstance(packet.data, dict) else {}
         send, receive = trio.open_memory_channel[Packet](INBOX_SIZE)
         slot = self._slots[name] = _Slot(send)
+        self._connected_once = True
         assert self._nursery is not None
         self._nursery.start_soon(self._run_namespace, name, auth, slot, receive)
 

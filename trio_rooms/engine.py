@@ -52,6 +52,17 @@ Fallback = Callable[[HttpRequest], Awaitable["HttpResponse | None"]]
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 
 _PROBE_PONG: Final = text_frame("3probe")
+#: Server-decided closes after which a polling session stays findable until a GET has collected its
+#: last packets (as the reference server drains its buffer before closing). Any other close (an
+#: error, a ping timeout, the client's own close) forgets the session at once: a later request on
+#: its sid gets 400.
+_COLLECTABLE: Final = frozenset(
+    {
+        DisconnectReason.FORCED_CLOSE,
+        DisconnectReason.FORCED_SERVER_CLOSE,
+        DisconnectReason.SERVER_SHUTTING_DOWN,
+    }
+)
 _KEEP: Final = "keep"
 _CLOSE: Final = "close"
 
@@ -281,10 +292,10 @@ class EngineServer:
         status: int = 400,
     ) -> str:
         self.counters.refused_requests += 1
-        # A request body we did not read would be taken for the next request: close instead.
-        close = http.their_state is not h11.DONE
-        await send_engine_error(stream, http, code, status, extra_headers=cors, close=close)
-        return _CLOSE if close else _KEEP
+        # An error answer ends the connection (a request body we did not read would otherwise be
+        # taken for the next request; and a client that erred is not worth keeping alive).
+        await send_engine_error(stream, http, code, status, extra_headers=cors, close=True)
+        return _CLOSE
 
     async def _allowed(self, request: HttpRequest) -> bool:
         check = self.options.allow_request
@@ -363,7 +374,7 @@ class EngineServer:
                         )
                     nursery.cancel_scope.cancel()
         finally:
-            if session.transport == Transport.POLLING and not session.closed_by_client:
+            if session.transport == Transport.POLLING and _collectable(session):
                 # Keep the session findable so that the next GET collects the last packets.
                 with trio.CancelScope(shield=True), trio.move_on_after(self.options.close_timeout):
                     await session.final_delivered.wait()
@@ -392,6 +403,8 @@ class EngineServer:
     ) -> str:
         if session.expired():
             session.end(DisconnectReason.PING_TIMEOUT)
+            return await self._refuse(stream, http, EngineErrorCode.UNKNOWN_SID, cors)
+        if session.closed and (not _collectable(session) or session.final_delivered.is_set()):
             return await self._refuse(stream, http, EngineErrorCode.UNKNOWN_SID, cors)
         if session.get_pending:
             session.end(DisconnectReason.TRANSPORT_ERROR)
@@ -449,6 +462,10 @@ class EngineServer:
         cors: list[tuple[str, str]],
     ) -> str:
         opts = self.options
+        if session.expired():
+            session.end(DisconnectReason.PING_TIMEOUT)
+        if session.closed:
+            return await self._refuse(stream, http, EngineErrorCode.UNKNOWN_SID, cors)
         if session.post_pending:
             session.end(DisconnectReason.TRANSPORT_ERROR)
             return await self._refuse(stream, http, EngineErrorCode.BAD_REQUEST, cors)
@@ -473,6 +490,9 @@ class EngineServer:
                 return await self._refuse(stream, http, EngineErrorCode.BAD_REQUEST, cors)
             for packet in packets:
                 await session.feed(packet)
+            if session.reason is DisconnectReason.PARSE_ERROR:
+                # A packet a client may not send (open, upgrade outside an upgrade...): invalid.
+                return await self._refuse(stream, http, EngineErrorCode.BAD_REQUEST, cors)
         finally:
             session.post_pending = False
         await send_response(
@@ -583,6 +603,11 @@ class EngineServer:
                     session.protocol_error(exc)
                     return
                 await session.feed(packet)
+
+
+def _collectable(session: EngineSession) -> bool:
+    """Whether a closed polling session keeps its last packets for the next GET."""
+    return session.reason in _COLLECTABLE and not session.closed_by_client
 
 
 async def _write(outbound: Outbound, scope: trio.CancelScope) -> None:

@@ -170,6 +170,8 @@ class Server:
         if isinstance(name, str):
             if not name.startswith("/"):
                 name = "/" + name
+            if "," in name:
+                raise ValueError(f"a namespace name cannot contain a comma: {name!r}")
             namespace = self._namespaces.get(name)
             if namespace is None:
                 namespace = self._namespaces[name] = Namespace(self, name, self._adapter_factory)

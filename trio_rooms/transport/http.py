@@ -117,13 +117,22 @@ async def read_request(stream: trio.abc.Stream, conn: h11.Connection) -> HttpReq
             except ValueError:
                 raise h11.RemoteProtocolError("too many query fields", error_status_hint=400) from None
             headers = tuple((k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in event.headers)
-            return HttpRequest(
+            request = HttpRequest(
                 method=event.method.decode("ascii", "replace").upper(),
                 target=target,
                 path=split.path,
                 query=query,
                 headers=headers,
             )
+            if not _declares_body(request) and not request.wants_websocket():
+                # A request without a body ends here: consume its end now, so that the connection
+                # is reusable (keep-alive) once it is answered.
+                end = conn.next_event()
+                if not isinstance(end, h11.EndOfMessage):  # pragma: no cover - h11 guarantees it
+                    raise h11.RemoteProtocolError(
+                        "a request without a body did not end", error_status_hint=400
+                    )
+            return request
         if isinstance(event, h11.ConnectionClosed):
             return None
         raise h11.RemoteProtocolError(f"unexpected {type(event).__name__}", error_status_hint=400)
@@ -161,11 +170,18 @@ async def send_response(
     await stream.send_all(data)
 
 
+def _declares_body(request: HttpRequest) -> bool:
+    length = request.header("content-length")
+    return request.header("transfer-encoding") is not None or (length is not None and length.strip() != "0")
+
+
 async def read_body(stream: trio.abc.Stream, conn: h11.Connection, *, limit: int) -> bytes | None:
     """Read the request body; None when it is larger than ``limit`` bytes (the caller answers 413).
 
     The caller sets the deadline (a body trickled slowly is cut by it).
     """
+    if conn.their_state is h11.DONE:
+        return b""  # a request without a body (already consumed by ``read_request``)
     chunks: list[bytes] = []
     size = 0
     while True:
