@@ -26,7 +26,7 @@ def build_server() -> trio_rooms.Server:
         connect_timeout=1.5,
         close_timeout=0.5,
         ping_interval=1.0,
-        ping_timeout=1.0,
+        ping_timeout=5.0,
     )
 
     @server.on("connection")
@@ -81,8 +81,8 @@ async def scenario() -> AsyncIterator[tuple[trio_rooms.Server, int, list[float]]
         nursery.cancel_scope.cancel()
 
 
-async def exchange(port: int, data: bytes, *, pace: float = 0.0) -> bytes:
-    """Send ``data`` (one byte per ``pace`` seconds when pace > 0); return all that comes back."""
+async def exchange(port: int, data: bytes, *, trickle: bytes = b"", pace: float = 0.0) -> bytes:
+    """Send ``data``, then ``trickle`` one byte per ``pace`` seconds; return all that comes back."""
     stream = await trio.open_tcp_stream("127.0.0.1", port)
     async with stream:
         received = b""
@@ -99,12 +99,10 @@ async def exchange(port: int, data: bytes, *, pace: float = 0.0) -> bytes:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(read)
             try:
-                if pace:
-                    for i in range(len(data)):
-                        await stream.send_all(data[i : i + 1])
-                        await trio.sleep(pace)
-                else:
-                    await stream.send_all(data)
+                await stream.send_all(data)
+                for i in range(len(trickle)):
+                    await trio.sleep(pace)
+                    await stream.send_all(trickle[i : i + 1])
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 pass
             await trio.sleep_forever()
@@ -190,10 +188,10 @@ async def test_post_trickled_one_byte_at_a_time() -> None:
     async def abuse(server: trio_rooms.Server, port: int) -> None:
         sid = await handshake(port)
         start = trio.current_time()
-        response = await exchange(port, post(sid, b"40" * 50), pace=0.2)
+        response = await exchange(port, post(sid, b"", length=100), trickle=b"40" * 50, pace=0.2)
         elapsed = trio.current_time() - start
         assert elapsed < 3, "a trickled request must be cut at the request deadline"
-        assert status_of(response) in (0, 400, 408, 413)
+        assert status_of(response) == 408
 
     await run(abuse)
 
@@ -220,7 +218,8 @@ async def test_thousand_handshakes_that_never_join_a_namespace() -> None:
                         peak = max(peak, server.stats()["connections"])
 
                 nursery.start_soon(worker)
-        assert peak >= 500
+        assert server.stats()["connections_total"] >= 1001
+        assert peak > 1
         for _ in range(100):  # 10 s at most
             if server.stats()["connections"] <= 1:  # the healthy client stays
                 break

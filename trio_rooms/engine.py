@@ -280,7 +280,7 @@ class EngineServer:
         if request.method == "GET":
             return await self._poll_get(stream, http, session, cors)
         if request.method == "POST":
-            return await self._poll_post(stream, http, session, cors)
+            return await self._poll_post(stream, http, request, session, cors)
         return await self._refuse(stream, http, EngineErrorCode.BAD_HANDSHAKE_METHOD, cors)
 
     async def _refuse(
@@ -458,6 +458,7 @@ class EngineServer:
         self,
         stream: trio.abc.Stream,
         http: h11.Connection,
+        request: HttpRequest,
         session: EngineSession,
         cors: list[tuple[str, str]],
     ) -> str:
@@ -469,11 +470,27 @@ class EngineServer:
         if session.post_pending:
             session.end(DisconnectReason.TRANSPORT_ERROR)
             return await self._refuse(stream, http, EngineErrorCode.BAD_REQUEST, cors)
+        declared = request.header("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > opts.max_payload:
+            session.end(DisconnectReason.TRANSPORT_ERROR)
+            await send_response(stream, http, 413, b"Payload Too Large", extra_headers=cors)
+            return _CLOSE
         session.post_pending = True
         try:
             body: bytes | None = None
+            timed_out = True
             with trio.move_on_after(opts.request_timeout):
-                body = await read_body(stream, http, limit=opts.max_payload)
+                try:
+                    body = await read_body(stream, http, limit=opts.max_payload)
+                except h11.RemoteProtocolError:
+                    session.end(DisconnectReason.TRANSPORT_ERROR)
+                    return _CLOSE  # the client sent a broken body or went away in the middle
+                timed_out = False
+            if timed_out:
+                # A body trickled slower than the request deadline: cut, as a slow-request attack.
+                session.end(DisconnectReason.TRANSPORT_ERROR)
+                await send_response(stream, http, 408, b"Request Timeout", extra_headers=cors)
+                return _CLOSE
             if body is None:
                 session.end(DisconnectReason.TRANSPORT_ERROR)
                 if http.their_state is h11.DONE:

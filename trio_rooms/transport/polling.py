@@ -72,12 +72,15 @@ CLOSE_ITEM: Final = control("1")
 class PollBuffer:
     """What waits for the next long-polling GET, bounded in bytes like the WebSocket lanes."""
 
-    __slots__ = ("_counters", "_items", "_ready", "_size", "max_bytes", "on_overflow")
+    __slots__ = ("_closed", "_counters", "_drained", "_items", "_ready", "_size", "max_bytes", "on_overflow")
 
     def __init__(self, *, max_bytes: int, counters: Counters, on_overflow: Callable[[], None]) -> None:
         self._items: list[Encoded] = []
         self._size = 0
         self._ready = trio.Event()
+        self._drained = trio.Event()  # set while under the bound
+        self._drained.set()
+        self._closed = False
         self._counters = counters
         self.max_bytes = max_bytes
         self.on_overflow = on_overflow
@@ -97,8 +100,22 @@ class PollBuffer:
             return False
         self._items.append(item)
         self._size += len(item.frames)
+        if self._size >= self.max_bytes and self._drained.is_set():
+            self._drained = trio.Event()
         self._ready.set()
         return True
+
+    async def wait_writable(self) -> None:
+        """Wait until a GET took what was queued (under the bound again) or the buffer closed."""
+        while self._size >= self.max_bytes and not self._closed:
+            await self._drained.wait()
+        await trio.lowlevel.checkpoint()
+
+    def close(self) -> None:
+        """The session ended: release every waiter (a GET may still ``take`` what is left)."""
+        self._closed = True
+        self._ready.set()
+        self._drained.set()
 
     def wake(self) -> None:
         """Release a waiting GET now (with whatever is queued, or a noop)."""
@@ -116,7 +133,9 @@ class PollBuffer:
         items = self._items
         self._items = []
         self._size = 0
-        self._ready = trio.Event()
+        if not self._closed:
+            self._ready = trio.Event()
+        self._drained.set()
         return items
 
     def payload(self) -> str:

@@ -140,7 +140,7 @@ class EngineSession:
             if self.outbound is not None:
                 await self.outbound.wait_writable()
             else:
-                await trio.sleep(0.01)
+                await self.poll.wait_writable()
         await trio.lowlevel.checkpoint()
 
     async def send(self, message: str | bytes) -> None:
@@ -214,7 +214,7 @@ class EngineSession:
         self._closed.set()
         if self._ws_scope is not None:
             self._ws_scope.cancel()
-        self.poll.wake()
+        self.poll.close()
 
     async def wait_closed(self) -> DisconnectReason:
         """Wait until the session ends; return the reason."""
