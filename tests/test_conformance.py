@@ -1625,3 +1625,27 @@ async def test_sio_binary_over_polling_is_base64() -> None:
             while len(packets) < 2:
                 packets += [p for p in (await get(port, sid, SIO_PATH)).packets if p != "2"]
     assert packets == ['451-["message-back",{"_placeholder":true,"num":0}]', "b/wAQ"]
+
+
+async def test_server_close_during_upgrade_reaches_the_client_on_the_websocket() -> None:
+    """A server-decided close between 3probe and 5: the DISCONNECT goes out on the new WebSocket,
+    where the client now listens, then the WebSocket is closed."""
+    server = reference_server()
+    with trio.fail_after(GUARD):
+        async with serving(server) as port:
+            sid = await open_polling(port, SIO_PATH)
+            assert (await post(port, sid, "40", SIO_PATH)).text == "ok"
+            assert (await get(port, sid, SIO_PATH)).text.startswith("40")
+            client = await WsClient.connect(port, websocket(sid, SIO_PATH))
+            try:
+                await client.send("2probe")
+                assert await client.recv() == "3probe"
+                await server.disconnect_sockets(close=True)
+                await client.send("5")
+                received = []
+                with pytest.raises(WsClosed):
+                    while True:
+                        received.append(await client.recv())
+                assert "41" in received
+            finally:
+                await client.aclose()

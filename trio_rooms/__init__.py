@@ -7,6 +7,9 @@ from .adapter.base import SocketId as SocketId
 from .adapter.memory import InMemoryAdapter as InMemoryAdapter
 from .broadcast import BroadcastOperator as BroadcastOperator
 from .broadcast import RemoteSocket as RemoteSocket
+from .client import Client as Client
+from .client import open_client as open_client
+from .engine import EngineServer as EngineServer
 from .errors import AckTimeout as AckTimeout
 from .errors import AdapterError as AdapterError
 from .errors import ConnectionRefused as ConnectionRefused
@@ -20,6 +23,8 @@ from .errors import TrioRoomsError as TrioRoomsError
 from .handshake import Handshake as Handshake
 from .namespace import Namespace as Namespace
 from .server import Server as Server
+from .transport.http import HttpRequest as HttpRequest
+from .transport.http import HttpResponse as HttpResponse
 from .socket import Socket as Socket
 
 __version__ = "0.1.0"
@@ -30,10 +35,14 @@ __all__ = [
     "AdapterError",
     "BroadcastOperator",
     "BroadcastOptions",
+    "Client",
     "ConnectionRefused",
     "DisconnectReason",
+    "EngineServer",
     "Disconnected",
     "Handshake",
+    "HttpRequest",
+    "HttpResponse",
     "InMemoryAdapter",
     "LocalProtocolError",
     "Namespace",
@@ -46,4 +55,5 @@ __all__ = [
     "Socket",
     "SocketId",
     "TrioRoomsError",
+    "open_client",
 ]

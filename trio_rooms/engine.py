@@ -563,6 +563,12 @@ class EngineServer:
                 if upgraded and not session.closed:
                     session.attach_websocket(outbound, scope)
                     await self._read_websocket(session, reader, scope)
+                elif upgraded and not session.closed_by_client:
+                    # Closed by the server mid-upgrade: the client waits on this WebSocket now, so
+                    # the last packets (a DISCONNECT, say) go here, then the close frame.
+                    for item in session.poll.take():
+                        outbound.write(item.frames)
+                    session.final_delivered.set()
                 else:
                     session.abort_upgrade()
             finally:
