@@ -23,9 +23,9 @@ from .errors import TrioRoomsError as TrioRoomsError
 from .handshake import Handshake as Handshake
 from .namespace import Namespace as Namespace
 from .server import Server as Server
+from .socket import Socket as Socket
 from .transport.http import HttpRequest as HttpRequest
 from .transport.http import HttpResponse as HttpResponse
-from .socket import Socket as Socket
 
 __version__ = "0.1.0"
 
