@@ -281,7 +281,8 @@ class Server:
     def stats(self) -> dict[str, Any]:
         """Counters for operators: connections, sockets per namespace, rooms, drops and errors.
 
-        ``queued_bytes`` is the sum over connections of the bytes waiting in their channel lane.
+        ``queued_bytes`` is the sum over connections of the bytes waiting in their outbound queues;
+        ``adapters`` holds each namespace's ``adapter.stats()`` (a cluster adapter's counters).
         """
         c = self.counters
         return {
@@ -294,6 +295,7 @@ class Server:
             "volatile_dropped": c.volatile_dropped,
             "protocol_errors": c.protocol_errors,
             "refused_requests": c.refused_requests,
+            "adapters": {name: ns.adapter.stats() for name, ns in self._namespaces.items()},
         }
 
     # -- serving ------------------------------------------------------------------------------------

@@ -154,6 +154,10 @@ class Adapter(ABC):
     async def server_count(self) -> int:
         """How many servers share this namespace (1 for the in-memory adapter)."""
 
+    def stats(self) -> dict[str, int]:
+        """Counters of the adapter's backend (messages sent, received, ignored...); none here."""
+        return {}
+
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """The adapter's background work (connections, subscriptions); the server starts it.
 
