@@ -7,7 +7,13 @@ import nox
 nox.options.sessions = ["tests", "lint", "typecheck"]
 nox.options.reuse_existing_virtualenvs = True
 
-TEST_DEPS = ["pytest>=8", "pytest-trio>=0.8", "python-socketio[asyncio-client]>=5.11"]
+TEST_DEPS = [
+    "pytest>=8",
+    "pytest-trio>=0.8",
+    "python-socketio[asyncio-client]>=5.11",
+    "coredis>=6.9",
+    "msgpack>=1.0",
+]
 
 
 @nox.session
@@ -20,7 +26,7 @@ def tests(session: nox.Session) -> None:
 @nox.session
 def lint(session: nox.Session) -> None:
     """ruff (with the ASYNC rules) and ruff format --check."""
-    session.install("ruff>=0.5")
+    session.install("ruff==0.17.6")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
 
@@ -28,5 +34,19 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """mypy --strict over the package, the tests and the examples."""
-    session.install("-e", ".", "mypy>=1.10", *TEST_DEPS)
+    session.install("-e", ".", "mypy==2.4.1", *TEST_DEPS)
     session.run("mypy", "--strict")
+
+
+BENCH_DEPS = ["python-socketio==5.18.1", "aiohttp==3.14.5"]
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Broadcast benchmarks beside Node socket.io and python-socketio (not in CI; benchmarks/README.md).
+
+    ``nox -s bench`` runs N = 1000 and 10,000, three runs each; ``nox -s bench -- --quick`` one run at 1000.
+    """
+    session.install("-e", ".", *BENCH_DEPS)
+    session.run("npm", "ci", "--no-audit", "--no-fund", "--prefix", "benchmarks", external=True)
+    session.run("python", "benchmarks/run.py", *session.posargs)
