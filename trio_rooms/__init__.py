@@ -5,6 +5,7 @@ from .adapter.base import BroadcastOptions as BroadcastOptions
 from .adapter.base import Room as Room
 from .adapter.base import SocketId as SocketId
 from .adapter.memory import InMemoryAdapter as InMemoryAdapter
+from .adapter.redis import RedisAdapter as RedisAdapter
 from .broadcast import BroadcastOperator as BroadcastOperator
 from .broadcast import RemoteSocket as RemoteSocket
 from .client import Client as Client
@@ -48,6 +49,7 @@ __all__ = [
     "Namespace",
     "NamespaceRejected",
     "ProtocolError",
+    "RedisAdapter",
     "RemoteProtocolError",
     "RemoteSocket",
     "Room",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import types
 from collections.abc import Callable, Generator, Iterable
 from contextlib import contextmanager
 from typing import Any
@@ -29,7 +30,28 @@ def check_async_callable(func: Callable[..., Any], what: str) -> inspect.Signatu
         target = target.func
     if not (inspect.iscoroutinefunction(target) or inspect.iscoroutinefunction(type(target).__call__)):
         raise TypeError(f"{what} must be an async def function, got {func!r}")
+    if isinstance(func, types.FunctionType):
+        # Handlers are often closures made per connection: same code, same signature. Computing a
+        # signature costs more than the rest of a registration, so it is cached by what defines it.
+        key = (func.__code__, func.__defaults__, _frozen(func.__kwdefaults__))
+        try:
+            return _SIGNATURES[key]
+        except KeyError:
+            signature = _SIGNATURES[key] = inspect.signature(func)
+            if len(_SIGNATURES) > _SIGNATURE_CACHE_SIZE:
+                del _SIGNATURES[next(iter(_SIGNATURES))]
+            return signature
+        except TypeError:  # an unhashable default value
+            pass
     return inspect.signature(func)
+
+
+_SIGNATURE_CACHE_SIZE = 1024
+_SIGNATURES: dict[tuple[Any, ...], inspect.Signature] = {}
+
+
+def _frozen(kwdefaults: dict[str, Any] | None) -> tuple[tuple[str, Any], ...] | None:
+    return None if kwdefaults is None else tuple(sorted(kwdefaults.items()))
 
 
 @contextmanager

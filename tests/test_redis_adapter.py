@@ -1,0 +1,623 @@
+"""RedisAdapter: three trio_rooms servers (separate processes, tests/cluster_server.py) on a real Redis.
+
+Clients connect to every server over TCP; each check drives one server through its clients' events
+and asserts what every client receives. Real time throughout (subprocesses and Redis): every wait is
+bounded by ``trio.fail_after``. Also: the wire format's golden values, bad messages, Redis going away.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import msgpack  # type: ignore[import-untyped,unused-ignore]
+import pytest
+import trio
+from redis_fixtures import RedisServer
+
+from trio_rooms import Client, open_client
+from trio_rooms.adapter.base import BroadcastFlags, BroadcastOptions
+from trio_rooms.adapter.cluster_messages import (
+    INSTALL_HINT,
+    BroadcastMessage,
+    ClusterMessage,
+    MessageError,
+    MessageType,
+    Request,
+    RequestType,
+    Response,
+)
+from trio_rooms.adapter.redis_wire import ClassicWire, Op, ShardedWire
+from trio_rooms.protocol.socketio import Packet, PacketType
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX processes and signals")
+
+SERVER_SCRIPT = Path(__file__).resolve().parent / "cluster_server.py"
+STEP = 5.0  # seconds any single cluster step may take
+QUIET = 0.3  # seconds to wait for unwanted duplicates after the expected messages arrived
+
+
+# -- server processes ------------------------------------------------------------------------------------
+class ServerProcess:
+    """One tests/cluster_server.py process."""
+
+    def __init__(self, name: str, url: str, key: str, extra: tuple[str, ...] = ()) -> None:
+        self.name = name
+        self.key = key
+        self.process = subprocess.Popen(
+            [sys.executable, str(SERVER_SCRIPT), name, url, key, *extra],
+            stdout=subprocess.PIPE,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        assert self.process.stdout is not None
+        ready, _, _ = select.select([self.process.stdout], [], [], 20)
+        line = self.process.stdout.readline().decode() if ready else ""
+        if not line.startswith("PORT "):
+            self.stop()
+            raise RuntimeError(f"server {name} did not start: {line!r}")
+        self.port = int(line.split()[1])
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGCONT)
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def start_servers(url: str, count: int = 3, extra: tuple[str, ...] = ()) -> list[ServerProcess]:
+    key = f"test-{uuid.uuid4().hex[:8]}"
+    servers: list[ServerProcess] = []
+    try:
+        for index in range(count):
+            servers.append(ServerProcess(f"s{index}", url, key, extra))
+    except BaseException:
+        for server in servers:
+            server.stop()
+        raise
+    return servers
+
+
+@pytest.fixture(scope="module")
+def cluster(redis_url: str) -> Iterator[list[ServerProcess]]:
+    """Three servers sharing one key on the session's Redis."""
+    servers = start_servers(redis_url)
+    try:
+        yield servers
+    finally:
+        for server in servers:
+            server.stop()
+
+
+# -- clients ---------------------------------------------------------------------------------------------
+class Member:
+    """A client and everything it received, by event."""
+
+    def __init__(self, name: str, client: Client) -> None:
+        self.name = name
+        self.client = client
+        self.received: dict[str, list[list[Any]]] = {}
+        self.disconnects: list[str] = []
+        self.mute = False
+
+    @property
+    def id(self) -> str:
+        sid = self.client.id
+        assert sid is not None
+        return sid
+
+    def got(self, event: str) -> list[list[Any]]:
+        return self.received.get(event, [])
+
+    async def wait_for(self, event: str, count: int = 1) -> None:
+        async def arrived() -> bool:
+            await trio.lowlevel.checkpoint()
+            return len(self.got(event)) >= count
+
+        await until(arrived)
+
+    async def call(self, event: str, *args: Any) -> Any:
+        return await self.client.emit_with_ack(event, *args, timeout=STEP * 2)
+
+
+@asynccontextmanager
+async def member(
+    server: ServerProcess, name: str, rooms: list[str] | None = None, *, mute: bool = False
+) -> AsyncIterator[Member]:
+    async with open_client(
+        server.url, auth={"name": name, "rooms": rooms or []}, transports=("websocket",), reconnection=False
+    ) as client:
+        m = Member(name, client)
+        m.mute = mute
+
+        def recorder(event: str) -> Any:
+            async def record(*args: Any) -> None:
+                m.received.setdefault(event, []).append(list(args))
+
+            return record
+
+        for event in ("news", "private", "other"):
+            client.on(event)(recorder(event))
+
+        @client.on("question")
+        async def question(*args: Any) -> str:
+            m.received.setdefault("question", []).append(list(args))
+            if m.mute:
+                await trio.sleep_forever()
+            return m.name
+
+        @client.on("disconnect")
+        async def disconnected(reason: str) -> None:
+            m.disconnects.append(reason)
+
+        yield m
+
+
+@asynccontextmanager
+async def members(*specs: tuple[ServerProcess, str, list[str]]) -> AsyncIterator[list[Member]]:
+    async with AsyncExitStack() as stack:
+        found = [await stack.enter_async_context(member(*spec)) for spec in specs]
+        yield found
+
+
+async def until(check: Callable[[], Awaitable[object]], timeout: float = STEP) -> None:
+    """Poll ``check`` (remote state: nothing to wait on but the next look) until it is truthy."""
+    with trio.fail_after(timeout):
+        while True:
+            if await check():
+                return
+            await trio.sleep(0.03)
+
+
+async def _empty(result: Awaitable[Any]) -> bool:
+    return not await result
+
+
+async def _now(value: object) -> object:
+    await trio.lowlevel.checkpoint()
+    return value
+
+
+def room(label: str) -> str:
+    return f"{label}-{uuid.uuid4().hex[:6]}"
+
+
+async def quiet() -> None:
+    await trio.sleep(QUIET)
+
+
+# -- the cluster -----------------------------------------------------------------------------------------
+async def test_union_broadcast_reaches_every_member_once(cluster: list[ServerProcess]) -> None:
+    s0, s1, s2 = cluster
+    r1, r2, r3 = room("r1"), room("r2"), room("r3")
+    async with members((s0, "a", [r1, r2]), (s1, "b", [r2]), (s2, "c", [r1, r3]), (s2, "d", [])) as (
+        a,
+        b,
+        c,
+        d,
+    ):
+        assert await d.call("do_broadcast", [r1, r2], [], "news", "union") == "ok"
+        for m in (a, b, c):
+            await m.wait_for("news")
+        # a single room goes on the room's own channel
+        assert await a.call("do_broadcast", [r3], [], "other", "only c") == "ok"
+        await c.wait_for("other")
+        # everyone
+        assert await b.call("do_broadcast", [], [], "private", "all") == "ok"
+        for m in (a, b, c, d):
+            await m.wait_for("private")
+        await quiet()
+        assert [m.got("news") for m in (a, b, c, d)] == [[["union"]]] * 3 + [[]]
+        assert [m.got("other") for m in (a, b, c, d)] == [[], [], [["only c"]], []]
+        assert all(m.got("private") == [["all"]] for m in (a, b, c, d))
+
+
+async def test_except_and_socket_to_across_servers(cluster: list[ServerProcess]) -> None:
+    s0, s1, s2 = cluster
+    r1, r2, r3 = room("r1"), room("r2"), room("r3")
+    async with members((s0, "a", [r1, r2]), (s1, "b", [r2]), (s2, "c", [r1, r3]), (s2, "d", [])) as (
+        a,
+        b,
+        c,
+        d,
+    ):
+        assert await a.call("do_broadcast", [], [r2], "news", "not r2") == "ok"
+        await c.wait_for("news")
+        await d.wait_for("news")
+        assert await b.call("do_broadcast", [r1], [r3], "other", "r1 but not r3") == "ok"
+        await a.wait_for("other")
+        # socket.to(room): the sender is left out, wherever the members are
+        assert await a.call("do_socket_to", r1, "private", "from a") == "ok"
+        await c.wait_for("private")
+        assert await b.call("do_socket_to", r2, "private", "from b") == "ok"
+        await a.wait_for("private")
+        await quiet()
+        assert [len(m.got("news")) for m in (a, b, c, d)] == [0, 0, 1, 1]
+        assert [len(m.got("other")) for m in (a, b, c, d)] == [1, 0, 0, 0]
+        assert a.got("private") == [["from b"]]
+        assert b.got("private") == []
+        assert c.got("private") == [["from a"]]
+
+
+async def test_private_messages_to_a_socket_on_another_server(cluster: list[ServerProcess]) -> None:
+    s0, _s1, s2 = cluster
+    async with members((s0, "a", []), (s2, "c", [])) as (a, c):
+        assert await a.call("do_broadcast", [c.id], [], "private", "psst") == "ok"
+        await c.wait_for("private")
+        assert await a.call("do_remote", c.id, "emit", "via remote socket") == "ok"
+        await c.wait_for("private", 2)
+        await quiet()
+        assert c.got("private") == [["psst"], ["via remote socket"]]
+        assert a.got("private") == []
+
+
+async def test_broadcast_with_acks_collects_every_server(cluster: list[ServerProcess]) -> None:
+    s0, s1, s2 = cluster
+    r1, r2 = room("r1"), room("r2")
+    async with members((s0, "a", [r1]), (s1, "b", [r1, r2]), (s2, "c", [r2]), (s2, "d", [])) as (a, b, c, d):
+        result = await b.call("do_ack_broadcast", [r1, r2], 3.0)
+        assert result == {"timeout": False, "answers": ["a", "b", "c"]}
+        result = await d.call("do_ack_broadcast", [], 3.0)
+        assert result == {"timeout": False, "answers": ["a", "b", "c", "d"]}
+        assert all(len(m.got("question")) == 2 for m in (a, b, c)) and len(d.got("question")) == 1
+        async with member(s1, "mute", [r1], mute=True):
+            with trio.fail_after(STEP):
+                result = await a.call("do_ack_broadcast", [r1], 1.0)
+            assert result == {"timeout": True, "answers": ["a", "b"]}
+
+
+async def test_fetch_sockets_and_remote_socket_actions(cluster: list[ServerProcess]) -> None:
+    s0, s1, s2 = cluster
+    r1, r9 = room("r1"), room("r9")
+    async with members((s0, "a", [r1]), (s1, "b", []), (s2, "c", [r1])) as (a, b, c):
+        found = await b.call("do_fetch", [r1])
+        assert [(f["id"], f["data"], f["auth"]["name"]) for f in found] == [
+            (a.id, {"name": "a", "server": "s0"}, "a"),
+            (c.id, {"name": "c", "server": "s2"}, "c"),
+        ]
+        assert found[0]["rooms"] == sorted([a.id, r1])
+        everyone = await a.call("do_fetch", [])
+        assert {f["data"]["name"] for f in everyone} >= {"a", "b", "c"}
+        # a remote socket joins and leaves on its own server
+        assert await a.call("do_remote", c.id, "join", r9) == "ok"
+
+        async def c_in_r9() -> bool:
+            return [f["id"] for f in await b.call("do_fetch", [r9])] == [c.id]
+
+        await until(c_in_r9)
+        assert await b.call("do_broadcast", [r9], [], "news", "in r9") == "ok"
+        await c.wait_for("news")
+        assert await a.call("do_remote", c.id, "leave", r9) == "ok"
+        await until(lambda: _empty(b.call("do_fetch", [r9])))
+        # and is disconnected from afar
+        assert await b.call("do_remote", c.id, "disconnect", None) == "ok"
+        await until(lambda: _now(c.disconnects))
+        assert c.disconnects == ["io server disconnect"]
+
+
+async def test_sockets_join_leave_and_disconnect_sockets(cluster: list[ServerProcess]) -> None:
+    s0, s1, s2 = cluster
+    r1, r7 = room("r1"), room("r7")
+    async with members((s0, "a", [r1]), (s1, "b", []), (s2, "c", [r1])) as (a, b, c):
+        assert await b.call("do_sockets", "join", [r1], r7) == "ok"
+
+        async def a_and_c_in_r7() -> bool:
+            return [f["data"]["name"] for f in await b.call("do_fetch", [r7])] == ["a", "c"]
+
+        await until(a_and_c_in_r7)
+        assert await b.call("do_sockets", "leave", [r1], r7) == "ok"
+        await until(lambda: _empty(b.call("do_fetch", [r7])))
+        assert await b.call("do_sockets", "disconnect", [r1], False) == "ok"
+        await until(lambda: _now(a.disconnects and c.disconnects))
+        assert not b.disconnects
+
+
+async def test_server_side_emit_with_and_without_ack(cluster: list[ServerProcess]) -> None:
+    s0, s1, s2 = cluster
+    async with members((s0, "a", []), (s1, "b", []), (s2, "c", [])) as (a, b, c):
+        marker = uuid.uuid4().hex
+        assert await a.call("do_server_side_emit", "hello", False, 0, marker, 2) == "ok"
+
+        async def both_got_it() -> bool:
+            return all([["hello", marker, 2] in await m.call("do_server_events") for m in (b, c)])
+
+        await until(both_got_it)
+        assert ["hello", marker, 2] not in await a.call("do_server_events")
+        result = await b.call("do_server_side_emit", "hello", True, 3.0, "ack?")
+        assert result == {"timeout": False, "answers": ["hello from s0", "hello from s2"]}
+        with trio.fail_after(STEP):
+            result = await c.call("do_server_side_emit", "silent", True, 1.0)
+        assert result == {"timeout": True, "answers": []}
+
+
+async def test_server_count_all_rooms_and_stats(cluster: list[ServerProcess]) -> None:
+    s0, s1, _s2 = cluster
+    r1 = room("r1")
+    async with members((s0, "a", [r1]), (s1, "b", [])) as (a, b):
+        info = await b.call("do_info")
+        assert info["server_count"] == 3
+        assert {r1, a.id, b.id} <= set(info["all_rooms"])
+        assert info["stats"]["connected"] == 1
+        assert info["stats"]["published"] >= 1
+
+
+async def test_a_server_leaving_does_not_hang_requests(redis_url: str) -> None:
+    s0, s1, s2 = start_servers(redis_url)
+    try:
+        async with members((s0, "a", []), (s1, "b", [])) as (a, _b):
+            s2.process.send_signal(signal.SIGSTOP)  # still subscribed, never answers
+            start = trio.current_time()
+            with trio.fail_after(STEP):
+                found = await a.call("do_fetch", [])
+            assert isinstance(found, str) and found.startswith("AdapterError")
+            with trio.fail_after(STEP):
+                result = await a.call("do_server_side_emit", "hello", True, 1.0)
+            assert result == {"timeout": True, "answers": ["hello from s1"]}
+            assert trio.current_time() - start < 2.0 + 1.0 + 2.0  # request_timeout + ack timeout + slack
+            s2.stop()  # gone for good: its subscriptions end with its connections
+
+            async def two_servers() -> bool:
+                return bool((await a.call("do_info"))["server_count"] == 2)
+
+            await until(two_servers)
+            assert [f["data"]["name"] for f in await a.call("do_fetch", [])] == ["a", "b"]
+    finally:
+        for server in (s0, s1, s2):
+            server.stop()
+
+
+async def test_bad_messages_are_ignored_and_counted(cluster: list[ServerProcess], redis_url: str) -> None:
+    import coredis
+
+    s0, s1, _s2 = cluster
+    async with members((s0, "a", []), (s1, "b", [])) as (a, b):
+        before = (await a.call("do_info"))["stats"]
+        key = s0.key
+        other_nsp = msgpack.packb(["x", {"type": 2, "data": ["news", "other nsp"], "nsp": "/other"}, {}])
+        async with coredis.Redis.from_url(redis_url) as redis:
+            for channel, data in [
+                (f"{key}#/#", b"\xc1garbage"),
+                (f"{key}#/#", msgpack.packb({"not": "a list"})),
+                (f"{key}#/#", other_nsp),
+                (f"{key}-request#/#", b"{not json"),
+                (f"{key}-request#/#", json.dumps({"type": 42, "uid": "x"}).encode()),
+                (f"{key}-request#/#", msgpack.packb([1, 2, 3])),
+                (f"{key}-response#/#", b"{}"),
+            ]:
+                await redis.publish(channel, data)
+
+        async def counted() -> bool:
+            return bool((await a.call("do_info"))["stats"]["invalid"] - before["invalid"] >= 6)
+
+        await until(counted)
+        stats = (await a.call("do_info"))["stats"]
+        assert stats["ignored"] > before["ignored"]
+        assert stats["connected"] == 1
+        # the subscriber lives on
+        assert await b.call("do_broadcast", [], [], "news", "still here") == "ok"
+        await a.wait_for("news")
+        assert a.got("news") == [["still here"]]
+
+
+# -- Redis going away ---------------------------------------------------------------------------------
+async def test_redis_down_raises_adapter_error_then_reconnects(
+    cluster: list[ServerProcess], redis_server: RedisServer
+) -> None:
+    """Under a broadcast load, Redis stops and comes back: local delivery never stops, emits raise
+    AdapterError meanwhile, requests fail fast, and cross-server delivery resumes within 2 s."""
+    s0, s1, _s2 = cluster
+    rf = room("rf")
+    answers: dict[int, str] = {}
+    async with members((s0, "a", [rf]), (s1, "b", [rf])) as (a, b):
+
+        async def load() -> None:
+            for index in range(10**6):
+                answers[index] = await a.call("do_broadcast", [rf], [], "news", index)
+                await trio.sleep(0.02)
+
+        baseline = {m.name: (await m.call("do_info"))["stats"]["handler_tasks"] for m in (a, b)}
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(load)
+            await b.wait_for("news")
+            try:
+                await trio.to_thread.run_sync(redis_server.stop)
+
+                async def disconnected() -> bool:
+                    return not (await a.call("do_info"))["stats"]["connected"]
+
+                await until(disconnected)
+                await until(lambda: _now(any(v.startswith("AdapterError") for v in answers.values())))
+                with trio.fail_after(2.0):
+                    assert (await a.call("do_fetch", [])).startswith("AdapterError")
+            finally:
+                await trio.to_thread.run_sync(redis_server.start)
+            back, first_after = trio.current_time(), len(answers) + 1
+            await until(lambda: _now(any(args[0] >= first_after for args in b.got("news"))))
+            resumed = trio.current_time() - back
+            nursery.cancel_scope.cancel()
+        assert resumed < 2.0
+        assert any(v.startswith("AdapterError") for v in answers.values())
+        await a.wait_for("news", len(answers))
+        local = [args[0] for args in a.got("news")]
+        assert local == list(range(len(local)))  # the local client lost nothing, in order
+        assert (await b.call("do_info"))["server_count"] == 3
+        for m in (a, b):  # nothing left behind by the outage (the "silent" handlers of another test run on)
+            stats = (await m.call("do_info"))["stats"]
+            assert stats["handler_tasks"] <= baseline[m.name]
+            assert (stats["pending_requests"], stats["connected"]) == (0, 1)
+
+
+# -- the wire format ------------------------------------------------------------------------------------
+def test_classic_broadcast_golden_value() -> None:
+    packet = Packet(PacketType.EVENT, "/", ["news", 1, b"\x01"])
+    opts = BroadcastOptions(frozenset({"r1"}), frozenset({"x"}), BroadcastFlags(volatile=True))
+    data = BroadcastMessage("uid123", packet, opts).encode()
+    assert msgpack.unpackb(data) == [
+        "uid123",
+        {"type": 2, "data": ["news", 1, b"\x01"], "nsp": "/"},
+        {"rooms": ["r1"], "except": ["x"], "flags": {"volatile": True}},
+    ]
+    wire = ClassicWire("socket.io", "/")
+    channel, _ = wire.broadcast(packet, opts)
+    assert channel == "socket.io#/#r1#"
+    assert wire.broadcast(packet, BroadcastOptions())[0] == "socket.io#/#"
+    assert wire.subscriptions()[:2] == ["socket.io-request#/#", "socket.io-response#/#"]
+    assert wire.patterns() == ["socket.io#/#*"]
+    assert wire.count_channel == "socket.io-request#/#"
+    # a Node packet without nsp is for "/"
+    node = msgpack.packb(["n", {"type": 2, "data": ["e"]}, {"rooms": [], "except": []}])
+    inbound = wire.decode(b"socket.io#/#", node)
+    assert (
+        inbound is not None
+        and inbound.op == Op.BROADCAST
+        and inbound.packet == Packet(PacketType.EVENT, "/", ["e"])
+    )
+
+
+def test_classic_requests_and_responses() -> None:
+    opts = BroadcastOptions(frozenset({"r"}), frozenset())
+    fetch = json.loads(Request(RequestType.REMOTE_FETCH, "me", "q1", opts=opts).encode())
+    assert fetch == {"type": 5, "uid": "me", "requestId": "q1", "opts": {"rooms": ["r"], "except": []}}
+    join = json.loads(Request(RequestType.REMOTE_JOIN, "me", opts=opts, rooms=("x",)).encode())
+    assert join == {"type": 2, "uid": "me", "opts": {"rooms": ["r"], "except": []}, "rooms": ["x"]}
+    ack = Request(
+        RequestType.BROADCAST, "me", "q2", opts=opts, packet=Packet(PacketType.EVENT, "/", ["q"])
+    ).encode()
+    assert ack[0] != 0x7B and msgpack.unpackb(ack)["type"] == 7
+    assert json.loads(Response("q1", 8, {"clientCount": 2}).encode()) == {
+        "type": 8,
+        "requestId": "q1",
+        "clientCount": 2,
+    }
+    assert msgpack.unpackb(Response("q1", 9, {"packet": b"\x00"}).encode()) == {
+        "type": 9,
+        "requestId": "q1",
+        "packet": b"\x00",
+    }
+    # requests are read as JSON or msgpack, as Node reads them
+    wire = ClassicWire("k", "/")
+    as_json = wire.decode(b"k-request#/#", b'{"type":6,"uid":"o","data":["ev",1]}')
+    as_msgpack = wire.decode(b"k-request#/#", msgpack.packb({"type": 6, "uid": "o", "data": ["ev", 1]}))
+    assert as_json == as_msgpack and as_json is not None and as_json.op == Op.SERVER_SIDE_EMIT
+    for garbage in (b"", b"\xc1", b"{", msgpack.packb("str"), b'{"type":99}', b'{"type":7,"uid":"o"}'):
+        with pytest.raises(MessageError):
+            wire.decode(b"k-request#/#", garbage)
+
+
+def test_sharded_messages() -> None:
+    wire = ShardedWire("socket.io", "/", subscription_mode="dynamic")
+    packet = Packet(PacketType.EVENT, "/", ["news"])
+    channel, data = wire.broadcast(packet, BroadcastOptions(frozenset({"room"})))
+    assert channel == "socket.io#/#room#"
+    assert json.loads(data) == {
+        "uid": wire.uid,
+        "nsp": "/",
+        "type": 3,
+        "data": {
+            "packet": {"type": 2, "data": ["news"], "nsp": "/"},
+            "opts": {"rooms": ["room"], "except": [], "flags": {}},
+        },
+    }
+    assert (
+        wire.broadcast(packet, BroadcastOptions(frozenset({"x" * 20})))[0] == "socket.io#/#"
+    )  # a Node socket id
+    binary = ClusterMessage(
+        MessageType.BROADCAST_ACK, "u", "/", {"requestId": "r", "packet": b"\x01"}
+    ).encode()
+    assert binary[0] != 0x7B
+    assert ShardedWire("p", "/", subscription_mode="static").room_channel("room") is None
+    with pytest.raises(ValueError):
+        ShardedWire("p", "/", subscription_mode="sometimes")
+
+
+def test_redis_adapter_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    from trio_rooms import RedisAdapter
+    from trio_rooms.adapter import redis_backend
+
+    redis_backend.import_coredis.cache_clear()
+    monkeypatch.setitem(sys.modules, "coredis", None)
+    try:
+        with pytest.raises(ImportError, match=r"pip install trio-rooms\[redis\]"):
+            RedisAdapter.factory("redis://127.0.0.1:1")
+    finally:
+        redis_backend.import_coredis.cache_clear()
+    assert INSTALL_HINT.endswith("pip install trio-rooms[redis]")
+
+
+# -- sharded mode (Redis Cluster, SSUBSCRIBE/SPUBLISH) -----------------------------------------------
+@pytest.fixture(scope="module", params=["dynamic", "static", "dynamic-private"])
+def sharded_cluster(
+    request: pytest.FixtureRequest, redis_cluster_urls: list[str]
+) -> Iterator[list[ServerProcess]]:
+    """Three servers in sharded mode, each connected through a different cluster node."""
+    key = f"test-{uuid.uuid4().hex[:8]}"
+    servers: list[ServerProcess] = []
+    try:
+        for index, url in enumerate(redis_cluster_urls):
+            servers.append(ServerProcess(f"s{index}", url, key, ("--sharded", request.param)))
+        yield servers
+    finally:
+        for server in servers:
+            server.stop()
+
+
+async def test_sharded_cluster_operations(sharded_cluster: list[ServerProcess]) -> None:
+    s0, s1, s2 = sharded_cluster
+    r1, r2, r3 = room("r1"), room("r2"), room("r3")
+    async with members((s0, "a", [r1, r2]), (s1, "b", [r2]), (s2, "c", [r1, r3]), (s2, "d", [])) as (
+        a,
+        b,
+        c,
+        d,
+    ):
+        info = await d.call("do_info")
+        assert info["server_count"] == 3 and info["stats"]["connected"] == 1
+        assert await d.call("do_broadcast", [r1, r2], [], "news", "union") == "ok"
+        assert await a.call("do_broadcast", [r3], [], "other", "only c") == "ok"  # a room's own channel
+        assert await b.call("do_broadcast", [c.id], [], "private", "psst") == "ok"  # a private room
+        assert await a.call("do_socket_to", r1, "private", "from a") == "ok"
+        for m, event, count in (
+            (a, "news", 1),
+            (b, "news", 1),
+            (c, "news", 1),
+            (c, "other", 1),
+            (c, "private", 2),
+        ):
+            await m.wait_for(event, count)
+        await quiet()
+        assert [len(m.got("news")) for m in (a, b, c, d)] == [1, 1, 1, 0]
+        assert [len(m.got("other")) for m in (a, b, c, d)] == [0, 0, 1, 0]
+        assert c.got("private") == [["psst"], ["from a"]] and a.got("private") == []
+        assert await b.call("do_ack_broadcast", [r1, r2], 3.0) == {
+            "timeout": False,
+            "answers": ["a", "b", "c"],
+        }
+        found = await b.call("do_fetch", [r1])
+        assert [f["data"]["name"] for f in found] == ["a", "c"]
+        assert await a.call("do_remote", d.id, "join", r3) == "ok"
+
+        async def d_in_r3() -> bool:
+            return [f["data"]["name"] for f in await b.call("do_fetch", [r3])] == ["c", "d"]
+
+        await until(d_in_r3)
+        assert await b.call("do_broadcast", [r3], [], "other", "r3 again") == "ok"
+        await d.wait_for("other")
+        result = await b.call("do_server_side_emit", "hello", True, 3.0, "ack?")
+        assert result == {"timeout": False, "answers": ["hello from s0", "hello from s2"]}
+        assert {r1, r2, r3} <= set((await a.call("do_info"))["all_rooms"])
+        assert await c.call("do_sockets", "disconnect", [r2], False) == "ok"
+        await until(lambda: _now(a.disconnects and b.disconnects))
+        assert not c.disconnects and not d.disconnects
