@@ -53,7 +53,6 @@ class Connection:
         self._nursery: trio.Nursery | None = None
         self._connect_timer = trio.CancelScope()
         self._read_scope = trio.CancelScope()
-        self._read_done = trio.Event()
         self._connected_once = False
 
     @property
@@ -74,24 +73,21 @@ class Connection:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             nursery.start_soon(self._expire_if_no_namespace)
-            nursery.start_soon(self._read)
-            reason = await self.session.wait_closed()
-            self._connect_timer.cancel()
-            # What the client sent before the end (a DISCONNECT, say) is still handled, briefly.
-            self._read_scope.deadline = trio.current_time() + self.server.close_timeout
-            await self._read_done.wait()
+            self.session.on_end(self._session_ended)
+            with self._read_scope:
+                # Ends once the session ended and what the client sent before (a DISCONNECT, say)
+                # was handled, or at the deadline set when it ended.
+                async for message in self.session:
+                    await self._on_message(message)
+            reason = self.session.reason or DisconnectReason.TRANSPORT_CLOSE
             for slot in list(self._slots.values()):
                 self._end_slot(slot, reason)
             self._slots.clear()
         return reason
 
-    async def _read(self) -> None:
-        try:
-            with self._read_scope:
-                async for message in self.session:
-                    await self._on_message(message)
-        finally:
-            self._read_done.set()
+    def _session_ended(self) -> None:
+        self._connect_timer.cancel()
+        self._read_scope.deadline = trio.current_time() + self.server.close_timeout
 
     def close(self, reason: DisconnectReason) -> None:
         """Close the whole connection (synchronous)."""

@@ -11,7 +11,7 @@ import contextlib
 import logging
 import math
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Final
 
 import trio
@@ -80,6 +80,7 @@ class EngineSession:
         self._pong_deadline = math.inf
         self._inbound_send, self._inbound = trio.open_memory_channel[str | bytes](INBOUND_SIZE)
         self._ws_scope: trio.CancelScope | None = None
+        self._end_callbacks: list[Callable[[], None]] = []
         #: The request that opened the session, the client's address, and whether it came over TLS.
         self.request: HttpRequest | None = None
         self.address = ""
@@ -205,11 +206,21 @@ class EngineSession:
         self.end(DisconnectReason.FORCED_CLOSE)
         await trio.lowlevel.checkpoint()
 
+    def on_end(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` (synchronously) when the session ends; at once if it has ended."""
+        if self.reason is not None:
+            callback()
+        else:
+            self._end_callbacks.append(callback)
+
     def end(self, reason: DisconnectReason) -> None:
         """End the session now (synchronous; the first reason is kept)."""
         if self.reason is not None:
             return
         self.reason = reason
+        for callback in self._end_callbacks:
+            callback()
+        self._end_callbacks.clear()
         self._inbound_send.close()
         self._closed.set()
         if self._ws_scope is not None:
