@@ -21,7 +21,7 @@ import trio
 from ._util import check_async_callable, unwrap_group
 from .errors import DisconnectReason, RemoteProtocolError
 from .protocol.engineio import RECORD_SEPARATOR as RECORD_SEPARATOR_TEXT
-from .protocol.engineio import EnginePacketType, decode_payload, decode_ws, encode_ws
+from .protocol.engineio import decode_payload, encode_ws
 from .protocol.websocket import text_frame
 from .stats import Counters
 from .transport.http import (
@@ -40,7 +40,7 @@ from .transport.http import (
 from .transport.outbound import DEFAULT_MAX_QUEUED_BYTES, Outbound
 from .transport.policy import CorsOrigins, CorsPolicy, client_address
 from .transport.session import EngineSession, Transport
-from .transport.websocket import WebSocketReader
+from .transport.websocket import WebSocketReader, probe, read_messages, serving_writer
 
 __all__ = ["EngineOptions", "EngineServer", "EngineSession", "HttpRequest", "HttpResponse"]
 
@@ -51,7 +51,6 @@ AllowRequest = Callable[[HttpRequest], Awaitable[bool]]
 Fallback = Callable[[HttpRequest], Awaitable["HttpResponse | None"]]
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 
-_PROBE_PONG: Final = text_frame("3probe")
 #: Server-decided closes after which a polling session stays findable until a GET has collected its
 #: last packets (as the reference server drains its buffer before closing). Any other close (an
 #: error, a ping timeout, the client's own close) forgets the session at once: a later request on
@@ -539,7 +538,10 @@ class EngineServer:
         scope = trio.CancelScope()
         session.attach_websocket(outbound, scope)
         outbound.write(text_frame(str(encode_ws(session.open_packet()))))
-        await self._pump(session, outbound, reader, scope)
+        async with serving_writer(
+            outbound, reader, self.options.close_timeout, lambda: session.reason is None
+        ):
+            await read_messages(session, reader, scope)
 
     async def _upgrade(
         self, stream: trio.abc.Stream, http: h11.Connection, request: HttpRequest, session: EngineSession
@@ -552,90 +554,28 @@ class EngineServer:
             with trio.move_on_after(self.options.close_timeout):
                 await outbound.run_writer()
             return
-        scope = trio.CancelScope()
         upgraded = False
-        async with trio.open_nursery() as nursery:
-            writer_scope = trio.CancelScope(shield=True)
-            nursery.start_soon(_write, outbound, writer_scope)
-            try:
-                with trio.move_on_after(self.options.upgrade_timeout):
-                    upgraded = await self._probe(session, outbound, reader)
-                if upgraded and not session.closed:
-                    session.attach_websocket(outbound, scope)
-                    await self._read_websocket(session, reader, scope)
-                elif upgraded and not session.closed_by_client:
-                    # Closed by the server mid-upgrade: the client waits on this WebSocket now, so
-                    # the last packets (a DISCONNECT, say) go here, then the close frame.
-                    for item in session.poll.take():
-                        outbound.write(item.frames)
-                    session.final_delivered.set()
-                else:
-                    session.abort_upgrade()
-            finally:
-                if upgraded and session.reason is None:
-                    reader.set_close_code(1001)  # cancelled from outside: the server is going away
-                outbound.close(reader.closing_frame())
-                writer_scope.deadline = trio.current_time() + self.options.close_timeout
-
-    async def _probe(self, session: EngineSession, outbound: Outbound, reader: WebSocketReader) -> bool:
-        """The upgrade handshake on the new WebSocket: "2probe" -> "3probe", then "5"."""
-        probing = True
-        while True:
-            message = await reader.receive()
-            if message is None:
-                return False
-            try:
-                packet = decode_ws(message)
-            except RemoteProtocolError:
-                return False
-            if probing and packet.type is EnginePacketType.PING and packet.data == "probe":
-                outbound.write(_PROBE_PONG)
-                session.start_upgrade()
-                probing = False
-            elif not probing and packet.type is EnginePacketType.UPGRADE:
-                return True
-            elif packet.type is not EnginePacketType.NOOP:
-                return False
-
-    async def _pump(
-        self, session: EngineSession, outbound: Outbound, reader: WebSocketReader, scope: trio.CancelScope
-    ) -> None:
-        async with trio.open_nursery() as nursery:
-            writer_scope = trio.CancelScope(shield=True)
-            nursery.start_soon(_write, outbound, writer_scope)
-            try:
-                await self._read_websocket(session, reader, scope)
-            finally:
-                if session.reason is None:
-                    reader.set_close_code(1001)  # cancelled from outside: the server is going away
-                outbound.close(reader.closing_frame())
-                writer_scope.deadline = trio.current_time() + self.options.close_timeout
-
-    async def _read_websocket(
-        self, session: EngineSession, reader: WebSocketReader, scope: trio.CancelScope
-    ) -> None:
-        with scope:
-            while True:
-                message = await reader.receive()
-                if message is None:
-                    session.end(reader.reason or DisconnectReason.TRANSPORT_CLOSE)
-                    return
-                try:
-                    packet = decode_ws(message)
-                except RemoteProtocolError as exc:
-                    session.protocol_error(exc)
-                    return
-                await session.feed(packet)
+        timeout = self.options.close_timeout
+        async with serving_writer(outbound, reader, timeout, lambda: upgraded and session.reason is None):
+            with trio.move_on_after(self.options.upgrade_timeout):
+                upgraded = await probe(session, outbound, reader)
+            if upgraded and not session.closed:
+                scope = trio.CancelScope()
+                session.attach_websocket(outbound, scope)
+                await read_messages(session, reader, scope)
+            elif upgraded and not session.closed_by_client:
+                # Closed by the server mid-upgrade: the client waits on this WebSocket now, so the
+                # last packets (a DISCONNECT, say) go here, then the close frame.
+                for item in session.poll.take():
+                    outbound.write(item.frames)
+                session.final_delivered.set()
+            else:
+                session.abort_upgrade()
 
 
 def _collectable(session: EngineSession) -> bool:
     """Whether a closed polling session keeps its last packets for the next GET."""
     return session.reason in _COLLECTABLE and not session.closed_by_client
-
-
-async def _write(outbound: Outbound, scope: trio.CancelScope) -> None:
-    with scope:
-        await outbound.run_writer()
 
 
 def _peer_address(stream: trio.abc.Stream) -> str:

@@ -6,19 +6,27 @@ Rule: wsproto parses what the client sends; what we send is pre-encoded frame by
 
 from __future__ import annotations
 
-from typing import Final
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Final
 
 import trio
 from wsproto.connection import Connection, ConnectionState, ConnectionType
 from wsproto.events import BytesMessage, CloseConnection, Ping, TextMessage
 from wsproto.frame_protocol import CloseReason
 
-from ..errors import DisconnectReason
+from ..errors import DisconnectReason, RemoteProtocolError
+from ..protocol.engineio import EnginePacketType, decode_ws
+from ..protocol.websocket import text_frame
 from .outbound import Outbound
 
-__all__ = ["WebSocketReader"]
+if TYPE_CHECKING:
+    from .session import EngineSession
+
+__all__ = ["WebSocketReader", "probe", "read_messages", "serving_writer"]
 
 _RECEIVE_SIZE: Final = 64 * 1024
+_PROBE_PONG: Final = text_frame("3probe")
 
 
 class WebSocketReader:
@@ -92,3 +100,68 @@ class WebSocketReader:
     def set_close_code(self, code: int) -> None:
         """Choose the code of the close frame we send (for example 1001 when shutting down)."""
         self._close_code = code
+
+
+@asynccontextmanager
+async def serving_writer(
+    outbound: Outbound, reader: WebSocketReader, close_timeout: float, going_away: Callable[[], bool]
+) -> AsyncIterator[None]:
+    """Run the connection's writer task for the duration of the block, then close the WebSocket:
+    the close frame goes out after what was queued, within ``close_timeout`` (the writer is shielded
+    until then, so a server shutdown still flushes). ``going_away()`` true at the end: code 1001."""
+    async with trio.open_nursery() as nursery:
+        writer_scope = trio.CancelScope(shield=True)
+        nursery.start_soon(_write, outbound, writer_scope)
+        try:
+            yield
+        finally:
+            if going_away():
+                reader.set_close_code(1001)
+            outbound.close(reader.closing_frame())
+            writer_scope.deadline = trio.current_time() + close_timeout
+
+
+async def _write(outbound: Outbound, scope: trio.CancelScope) -> None:
+    with scope:
+        await outbound.run_writer()
+
+
+async def read_messages(session: EngineSession, reader: WebSocketReader, scope: trio.CancelScope) -> None:
+    """Feed the session every packet the client sends until either side ends (``scope`` is the
+    session's way to stop this reader when it closes)."""
+    with scope:
+        while True:
+            message = await reader.receive()
+            if message is None:
+                session.end(reader.reason or DisconnectReason.TRANSPORT_CLOSE)
+                return
+            try:
+                packet = decode_ws(message)
+            except RemoteProtocolError as exc:
+                session.protocol_error(exc)
+                return
+            await session.feed(packet)
+
+
+async def probe(session: EngineSession, outbound: Outbound, reader: WebSocketReader) -> bool:
+    """The upgrade handshake on a polling session's new WebSocket: "2probe" -> "3probe", then "5".
+
+    Returns True once "5" arrived; False when the client sent anything else or went away.
+    """
+    probing = True
+    while True:
+        message = await reader.receive()
+        if message is None:
+            return False
+        try:
+            packet = decode_ws(message)
+        except RemoteProtocolError:
+            return False
+        if probing and packet.type is EnginePacketType.PING and packet.data == "probe":
+            outbound.write(_PROBE_PONG)
+            session.start_upgrade()
+            probing = False
+        elif not probing and packet.type is EnginePacketType.UPGRADE:
+            return True
+        elif packet.type is not EnginePacketType.NOOP:
+            return False
