@@ -716,6 +716,7 @@ async def test_target_gone_while_ack_broadcast_waits_counts_once(
     a = ns.connect("a", ["abc"])
     b = ns.connect("b", ["abc"])
     c = ns.connect("c", ["abc"])
+    ns.connect("d", ["abc", "big"])  # shared with the huge broadcast: the ack broadcast waits its turn
     started = False
     outcome: list[Any] = []
 
@@ -834,3 +835,33 @@ async def test_single_server_operations() -> None:
         assert await adapter.server_count() == 1
         assert await adapter.server_side_emit("ev", [1]) == []
         assert await adapter.server_side_emit("ev", [1], timeout=1) == []
+
+
+async def test_unrelated_room_is_not_held_up_by_a_huge_broadcast() -> None:
+    ns, sockets = big_namespace(extra=YIELD_EVERY + 5)  # three chunks
+    small = [ns.connect(f"x{i}", ["small"]) for i in range(3)]
+    overlapping = ns.connect("both", ["small2", "big"])
+    big_reached_when_small_arrived: list[int] = []
+    big_reached_when_overlap_arrived: list[int] = []
+
+    async def big() -> None:
+        await ns.adapter.broadcast(event("big"), opts(["big"]))
+
+    async def unrelated() -> None:
+        while not any(s.queued for s in sockets):  # the huge broadcast has started
+            await trio.lowlevel.checkpoint()
+        await ns.adapter.broadcast(event("small"), opts(["small"]))
+        big_reached_when_small_arrived.append(reached(sockets))
+        await ns.adapter.broadcast(event("small2"), opts(["small2"]))
+        big_reached_when_overlap_arrived.append(reached([*sockets, overlapping]))
+
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(big)
+            nursery.start_soon(unrelated)
+    # The unrelated room got its packet while the huge broadcast was still on its way...
+    assert 0 < big_reached_when_small_arrived[0] < len(sockets)
+    assert all(s.event_names() == ["small"] for s in small)
+    # ...while a room sharing a recipient with it waited, and kept that recipient's order.
+    assert big_reached_when_overlap_arrived[0] == len(sockets) + 1
+    assert overlapping.event_names() == ["big", "small2"]

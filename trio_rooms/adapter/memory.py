@@ -62,6 +62,8 @@ class InMemoryAdapter(Adapter):
         # Held by a broadcast that yields mid-way, so that a later broadcast cannot overtake it
         # at a recipient it has not reached yet (per-recipient order stays emission order).
         self._order = trio.Lock()
+        # The recipients of the deliveries holding or waiting for the order lock.
+        self._unfinished: list[set[SocketId]] = []
 
     # -- membership -----------------------------------------------------------------------------
     @property
@@ -155,27 +157,36 @@ class InMemoryAdapter(Adapter):
     ) -> None:
         """Write ``frames`` to each of ``targets``; ``dropped(sid)`` for each write not taken.
 
-        A delivery to more than ``YIELD_EVERY`` sockets yields between chunks, holding the order
-        lock so that no later delivery overtakes it at a recipient it has not reached yet.
+        A delivery to more than ``YIELD_EVERY`` sockets yields between chunks. Per-recipient order
+        is emission order: while such a delivery is under way (or waiting), a later delivery that
+        shares a recipient with it waits its turn on the order lock (FIFO), and one that shares
+        none goes out at once, so a huge room never holds up an unrelated one.
         Cancellation: the recipients not reached yet get nothing.
         """
         sockets = self.nsp.sockets
-        if len(targets) <= YIELD_EVERY and not self._order.locked():
+        if len(targets) <= YIELD_EVERY and (
+            not self._unfinished or all(pending.isdisjoint(targets) for pending in self._unfinished)
+        ):
             for sid in targets:
                 if not sockets[sid].deliver(frames, volatile) and dropped is not None:
                     dropped(sid)
             await trio.lowlevel.checkpoint()
             return
-        async with self._order:
-            snapshot = list(targets)
-            for start in range(0, len(snapshot), YIELD_EVERY):
-                if start:
-                    await trio.lowlevel.checkpoint()
-                for sid in snapshot[start : start + YIELD_EVERY]:
-                    socket = sockets.get(sid)
-                    delivered = socket is not None and socket.deliver(frames, volatile)
-                    if not delivered and dropped is not None:
-                        dropped(sid)
+        snapshot = list(targets)
+        mine = set(snapshot)
+        self._unfinished.append(mine)
+        try:
+            async with self._order:
+                for start in range(0, len(snapshot), YIELD_EVERY):
+                    if start:
+                        await trio.lowlevel.checkpoint()
+                    for sid in snapshot[start : start + YIELD_EVERY]:
+                        socket = sockets.get(sid)
+                        delivered = socket is not None and socket.deliver(frames, volatile)
+                        if not delivered and dropped is not None:
+                            dropped(sid)
+        finally:
+            self._unfinished = [pending for pending in self._unfinished if pending is not mine]
 
     async def broadcast_with_ack(self, packet: Packet, opts: BroadcastOptions) -> list[Any]:
         timeout = opts.flags.timeout
