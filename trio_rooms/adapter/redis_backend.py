@@ -6,6 +6,7 @@ leaves this module as ``AdapterError`` (the one mapping table is ``map_redis_err
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -21,6 +22,8 @@ from .cluster_messages import INSTALL_HINT
 __all__ = ["Backoff", "RedisLink", "import_coredis", "map_redis_errors", "open_link"]
 
 DEFAULT_CONNECT_TIMEOUT: Final = 2.0
+
+logger = logging.getLogger("trio_rooms.redis")
 
 
 @cache
@@ -157,7 +160,7 @@ async def open_link(
     """
     coredis = import_coredis()
     no_retry = coredis.retry.NoRetryPolicy()
-    with map_redis_errors(f"Redis at {url} failed"):
+    with only_cancelled_when_cancelled(), map_redis_errors(f"Redis at {url} failed"):
         if sharded:
             cluster = coredis.RedisCluster.from_url(
                 url, retry_policy=no_retry, connect_timeout=connect_timeout
@@ -171,3 +174,22 @@ async def open_link(
             client = coredis.Redis.from_url(url, retry_policy=no_retry, connect_timeout=connect_timeout)
             async with client, client.pubsub(retry_policy=None, ignore_subscribe_messages=True) as ps:
                 yield RedisLink(client, ps, sharded=False)
+
+
+@contextmanager
+def only_cancelled_when_cancelled() -> Iterator[None]:
+    """When the block is cancelled, let only the cancellation out.
+
+    coredis' sharded subscriber tears its per-shard tasks down on cancellation and some of them fail
+    doing so (``ClosedResourceError``, ``ConnectionError``: their connection is already closed); they
+    come out beside ``trio.Cancelled`` in an exception group, which would otherwise crash the server's
+    nursery on a plain shutdown. Those teardown errors are logged and dropped.
+    """
+    try:
+        yield
+    except BaseExceptionGroup as group:
+        cancelled, rest = group.split(trio.Cancelled)
+        if cancelled is None or rest is None:
+            raise
+        logger.debug("errors while closing the Redis connections (dropped): %r", rest)
+        raise cancelled from None
