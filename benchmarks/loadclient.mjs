@@ -3,6 +3,8 @@
 //
 //   node loadclient.mjs --port PORT [--n 1000] [--deliveries 200000] [--rates 50,200]
 //                       [--latency-seconds 5] [--phases connect,fanout,union,latency] [--sync]
+//                       [--transport websocket|polling] [--fanout-rooms K] [--extra-rooms R]
+//                       [--big-room M --big-count C] [--server-stats]
 //
 // Room layout (N a multiple of 100): client c joins "a<floor(c/100)>" and "b<floor(((c+50)%N)/100)>",
 // so every room has 100 members and each "b" room overlaps two "a" rooms by 50.
@@ -14,11 +16,27 @@
 // Every phase checks that each expected delivery arrived exactly once (no loss, no duplicate, nothing
 // unexpected); a phase that fails the check reports no figure.
 //
+// Options of the extra workloads (scenarios.py):
+// - --transport polling: the N clients are Engine.IO long-polling clients (one GET loop each, POSTs
+//   serialized per client, HTTP keep-alive through one http.Agent); the control sockets stay WebSocket.
+// - --fanout-rooms K: fan-out cycles over the first K "a" rooms only (the same 100*K recipients at
+//   every N, so that N measures the sockets outside the target).
+// - --extra-rooms R: after connecting, the control socket asks the server ("bench-rooms") to create R
+//   more rooms of one member each (spread over a few sockets), never broadcast to.
+// - --big-room M (phase "bigroom"): clients c < M also join "big"; a second control socket asks for
+//   --big-count broadcasts to "big" back to back while the first one measures, at 50/s, the latency of
+//   the last "a" room (whose members are not in "big"): "small50-idle" before, "small50-big" during.
+// - --trace-requests: after each latency phase, fetch ("bench-trace") when the server's handler saw each
+//   request (CLOCK_MONOTONIC, the same clock as process.hrtime here) and report the request's
+//   client-send -> server-handler delay apart from the whole latency.
+// - --server-stats: ask the server for its debug counters ("bench-stats") around each throughput phase.
+//
 // With --sync, the client prints "MARK <name>" on stdout at each phase boundary and waits for a line
 // "ok" on stdin: the runner reads the server's /proc figures (CPU time, RSS) there. The result is
 // one line "RESULT {json}" on stdout; progress goes to stderr. Traffic goes to 127.0.0.1 only.
 
-import { performance } from "node:perf_hooks";
+import http from "node:http";
+import { monitorEventLoopDelay, performance } from "node:perf_hooks";
 import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
 import WebSocket from "ws";
@@ -35,6 +53,13 @@ const { values: opt } = parseArgs({
     "idle-seconds": { type: "string", default: "2" },
     "phase-timeout": { type: "string", default: "120" },
     sync: { type: "boolean", default: false },
+    transport: { type: "string", default: "websocket" },
+    "fanout-rooms": { type: "string", default: "0" },
+    "extra-rooms": { type: "string", default: "0" },
+    "big-room": { type: "string", default: "0" },
+    "big-count": { type: "string", default: "40" },
+    "server-stats": { type: "boolean", default: false },
+    "trace-requests": { type: "boolean", default: false },
   },
 });
 
@@ -48,9 +73,17 @@ const CONCURRENCY = Number(opt.concurrency);
 const IDLE_MS = Number(opt["idle-seconds"]) * 1000;
 const PHASE_TIMEOUT_MS = Number(opt["phase-timeout"]) * 1000;
 if (!(PORT > 0 && PORT < 65536)) throw new Error("--port is required");
+const POLLING = opt.transport === "polling";
+const FANOUT_ROOMS = Number(opt["fanout-rooms"]);
+const EXTRA_ROOMS = Number(opt["extra-rooms"]);
+const BIG = Number(opt["big-room"]);
+const BIG_COUNT = Number(opt["big-count"]);
 if (!(N >= 100 && N % 100 === 0)) throw new Error("--n must be a positive multiple of 100");
+if (!["websocket", "polling"].includes(opt.transport)) throw new Error("--transport: websocket or polling");
+if (BIG > 0 && !(BIG % 100 === 0 && BIG <= N - 100)) throw new Error("--big-room: a multiple of 100, <= N - 100");
 
 const URL = `ws://127.0.0.1:${PORT}/socket.io/?EIO=4&transport=websocket`;
+const POLL_PATH = "/socket.io/?EIO=4&transport=polling";
 const ROOMS = N / 100;
 const SEQ_STRIDE = 10_000_000; // phase p numbers its events from 1e6 + p * SEQ_STRIDE
 const PAD = "x".repeat(71); // 42["m",{"i":<8 digits>,"p":"<pad>"}] is 100 bytes
@@ -71,18 +104,21 @@ async function mark(name) {
 // ---- rooms -------------------------------------------------------------------------------------------
 const roomA = (c) => `a${Math.floor(c / 100)}`;
 const roomB = (c) => `b${Math.floor(((c + 50) % N) / 100)}`;
+const roomsOf = (c) => (c < BIG ? [roomA(c), roomB(c), "big"] : [roomA(c), roomB(c)]);
 const members = new Map(); // room -> client indices
 for (let c = 0; c < N; c++) {
-  for (const r of [roomA(c), roomB(c)]) {
+  for (const r of roomsOf(c)) {
     if (!members.has(r)) members.set(r, []);
     members.get(r).push(c);
   }
 }
-const fanoutTargets = Array.from({ length: ROOMS }, (_, i) => [`a${i}`]);
+const fanoutTargets = Array.from({ length: FANOUT_ROOMS > 0 ? Math.min(FANOUT_ROOMS, ROOMS) : ROOMS }, (_, i) => [
+  `a${i}`,
+]);
 const unionTargets = Array.from({ length: ROOMS }, (_, i) => [`a${i}`, `b${i}`, `b${(i + 1) % ROOMS}`]);
 
 // ---- phases: the exactly-once check -----------------------------------------------------------------
-let phase = null; // the phase whose deliveries are being checked
+const openPhases = new Map(); // phase number (seq / SEQ_STRIDE) -> the Phase being checked
 let stray = 0; // events that arrived while no phase was open
 const lastSeq = new Float64Array(N).fill(-1);
 
@@ -114,6 +150,7 @@ class Phase {
       this.lat = new Float64Array(this.expected);
       this.nlat = 0;
     }
+    this.key = Math.floor(seq0 / SEQ_STRIDE);
     this.doneAt = 0;
     this.done = new Promise((resolve) => {
       this.resolveDone = resolve;
@@ -175,8 +212,10 @@ function onEvent(c, data) {
     if (d < 0 || d > 9) break;
     s = s * 10 + d;
   }
-  if (phase === null) stray++;
-  else phase.arrive(c.idx, s);
+  const ph = openPhases.get(Math.floor(s / SEQ_STRIDE));
+  if (ph !== undefined) ph.arrive(c.idx, s);
+  else if (openPhases.size === 0) stray++;
+  else for (const p of openPhases.values()) p.unexpected++;
   if (frameBytes === 0) frameBytes = data.length;
 }
 let frameBytes = 0;
@@ -231,7 +270,15 @@ class Conn {
     this.sid = "";
     for (const [, cb] of this.acks) cb(null, err);
     this.acks.clear();
+    this.terminate();
+  }
+
+  terminate() {
     if (this.ws !== null) this.ws.terminate();
+  }
+
+  send(text) {
+    this.ws.send(text);
   }
 
   onMessage(data) {
@@ -254,13 +301,13 @@ class Conn {
         if (this.onConnected !== null) this.onConnected();
       } else if (b1 === 0x34) this.fail(new Error(`CONNECT_ERROR ${data}`));
       else if (b1 === 0x31) this.fail(new Error("server disconnected the socket"));
-    } else if (b0 === 0x32) this.ws.send("3"); // ping -> pong
-    else if (b0 === 0x30) this.ws.send("40"); // Engine.IO open -> Socket.IO CONNECT to "/"
+    } else if (b0 === 0x32) this.send("3"); // ping -> pong
+    else if (b0 === 0x30) this.send("40"); // Engine.IO open -> Socket.IO CONNECT to "/"
     else if (b0 === 0x31) this.fail(new Error("Engine.IO close"));
   }
 
   emit(event, arg) {
-    this.ws.send(`42${JSON.stringify([event, arg])}`);
+    this.send(`42${JSON.stringify([event, arg])}`);
   }
 
   emitWithAck(event, arg, timeoutMs) {
@@ -275,8 +322,104 @@ class Conn {
         if (err !== null) reject(err);
         else resolve(value);
       });
-      this.ws.send(`42${id}${JSON.stringify([event, arg])}`);
+      this.send(`42${id}${JSON.stringify([event, arg])}`);
     });
+  }
+}
+
+// ---- one long-polling client -------------------------------------------------------------------------
+// One keep-alive agent for every polling client: a held GET keeps its socket, a POST takes another.
+let pollResponses = 0; // GET responses that carried packets (not a noop)
+let pollNoops = 0; // GET responses that were a noop ("6")
+const pollAgent = new http.Agent({ keepAlive: true, maxSockets: Infinity, maxFreeSockets: 4096 });
+
+function httpRequest(method, path, body) {
+  return new Promise((resolve, reject) => {
+    const headers = body === undefined ? {} : { "content-type": "text/plain;charset=UTF-8" };
+    const req = http.request({ host: "127.0.0.1", port: PORT, method, path, agent: pollAgent, headers }, (res) => {
+      const chunks = [];
+      res.on("data", (chunk) => chunks.push(chunk));
+      res.on("end", () => resolve({ status: res.statusCode, body: Buffer.concat(chunks) }));
+      res.on("error", reject);
+    });
+    req.on("error", reject);
+    req.end(body);
+  });
+}
+
+class PollConn extends Conn {
+  constructor(idx) {
+    super(idx);
+    this.path = "";
+    this.posting = Promise.resolve();
+    this.stopped = false;
+  }
+
+  connect(timeoutMs) {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => this.fail(new Error("connect timeout")), timeoutMs);
+      this.onConnected = () => {
+        clearTimeout(timer);
+        this.onConnected = null;
+        this.onFailed = null;
+        resolve();
+      };
+      this.onFailed = (err) => {
+        clearTimeout(timer);
+        reject(err);
+      };
+      httpRequest("GET", POLL_PATH)
+        .then(({ status, body }) => {
+          if (status !== 200 || body[0] !== 0x30) throw new Error(`handshake: ${status} ${body}`);
+          this.path = `${POLL_PATH}&sid=${encodeURIComponent(JSON.parse(body.toString("utf8", 1)).sid)}`;
+          this.send("40");
+          void this.pollLoop();
+        })
+        .catch((err) => this.fail(err));
+    });
+  }
+
+  async pollLoop() {
+    while (!this.stopped) {
+      let res;
+      try {
+        res = await httpRequest("GET", this.path);
+      } catch (err) {
+        if (!this.stopped) this.fail(err);
+        return;
+      }
+      if (res.status !== 200) {
+        this.fail(new Error(`GET: ${res.status} ${res.body}`));
+        return;
+      }
+      const body = res.body;
+      if (body[0] !== 0x36) pollResponses++;
+      else pollNoops++;
+      let start = 0;
+      while (start <= body.length) {
+        let end = body.indexOf(0x1e, start);
+        if (end < 0) end = body.length;
+        if (end > start && body[start] !== 0x36) this.onMessage(body.subarray(start, end)); // 6: noop
+        start = end + 1;
+      }
+    }
+  }
+
+  send(text) {
+    // POSTs one after the other (Engine.IO allows one at a time per session).
+    this.posting = this.posting.then(async () => {
+      if (this.stopped) return;
+      try {
+        const res = await httpRequest("POST", this.path, text);
+        if (res.status !== 200) throw new Error(`POST: ${res.status} ${res.body}`);
+      } catch (err) {
+        if (!this.stopped) this.fail(err);
+      }
+    });
+  }
+
+  terminate() {
+    this.stopped = true;
   }
 }
 
@@ -302,7 +445,7 @@ async function settle(ph) {
   // Leave the phase open a moment after its last expected delivery: a late duplicate or an
   // unexpected delivery still fails the check.
   await sleep(200);
-  phase = null;
+  openPhases.delete(ph.key);
   const v = ph.verdict();
   if (!v.ok) log(`${ph.name}: exactly-once check FAILED ${JSON.stringify(v)}`);
   return v;
@@ -315,10 +458,10 @@ async function connectPhase(ctl) {
   const worker = async () => {
     while (next < N) {
       const idx = next++;
-      const c = new Conn(idx);
+      const c = POLLING ? new PollConn(idx) : new Conn(idx);
       conns[idx] = c;
       await c.connect(30_000);
-      const ack = await c.emitWithAck("join", [roomA(idx), roomB(idx)], 30_000);
+      const ack = await c.emitWithAck("join", roomsOf(idx), 30_000);
       if (ack === null || ack.length !== 1) throw new Error(`bad join ack ${JSON.stringify(ack)}`);
     }
   };
@@ -335,8 +478,11 @@ async function throughputPhase(ctl, name, targets, deliveries, measured) {
   const count = Math.max(targets.length, Math.round(deliveries / per / targets.length) * targets.length);
   const seq0 = 1_000_000 + ++phaseNo * SEQ_STRIDE;
   const ph = new Phase(name, targets, count, seq0);
+  const stats0 = measured && opt["server-stats"] ? (await ctl.emitWithAck("bench-stats", {}, 30_000))[0] : null;
   if (measured) await mark(`${name}-start`);
-  phase = ph;
+  openPhases.set(ph.key, ph);
+  const responses0 = pollResponses;
+  const noops0 = pollNoops;
   const t0 = performance.now();
   const req = { targets, count, seq0, rate: 0, pad: PAD };
   const ack = ctl.emitWithAck("bench", req, PHASE_TIMEOUT_MS);
@@ -346,23 +492,30 @@ async function throughputPhase(ctl, name, targets, deliveries, measured) {
   const end = ph.doneAt > 0 ? ph.doneAt : performance.now();
   if (measured) await mark(`${name}-end`);
   const v = await settle(ph);
+  if (stats0 !== null) {
+    const stats1 = (await ctl.emitWithAck("bench-stats", {}, 30_000))[0];
+    v.server_stats = Object.fromEntries(Object.keys(stats1).map((k) => [k, stats1[k] - (stats0[k] ?? 0)]));
+  }
   const seconds = (end - t0) / 1000;
   if (v.ok) {
     Object.assign(v, { seconds, deliveries_per_s: v.expected / seconds });
+    if (POLLING) Object.assign(v, { poll_responses: pollResponses - responses0, poll_noops: pollNoops - noops0 });
     log(`${name}: ${v.expected} deliveries in ${seconds.toFixed(2)} s (${Math.round(v.expected / seconds)}/s)`);
   }
   if (measured) result.phases[name] = v;
   if (!v.ok) result.ok = false;
 }
 
-async function latencyPhase(ctl, rate) {
-  const name = `latency${rate}`;
+async function latencyPhase(ctl, rate, name = `latency${rate}`, targets = fanoutTargets) {
   const count = Math.round(rate * LATENCY_SECONDS);
   const seq0 = 1_000_000 + ++phaseNo * SEQ_STRIDE;
   const warmup = Math.floor(rate / 2); // the first half second is not counted
-  const ph = new Phase(name, fanoutTargets, count, seq0, { latencyWarmup: warmup });
+  const ph = new Phase(name, targets, count, seq0, { latencyWarmup: warmup });
   await mark(`${name}-start`);
-  phase = ph;
+  openPhases.set(ph.key, ph);
+  const sendNs = opt["trace-requests"] ? new Array(count) : null;
+  const loopDelay = monitorEventLoopDelay({ resolution: 1 });
+  loopDelay.enable();
   const interval = 1000 / rate;
   const t0 = performance.now();
   let maxLag = 0;
@@ -375,10 +528,13 @@ async function latencyPhase(ctl, rate) {
     }
     maxLag = Math.max(maxLag, now - due);
     ph.sendTimes[k] = now;
-    ctl.emit("bench", { targets: [fanoutTargets[k % fanoutTargets.length]], count: 1, seq0: seq0 + k, rate: 0, pad: PAD });
+    if (sendNs !== null) sendNs[k] = process.hrtime.bigint();
+    ctl.emit("bench", { targets: [targets[k % targets.length]], count: 1, seq0: seq0 + k, rate: 0, pad: PAD });
   }
-  const sentSeconds = (performance.now() - t0) / 1000;
+  ph.lastSentAt = performance.now();
+  const sentSeconds = (ph.lastSentAt - t0) / 1000;
   await withTimeout(ph.done, PHASE_TIMEOUT_MS, name).catch((err) => result.errors.push(`${name}: ${err.message}`));
+  loopDelay.disable();
   await mark(`${name}-end`);
   const v = await settle(ph);
   if (v.ok) {
@@ -391,10 +547,59 @@ async function latencyPhase(ctl, rate) {
       p50_ms: quantile(lat, 0.5),
       p99_ms: quantile(lat, 0.99),
       max_ms: lat.length ? lat[lat.length - 1] : null,
+      // this client's own event-loop delay over the phase (its share of the latency)
+      client_loop_delay_p50_ms: loopDelay.percentile(50) / 1e6,
+      client_loop_delay_p99_ms: loopDelay.percentile(99) / 1e6,
     });
+    if (sendNs !== null) {
+      const [trace] = await ctl.emitWithAck("bench-trace", {}, 30_000);
+      const d = [];
+      for (let k = warmup; k < count; k++) {
+        const at = trace[String(seq0 + k)];
+        if (at !== undefined) d.push(Number(BigInt(at) - sendNs[k]) / 1e6);
+      }
+      d.sort((x, y) => x - y);
+      Object.assign(v, { request_samples: d.length, request_p50_ms: quantile(d, 0.5), request_p99_ms: quantile(d, 0.99) });
+    }
     log(`${name}: p50 ${v.p50_ms.toFixed(3)} ms, p99 ${v.p99_ms.toFixed(3)} ms over ${lat.length} deliveries`);
   } else result.ok = false;
   result.phases[name] = v;
+  return ph;
+}
+
+async function bigRoomPhase(ctl) {
+  // A second control socket asks for BIG_COUNT broadcasts to "big" back to back; meanwhile the first
+  // one measures the latency of the last "a" room (no member of it is in "big").
+  const ctl2 = new Conn(-2);
+  await ctl2.connect(30_000);
+  const small = [[`a${ROOMS - 1}`]];
+  await latencyPhase(ctl, 50, "small50-idle", small);
+  const seq0 = 1_000_000 + ++phaseNo * SEQ_STRIDE;
+  const ph = new Phase("bigroom", [["big"]], BIG_COUNT, seq0);
+  await mark("bigroom-start");
+  openPhases.set(ph.key, ph);
+  const t0 = performance.now();
+  const ack = ctl2.emitWithAck("bench", { targets: [["big"]], count: BIG_COUNT, seq0, rate: 0, pad: PAD }, PHASE_TIMEOUT_MS);
+  await sleep(500);
+  const smallPh = await latencyPhase(ctl, 50, "small50-big", small);
+  // The big broadcasts were still arriving when the last latency request was sent.
+  const overlapped = ph.doneAt === 0 || ph.doneAt > smallPh.lastSentAt;
+  await withTimeout(Promise.all([ph.done, ack]), PHASE_TIMEOUT_MS, "bigroom").catch((err) => {
+    result.errors.push(`bigroom: ${err.message}`);
+  });
+  const end = ph.doneAt > 0 ? ph.doneAt : performance.now();
+  await mark("bigroom-end");
+  const v = await settle(ph);
+  const seconds = (end - t0) / 1000;
+  Object.assign(v, { seconds, deliveries_per_s: v.received / seconds, overlapped, members: BIG });
+  if (!overlapped) {
+    v.ok = false;
+    result.errors.push("bigroom: the big broadcasts ended before the last latency request: raise --big-count");
+  }
+  if (!v.ok) result.ok = false;
+  result.phases.bigroom = v;
+  log(`bigroom: ${v.received} deliveries in ${seconds.toFixed(2)} s, overlapped ${overlapped}`);
+  ctl2.terminate();
 }
 
 async function main() {
@@ -408,11 +613,17 @@ async function main() {
   await connectPhase(ctl);
   await sleep(IDLE_MS);
   await mark("idle");
+  if (EXTRA_ROOMS > 0) {
+    const [made] = await ctl.emitWithAck("bench-rooms", { count: EXTRA_ROOMS, prefix: "x", sockets: 4 }, 60_000);
+    result.extra_rooms = made;
+    log(`extra rooms: ${JSON.stringify(made)}`);
+  }
   // An unmeasured warm-up (lets V8 optimize, fills Python's caches): 2 broadcasts per room.
   await throughputPhase(ctl, "warmup", fanoutTargets, 2 * N, false);
   if (PHASES.has("fanout")) await throughputPhase(ctl, "fanout", fanoutTargets, DELIVERIES, true);
   if (PHASES.has("union")) await throughputPhase(ctl, "union", unionTargets, DELIVERIES, true);
   if (PHASES.has("latency")) for (const rate of RATES) await latencyPhase(ctl, rate);
+  if (PHASES.has("bigroom")) await bigRoomPhase(ctl);
   if (closedUnexpectedly > 0) {
     result.ok = false;
     result.errors.push(`${closedUnexpectedly} clients lost their connection`);
@@ -424,8 +635,9 @@ async function main() {
   result.frame_bytes = frameBytes;
   result.seconds = (performance.now() - t0) / 1000;
   closing = true;
-  for (const c of conns) if (c !== undefined && c.ws !== null) c.ws.terminate();
-  ctl.ws.terminate();
+  for (const c of conns) if (c !== undefined) c.terminate();
+  ctl.terminate();
+  pollAgent.destroy();
 }
 
 main()

@@ -5,6 +5,7 @@
 //   "m", {i: seq0 + i, p: pad}, event i to the rooms targets[i % targets.length] (each member once),
 //   leaving out the members of `except`; rate > 0 paces them at that many per second from an
 //   absolute schedule, 0 sends them back to back. Acks {sent: count} when done, if asked.
+// - "bench-rooms", {count, prefix, sockets} and "bench-stats": see server_trio.py.
 //
 // Compression is off (perMessageDeflate, httpCompression); run it with NODE_ENV=production.
 // Prints {"server": "node", "port": PORT, ...} on one line when it listens (127.0.0.1 only).
@@ -49,6 +50,23 @@ io.on("connection", (socket) => {
       ops[i % ops.length].emit("m", { i: seq0 + i, p: pad });
     }
     if (typeof ack === "function") ack({ sent: count });
+  });
+
+  // Extra workloads (scenarios.py): `count` rooms of one member each, spread over `sockets` sockets.
+  socket.on("bench-rooms", (req, ack) => {
+    const nsp = io.of("/");
+    const others = [...nsp.sockets.keys()].filter((id) => id !== socket.id);
+    const owners = [socket.id, ...others.slice(0, Math.max(0, (req.sockets ?? 1) - 1))];
+    owners.forEach((owner, k) => {
+      const rooms = new Set();
+      for (let i = k; i < req.count; i += owners.length) rooms.add(`${req.prefix}${i}`);
+      nsp.adapter.addAll(owner, rooms);
+    });
+    if (typeof ack === "function") ack({ rooms: nsp.adapter.rooms.size, owners: owners.length });
+  });
+
+  socket.on("bench-stats", (req, ack) => {
+    if (typeof ack === "function") ack({});
   });
 });
 

@@ -7,20 +7,69 @@
   at that many per second from an absolute schedule, 0 sends them back to back. Acks
   ``{"sent": count}`` when done, when the client asked for an ack.
 
+Handlers of the extra workloads (scenarios.py; every server has them):
+
+- ``"bench-rooms", {count, prefix, sockets}``: creates ``count`` rooms ``prefix0``, ``prefix1``, ... of
+  one member each, spread round-robin over the asking socket and ``sockets - 1`` other connected
+  sockets, with ``adapter.add_all``; acks ``{"rooms": total rooms in the namespace}``.
+- ``"bench-stats", {}``: acks the debug counters (empty unless ``--count-encodes``).
+- ``"bench-trace", {}``: with ``--trace-requests``, acks (and forgets) ``{seq0: ns}``, the
+  ``time.monotonic_ns()`` at which each one-broadcast ``bench`` request's handler started.
+
+``--gc-freeze-rooms``: ``bench-rooms`` ends with ``gc.collect(); gc.freeze()`` (a diagnostic).
+
+``--count-encodes`` (this benchmark server only, nothing in trio_rooms changes) wraps
+``trio_rooms.transport.polling.Encoded`` to count the encoded packets made (``encoded``), the reads of
+their long-polling text (``polling_reads``) and how many of those reads built it (``polling_builds``).
+
 Prints ``{"server": "trio_rooms", "port": PORT, ...}`` on one line when it listens (127.0.0.1 only).
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import sys
+import time
 from importlib.metadata import version
 from typing import Any
 
 import trio
 
 import trio_rooms
+from trio_rooms.transport.polling import Encoded
+
+COUNTERS: dict[str, int] = {}
+#: With --trace-requests: the CLOCK_MONOTONIC time (ns) at which the handler of each one-broadcast
+#: "bench" request started, by its seq0 (the load client compares it with its own send time).
+TRACE: dict[int, int] | None = None
+#: With --gc-freeze-rooms: "bench-rooms" ends with gc.collect(); gc.freeze() (a diagnostic: do the
+#: rooms cost through the cyclic GC's full collections?).
+GC_FREEZE = False
+
+
+def count_encodes() -> None:
+    """Wrap ``Encoded`` (construction, the ``polling`` property) with counters, in this process only."""
+    COUNTERS.update(encoded=0, polling_reads=0, polling_builds=0)
+    init = Encoded.__init__
+    polling = Encoded.__dict__["polling"]
+    assert isinstance(polling, property) and polling.fget is not None
+    build = polling.fget
+
+    def counted_init(self: Encoded, segments: tuple[str | bytes, ...]) -> None:
+        COUNTERS["encoded"] += 1
+        init(self, segments)
+
+    def counted_polling(self: Encoded) -> str:
+        COUNTERS["polling_reads"] += 1
+        if self._polling is None:
+            COUNTERS["polling_builds"] += 1
+        text: str = build(self)
+        return text
+
+    Encoded.__init__ = counted_init  # type: ignore[method-assign]
+    Encoded.polling = property(counted_polling)  # type: ignore[method-assign,assignment]
 
 
 def build_server() -> trio_rooms.Server:
@@ -42,12 +91,39 @@ def build_server() -> trio_rooms.Server:
             rate = float(req.get("rate") or 0)
             pad = str(req.get("pad", ""))
             ops = [server.to(t).except_(excluded) if excluded else server.to(t) for t in targets]
+            if TRACE is not None and count == 1:
+                TRACE[seq0] = time.monotonic_ns()
             start = trio.current_time()
             for i in range(count):
                 if rate > 0:
                     await trio.sleep_until(start + i / rate)
                 await ops[i % len(ops)].emit("m", {"i": seq0 + i, "p": pad})
             return {"sent": count}
+
+        @socket.on("bench-rooms")
+        async def bench_rooms(req: dict[str, Any]) -> dict[str, int]:
+            nsp = server.of("/")
+            others = [sid for sid in nsp.sockets if sid != socket.id]
+            owners = [socket.id, *others[: max(0, int(req.get("sockets", 1)) - 1)]]
+            prefix = str(req["prefix"])
+            for k, owner in enumerate(owners):
+                nsp.adapter.add_all(owner, [f"{prefix}{i}" for i in range(k, int(req["count"]), len(owners))])
+            if GC_FREEZE:
+                gc.collect()
+                gc.freeze()
+            return {"rooms": len(nsp.adapter.rooms), "owners": len(owners)}
+
+        @socket.on("bench-stats")
+        async def bench_stats(req: dict[str, Any]) -> dict[str, int]:
+            return dict(COUNTERS)
+
+        @socket.on("bench-trace")
+        async def bench_trace(req: dict[str, Any]) -> dict[str, int]:
+            if TRACE is None:
+                return {}
+            out = {str(k): v for k, v in TRACE.items()}
+            TRACE.clear()
+            return out
 
     return server
 
@@ -71,4 +147,13 @@ async def main(port: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--port", type=int, default=0)
-    trio.run(main, parser.parse_args().port)
+    parser.add_argument("--count-encodes", action="store_true", help="count Encoded packets (debug)")
+    parser.add_argument("--trace-requests", action="store_true", help="time one-broadcast requests (debug)")
+    parser.add_argument("--gc-freeze-rooms", action="store_true", help="gc.freeze() after bench-rooms")
+    cli = parser.parse_args()
+    GC_FREEZE = cli.gc_freeze_rooms
+    if cli.count_encodes:
+        count_encodes()
+    if cli.trace_requests:
+        TRACE = {}
+    trio.run(main, cli.port)
