@@ -95,6 +95,11 @@ class Socket:
         data: a dict for the application.
     """
 
+    #: Write a pre-encoded packet to this client now (never awaits; the broadcast path):
+    #: ``deliver(item, volatile=False) -> bool``, False when dropped. It is the session's own
+    #: ``write``, bound once, so that a broadcast makes one call less per recipient.
+    deliver: Callable[[Encoded, bool], bool]
+
     def __init__(self, namespace: Namespace, connection: Connection, handshake: Handshake) -> None:
         self.id = new_socket_id()
         self.nsp = namespace
@@ -102,6 +107,7 @@ class Socket:
         self.data: dict[str, Any] = {}
         self._conn = connection
         self._session = connection.session
+        self.deliver = connection.session.write
         self._handlers: dict[str, tuple[Handler, inspect.Signature]] = {}
         self._teardown_handlers: dict[str, list[Handler]] = {"disconnecting": [], "disconnect": []}
         self._acks: dict[int, tuple[Callable[[Any], None], Callable[[], None]]] = {}
@@ -233,10 +239,6 @@ class Socket:
     def remove_ack_callback(self, ack_id: int) -> bool:
         """Forget the ack callback of ``ack_id``; False if it was not registered (any more)."""
         return self._acks.pop(ack_id, None) is not None
-
-    def deliver(self, item: Encoded, volatile: bool = False) -> bool:
-        """Write a pre-encoded packet to this client now (never awaits; the broadcast path)."""
-        return self._session.write(item, volatile=volatile)
 
     # -- broadcasting from this socket (the sender is left out) -----------------------------------
     def to(self, room_or_rooms: str | Iterable[str]) -> BroadcastOperator:

@@ -88,7 +88,7 @@ class Outbound:
         """True once ``close`` was called or the stream failed: writes are then ignored."""
         return self._closed
 
-    def write(self, data: bytes, *, volatile: bool = False) -> bool:
+    def write(self, data: bytes, volatile: bool = False) -> bool:
         """Send ``data`` in order after everything written before; never awaits.
 
         Returns True when the bytes were sent or queued, False when they were dropped (closed

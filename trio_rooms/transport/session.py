@@ -122,11 +122,14 @@ class EngineSession:
         return self.poll.max_bytes
 
     # -- writing ----------------------------------------------------------------------------------
-    def write(self, item: Encoded, *, volatile: bool = False) -> bool:
-        """Send a pre-encoded packet on the current transport (never awaits); False when dropped."""
+    def write(self, item: Encoded, volatile: bool = False) -> bool:
+        """Send a pre-encoded packet on the current transport (never awaits); False when dropped.
+
+        This is the broadcast path (``Socket.deliver`` is this method): keep it short.
+        """
         outbound = self.outbound
         if outbound is not None:
-            return outbound.write(item.frames, volatile=volatile)
+            return outbound.write(item.frames, volatile)
         if self.reason is not None:
             return False
         return self.poll.write(item, volatile=volatile)
