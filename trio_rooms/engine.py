@@ -2,8 +2,8 @@
 on its own as python-engineio is; the Socket.IO ``Server`` is built on it.
 
 Rule: each HTTP connection is one task reading requests in turn (h11, bounded, with deadlines);
-each Engine.IO session is one task (heartbeat + the application's handler) that outlives the
-requests of a long-polling client.
+each Engine.IO session is one task (the application's handler) that outlives the requests of a
+long-polling client; one server-wide task pings every session.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from .protocol.engineio import RECORD_SEPARATOR as RECORD_SEPARATOR_TEXT
 from .protocol.engineio import decode_payload, encode_ws
 from .protocol.websocket import text_frame
 from .stats import Counters
+from .transport.heartbeat import DEFAULT_RESOLUTION, Heartbeats
 from .transport.http import (
     MAX_REQUEST_HEAD_BYTES,
     EngineErrorCode,
@@ -86,6 +87,8 @@ class EngineOptions:
         upgrade_timeout: deadline for a polling session's WebSocket upgrade to complete.
         close_timeout: deadline to flush a closing session's last packets.
         fallback: ``async (request) -> HttpResponse | None`` for requests outside ``path``.
+        heartbeat_resolution: pings and pong deadlines are due on ticks of this many seconds
+            (one wake-up serves every session due at a tick); 0 makes them exact.
     """
 
     ping_interval: float = 25.0
@@ -103,6 +106,7 @@ class EngineOptions:
     upgrade_timeout: float = 10.0
     close_timeout: float = 2.0
     fallback: Fallback | None = None
+    heartbeat_resolution: float = DEFAULT_RESOLUTION
     _networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = field(init=False, repr=False)
     _cors: CorsPolicy = field(init=False, repr=False)
 
@@ -140,6 +144,7 @@ class EngineServer:
         self.counters = counters if counters is not None else Counters()
         self._handler: SessionHandler | None = None
         self._sessions: dict[str, EngineSession] = {}
+        self._heartbeats = Heartbeats(self.options.heartbeat_resolution)
         self._nursery: trio.Nursery | None = None
 
     @property
@@ -182,6 +187,7 @@ class EngineServer:
         with unwrap_group():
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
+                await nursery.start(self._heartbeats.run)
                 await nursery.start(
                     partial(
                         trio.serve_listeners, self._handle_stream, list(listeners), handler_nursery=nursery
@@ -353,26 +359,19 @@ class EngineServer:
         return session
 
     async def _run_session(self, session: EngineSession) -> None:
+        session.start_heartbeat(self._heartbeats)
         try:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(session.heartbeat)
-                try:
-                    if self._handler is not None:
-                        await self._handler(session)
-                    else:
-                        await session.wait_closed()
-                except Exception:
-                    logger.exception("Engine.IO connection handler failed")
-                finally:
-                    if session.reason is None:
-                        cancelled = trio.current_effective_deadline() == -float("inf")
-                        session.end(
-                            DisconnectReason.SERVER_SHUTTING_DOWN
-                            if cancelled
-                            else DisconnectReason.FORCED_CLOSE
-                        )
-                    nursery.cancel_scope.cancel()
+            if self._handler is not None:
+                await self._handler(session)
+            else:
+                await session.wait_closed()
+        except Exception:
+            logger.exception("Engine.IO connection handler failed")
         finally:
+            if session.reason is None:
+                cancelled = trio.current_effective_deadline() == -float("inf")
+                reason = DisconnectReason.SERVER_SHUTTING_DOWN if cancelled else DisconnectReason.FORCED_CLOSE
+                session.end(reason)
             if session.transport == Transport.POLLING and _collectable(session):
                 # Keep the session findable so that the next GET collects the last packets.
                 with trio.CancelScope(shield=True), trio.move_on_after(self.options.close_timeout):

@@ -20,6 +20,7 @@ from ..errors import DisconnectReason, RemoteProtocolError
 from ..protocol.engineio import EnginePacket, EnginePacketType, open_packet
 from ..protocol.socketio import Packet
 from ..stats import Counters
+from .heartbeat import Heartbeats
 from .http import HttpRequest
 from .outbound import Outbound
 from .polling import CLOSE_ITEM, NOOP_ITEM, PING_ITEM, Encoded, PollBuffer
@@ -76,8 +77,9 @@ class EngineSession:
         self.post_pending = False
         self.upgrading = False
         self._closed = trio.Event()
-        self._pong = trio.Event()
         self._pong_deadline = math.inf
+        self._hb_generation = 0
+        self._heartbeats: Heartbeats | None = None
         self._inbound_send, self._inbound = trio.open_memory_channel[str | bytes](INBOUND_SIZE)
         self._ws_scope: trio.CancelScope | None = None
         self._end_callbacks: list[Callable[[], None]] = []
@@ -184,8 +186,8 @@ class EngineSession:
             with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
                 await self._inbound_send.send(packet.data)
         elif kind is EnginePacketType.PONG:
-            self._pong_deadline = math.inf
-            self._pong.set()
+            if self._pong_deadline != math.inf:
+                self._next_ping(trio.current_time())
             await trio.lowlevel.checkpoint()
         elif kind is EnginePacketType.CLOSE:
             self.closed_by_client = True
@@ -245,22 +247,35 @@ class EngineSession:
         return NOOP_ITEM if self.closed_by_client else CLOSE_ITEM
 
     # -- heartbeat --------------------------------------------------------------------------------
-    async def heartbeat(self) -> None:
-        """Ping every ``ping_interval``; close with "ping timeout" when a pong is late.
+    def start_heartbeat(self, heartbeats: Heartbeats) -> None:
+        """Join the server's heartbeat schedule: the first ping is due ``ping_interval`` from now.
 
         The pong deadline counts from the moment the ping is queued, whether or not a GET is there
         to carry it.
         """
-        while self.reason is None:
-            await trio.sleep(self.ping_interval)
-            self._pong = trio.Event()
-            self._pong_deadline = trio.current_time() + self.ping_timeout
+        self._heartbeats = heartbeats
+        self._next_ping(trio.current_time())
+
+    def _next_ping(self, now: float) -> None:
+        heartbeats = self._heartbeats
+        if heartbeats is None or self.reason is not None:
+            return
+        self._hb_generation += 1
+        self._pong_deadline = math.inf
+        heartbeats.schedule(self, now + self.ping_interval, self._hb_generation)
+
+    def heartbeat_due(self, now: float, generation: int) -> None:
+        """Called by the schedule: send the ping, or end the session when its pong is late."""
+        heartbeats = self._heartbeats
+        if generation != self._hb_generation or self.reason is not None or heartbeats is None:
+            return  # superseded (a pong came, or the session ended)
+        if self._pong_deadline == math.inf:
+            self._hb_generation += 1
+            self._pong_deadline = now + self.ping_timeout
             self.write(PING_ITEM)
-            with trio.move_on_at(self._pong_deadline):
-                await self._pong.wait()
-            if not self._pong.is_set():
-                self.end(DisconnectReason.PING_TIMEOUT)
-                return
+            heartbeats.schedule(self, self._pong_deadline, self._hb_generation)
+        else:
+            self.end(DisconnectReason.PING_TIMEOUT)
 
     # -- transports -------------------------------------------------------------------------------
     def attach_websocket(self, outbound: Outbound, scope: trio.CancelScope) -> None:
