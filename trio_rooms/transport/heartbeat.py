@@ -11,6 +11,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
+import weakref
 from typing import TYPE_CHECKING, Final
 
 import trio
@@ -28,7 +29,8 @@ class Heartbeats:
 
     def __init__(self, resolution: float = DEFAULT_RESOLUTION) -> None:
         self.resolution = resolution
-        self._heap: list[tuple[float, int, int, EngineSession]] = []
+        # Sessions are held weakly: a closed session leaves the schedule with its memory, at once.
+        self._heap: list[tuple[float, int, int, weakref.ref[EngineSession]]] = []
         self._order = itertools.count()
         self._wake = trio.Event()
 
@@ -46,7 +48,7 @@ class Heartbeats:
         when = self._tick(when)
         if not self._heap or when < self._heap[0][0]:
             self._wake.set()
-        heapq.heappush(self._heap, (when, next(self._order), generation, session))
+        heapq.heappush(self._heap, (when, next(self._order), generation, weakref.ref(session)))
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Wake at each due tick and let the sessions due then ping or time out; until cancelled."""
@@ -66,5 +68,7 @@ class Heartbeats:
                     continue
             now = trio.current_time()
             while heap and heap[0][0] <= now:
-                _when, _order, generation, session = heapq.heappop(heap)
-                session.heartbeat_due(now, generation)
+                _when, _order, generation, ref = heapq.heappop(heap)
+                session = ref()
+                if session is not None:
+                    session.heartbeat_due(now, generation)
