@@ -17,7 +17,8 @@ import trio
 import trio_websocket
 
 import trio_rooms
-from trio_rooms.client import Client, _Backoff, open_client
+from trio_rooms._backoff import Backoff
+from trio_rooms.client import Client, open_client
 from trio_rooms.protocol import EnginePacket, EnginePacketType, encode_ws, open_packet
 
 TRANSPORTS = [
@@ -503,14 +504,14 @@ async def test_reconnection_gives_up_after_reconnection_attempts() -> None:
 
 def test_backoff_doubles_with_jitter_up_to_the_cap() -> None:
     for _ in range(200):
-        backoff = _Backoff(1.0, 5.0, 0.5)
-        delays = [backoff.duration() for _ in range(6)]
+        backoff = Backoff(1.0, 5.0, 0.5)
+        delays = [backoff.next_delay() for _ in range(6)]
         for attempt, delay in enumerate(delays):
             nominal = 2.0**attempt
             assert min(5.0, nominal * 0.5) <= delay <= min(5.0, nominal * 1.5)
-    assert [_Backoff(1.0, 5.0, 0.0).duration() for _ in range(1)] == [1.0]
-    steady = _Backoff(1.0, 5.0, 0.0)
-    assert [steady.duration() for _ in range(5)] == [1.0, 2.0, 4.0, 5.0, 5.0]
+    assert [Backoff(1.0, 5.0, 0.0).next_delay() for _ in range(1)] == [1.0]
+    steady = Backoff(1.0, 5.0, 0.0)
+    assert [steady.next_delay() for _ in range(5)] == [1.0, 2.0, 4.0, 5.0, 5.0]
 
 
 async def test_send_buffer_is_bounded() -> None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import re
-import select
 import shutil
 import signal
 import subprocess
@@ -65,26 +64,9 @@ def require_node() -> str:
     return node
 
 
-class Spawned(ServerProcess):
-    """A cluster member process (Node or trio_rooms) that prints ``PORT <n>`` once serving."""
-
-    def __init__(self, name: str, key: str, argv: list[str]) -> None:
-        self.name = name
-        self.key = key
-        self.process = subprocess.Popen(
-            argv,
-            stdout=subprocess.PIPE,
-            cwd=INTEROP_DIR,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-        assert self.process.stdout is not None
-        ready, _, _ = select.select([self.process.stdout], [], [], 20)
-        line = self.process.stdout.readline().decode() if ready else ""
-        if not line.startswith("PORT "):
-            self.stop()
-            raise RuntimeError(f"server {name} did not start: {line!r}")
-        self.port = int(line.split()[1])
-        self.url = f"http://127.0.0.1:{self.port}"
+def spawned(name: str, key: str, argv: list[str]) -> ServerProcess:
+    """A cluster member process (Node or trio_rooms), started in tests/interop."""
+    return ServerProcess(name, "", key, argv=argv, cwd=INTEROP_DIR)
 
 
 @dataclass
@@ -117,11 +99,11 @@ def start_mixed(mode: str, urls: list[str]) -> Mixed:
     started: list[ServerProcess] = []
     try:
         node_url = ",".join(urls) if sharded else urls[0]
-        started.append(Spawned("n0", key, [node, str(NODE_SCRIPT), "n0", node_url, key, *extra]))
+        started.append(spawned("n0", key, [node, str(NODE_SCRIPT), "n0", node_url, key, *extra]))
         for index in range(2):
             url = urls[(index + 1) % len(urls)]
             argv = [sys.executable, str(PY_SCRIPT), f"t{index}", url, key, *extra]
-            started.append(Spawned(f"t{index}", key, argv))
+            started.append(spawned(f"t{index}", key, argv))
     except BaseException:
         for server in started:
             server.stop()

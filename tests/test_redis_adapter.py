@@ -48,14 +48,25 @@ QUIET = 0.3  # seconds to wait for unwanted duplicates after the expected messag
 
 # -- server processes ------------------------------------------------------------------------------------
 class ServerProcess:
-    """One tests/cluster_server.py process."""
+    """One cluster member process (tests/cluster_server.py, or any ``argv`` that prints
+    ``PORT <n>`` once it serves)."""
 
-    def __init__(self, name: str, url: str, key: str, extra: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        name: str,
+        url: str,
+        key: str,
+        extra: tuple[str, ...] = (),
+        *,
+        argv: list[str] | None = None,
+        cwd: Path | None = None,
+    ) -> None:
         self.name = name
         self.key = key
         self.process = subprocess.Popen(
-            [sys.executable, str(SERVER_SCRIPT), name, url, key, *extra],
+            argv or [sys.executable, str(SERVER_SCRIPT), name, url, key, *extra],
             stdout=subprocess.PIPE,
+            cwd=cwd,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
         assert self.process.stdout is not None

@@ -9,7 +9,6 @@ from __future__ import annotations
 import inspect
 import logging
 import math
-import random
 import ssl
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -19,6 +18,7 @@ from typing import Any, Final, TypeVar
 
 import trio
 
+from ._backoff import Backoff
 from ._util import check_async_callable, unwrap_group
 from .client_transport import Engine, EngineClosed, EngineOptions, parse_target
 from .errors import AckTimeout, Disconnected, NamespaceRejected, RemoteProtocolError
@@ -58,23 +58,6 @@ class _Ack:
     value: Any = None
     error: Disconnected | None = None
     sent: bool = False
-
-
-class _Backoff:
-    """socket.io-client's backoff: base * 2**attempt, jittered by +-randomization, capped."""
-
-    def __init__(self, base: float, cap: float, randomization: float) -> None:
-        self.base, self.cap, self.randomization = base, cap, randomization
-        self.attempts = 0
-
-    def duration(self) -> float:
-        delay: float = self.base * 2.0 ** min(self.attempts, 64)
-        self.attempts += 1
-        if self.randomization:
-            rand = random.random()
-            deviation = rand * self.randomization * delay
-            delay = delay - deviation if int(rand * 10) & 1 == 0 else delay + deviation
-        return min(delay, self.cap)
 
 
 class Client:
@@ -155,7 +138,7 @@ class Client:
             max_message_size=max_message_size,
         )
         self._reconnection = reconnection
-        self._backoff = _Backoff(reconnection_delay, reconnection_delay_max, randomization_factor)
+        self._backoff = Backoff(reconnection_delay, reconnection_delay_max, randomization_factor)
         self._max_attempts = math.inf if reconnection_attempts is None else reconnection_attempts
         self._timeout = timeout
         self._wait_timeout = wait_timeout
@@ -455,7 +438,7 @@ class Client:
 
         def on_connected() -> None:
             nonlocal first
-            self._backoff.attempts = 0
+            self._backoff.reset()
             if first:
                 first = False
                 task_status.started()
@@ -474,7 +457,7 @@ class Client:
                 return
             except _AttemptFailedError as exc:
                 await self._fire("connect_error", Disconnected(exc.reason))
-                delay = self._backoff.duration()
+                delay = self._backoff.next_delay()
                 gave_up = not self._reconnection or self._backoff.attempts > self._max_attempts
                 if gave_up or (first and trio.current_time() + delay >= deadline):
                     self._set_closed(f"could not connect: {exc.reason}")
@@ -496,7 +479,7 @@ class Client:
                 await self._fire("disconnect", reason)
             if final:
                 return
-            await trio.sleep(self._backoff.duration())
+            await trio.sleep(self._backoff.next_delay())
 
     async def _session(self, on_connected: Callable[[], None], deadline: float) -> str:
         """One Engine.IO session: open, CONNECT, serve; returns why it ended after connecting.

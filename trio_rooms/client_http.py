@@ -131,18 +131,21 @@ class HttpConnection:
 
         Cancellation: the connection is left unusable and closed; the next request opens a new one.
         """
+        answered = False
         try:
             with trio.fail_after(timeout):
-                return await self._request(method, path, body)
+                response = await self._request(method, path, body)
+            answered = True
+            return response
         except (OSError, trio.BrokenResourceError, trio.ClosedResourceError, h11.ProtocolError) as exc:
-            await self.aclose()
             raise _closed("transport error", exc) from None
         except trio.TooSlowError:
-            await self.aclose()
             raise EngineClosed("transport error", f"HTTP {method} timed out after {timeout} s") from None
-        except BaseException:
-            await self.aclose()
-            raise
+        finally:
+            if not answered:
+                # Failed or cancelled mid-request: the connection's state is unknown. aclose is
+                # shielded and bounded, so this also runs inside a cancelled scope.
+                await self.aclose()
 
     async def _request(self, method: str, path: str, body: bytes) -> tuple[int, bytes]:
         if self._stream is not None:

@@ -21,12 +21,13 @@ from typing import TYPE_CHECKING, Any, Final
 
 import trio
 
+from .._backoff import Backoff
 from ..errors import AckTimeout, AdapterError
 from ..protocol.socketio import Packet
 from ..transport.polling import Encoded
 from .base import BroadcastOptions, Room, SocketId
 from .cluster_messages import MessageError, handshake_from_json
-from .redis_backend import Backoff, RedisLink, import_coredis, open_link
+from .redis_backend import RedisLink, import_coredis, open_link
 from .redis_inbound import RedisInbound, _AckState, _Pending
 from .redis_wire import SUBSCRIPTION_MODES, ClassicWire, Op, ShardedWire, Wire
 

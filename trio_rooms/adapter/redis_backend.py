@@ -7,7 +7,6 @@ leaves this module as ``AdapterError`` (the one mapping table is ``map_redis_err
 from __future__ import annotations
 
 import logging
-import random
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from functools import cache
@@ -19,7 +18,7 @@ import trio
 from ..errors import AdapterError
 from .cluster_messages import INSTALL_HINT
 
-__all__ = ["Backoff", "RedisLink", "import_coredis", "map_redis_errors", "open_link"]
+__all__ = ["RedisLink", "import_coredis", "map_redis_errors", "open_link"]
 
 DEFAULT_CONNECT_TIMEOUT: Final = 2.0
 
@@ -56,23 +55,6 @@ def _describe(exc: BaseException) -> str:
     while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
         exc = exc.exceptions[0]
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-
-
-class Backoff:
-    """Capped exponential backoff with full jitter: a delay in [base/2, min(cap, base * 2**n)]."""
-
-    def __init__(self, base: float, cap: float) -> None:
-        self.base = base
-        self.cap = cap
-        self.attempts = 0
-
-    def next_delay(self) -> float:
-        ceiling = min(self.cap, self.base * 2 ** min(self.attempts, 30))
-        self.attempts += 1
-        return random.uniform(min(self.base / 2, ceiling), ceiling)
-
-    def reset(self) -> None:
-        self.attempts = 0
 
 
 class RedisLink:
