@@ -51,9 +51,10 @@ class Connection:
         self._decoder = Decoder(max_attachments=server.max_attachments, max_depth=server.max_json_depth)
         self._slots: dict[str, _Slot] = {}
         self._nursery: trio.Nursery | None = None
-        self._connect_timer = trio.CancelScope()
-        self._read_scope = trio.CancelScope()
+        self._connect_timer: trio.CancelScope | None = None
         self._connected_once = False
+        self._joined = False
+        self._early: list[tuple[str, dict[str, Any], _Slot, trio.MemoryReceiveChannel[Packet]]] = []
 
     @property
     def reason(self) -> DisconnectReason | None:
@@ -68,26 +69,30 @@ class Connection:
     async def run(self) -> DisconnectReason:
         """Serve the session until it ends; every socket has been torn down when this returns.
 
-        Cancellation: each socket is torn down with reason "server shutting down".
+        The session's transport hands each message to ``on_message`` from its own task (the
+        WebSocket reader, a POST), in order. Cancellation: each socket is torn down with reason
+        "server shutting down".
         """
+        session = self.session
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
-            nursery.start_soon(self._expire_if_no_namespace)
-            self.session.on_end(self._session_ended)
-            with self._read_scope:
-                # Ends once the session ended and what the client sent before (a DISCONNECT, say)
-                # was handled, or at the deadline set when it ended.
-                async for message in self.session:
-                    await self._on_message(message)
-            reason = self.session.reason or DisconnectReason.TRANSPORT_CLOSE
+            for early in self._early:
+                nursery.start_soon(self._run_namespace, *early)
+            self._early.clear()
+            with trio.move_on_after(self.server.connect_timeout) as timer:
+                # Ends at the deadline, when the session ends, or when a namespace connects.
+                self._connect_timer = timer
+                await session.wait_closed()
+            self._connect_timer = None
+            if timer.cancelled_caught and not self._joined and session.reason is None:
+                logger.info("closing connection %s: no namespace joined in time", session.sid)
+                self.close(DisconnectReason.FORCED_CLOSE)
+            await session.wait_closed()
+            reason = session.reason or DisconnectReason.TRANSPORT_CLOSE
             for slot in list(self._slots.values()):
                 self._end_slot(slot, reason)
             self._slots.clear()
         return reason
-
-    def _session_ended(self) -> None:
-        self._connect_timer.cancel()
-        self._read_scope.deadline = trio.current_time() + self.server.close_timeout
 
     def close(self, reason: DisconnectReason) -> None:
         """Close the whole connection (synchronous)."""
@@ -102,7 +107,17 @@ class Connection:
 
     def namespace_connected(self) -> None:
         """A namespace connected: the connect timeout no longer applies."""
-        self._connect_timer.cancel()
+        self._joined = True
+        if self._connect_timer is not None:
+            self._connect_timer.cancel()
+
+    def forget(self, socket: Socket) -> None:
+        """``socket`` is closing: its namespace takes no more packets on this connection."""
+        for name, slot in self._slots.items():
+            if slot.socket is socket:
+                del self._slots[name]
+                slot.inbox.close()
+                return
 
     def _end_slot(self, slot: _Slot, reason: DisconnectReason) -> None:
         slot.inbox.close()
@@ -111,18 +126,13 @@ class Connection:
         else:
             slot.scope.cancel()
 
-    async def _expire_if_no_namespace(self) -> None:
-        with self._connect_timer:
-            await trio.sleep(self.server.connect_timeout)
-            logger.info("closing connection %s: no namespace joined in time", self.session.sid)
-            self.close(DisconnectReason.FORCED_CLOSE)
-
     def _protocol_error(self, exc: RemoteProtocolError) -> None:
         self.server.counters.protocol_errors += 1
         logger.warning("closing connection %s: %s: %s", self.session.sid, type(exc).__name__, exc.message)
         self.close(DisconnectReason.PARSE_ERROR)
 
-    async def _on_message(self, message: str | bytes) -> None:
+    async def on_message(self, message: str | bytes) -> None:
+        """Handle one message of the session (its receiver: called in order by the transport)."""
         try:
             packet = self._decoder.feed(message)
         except RemoteProtocolError as exc:
@@ -171,8 +181,11 @@ class Connection:
         send, receive = trio.open_memory_channel[Packet](INBOX_SIZE)
         slot = self._slots[name] = _Slot(send)
         self._connected_once = True
-        assert self._nursery is not None
-        self._nursery.start_soon(self._run_namespace, name, auth, slot, receive)
+        if self._nursery is None:
+            # The session's first message can come before ``run`` started: it starts this then.
+            self._early.append((name, auth, slot, receive))
+        else:
+            self._nursery.start_soon(self._run_namespace, name, auth, slot, receive)
 
     async def _run_namespace(
         self, name: str, auth: dict[str, Any], slot: _Slot, inbox: trio.MemoryReceiveChannel[Packet]

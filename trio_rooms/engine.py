@@ -41,7 +41,7 @@ from .transport.http import (
 from .transport.outbound import DEFAULT_MAX_QUEUED_BYTES, Outbound
 from .transport.policy import CorsOrigins, CorsPolicy, client_address
 from .transport.session import EngineSession, Transport
-from .transport.websocket import WebSocketReader, probe, read_messages, serving_writer
+from .transport.websocket import WebSocketReader, finish, probe, read_messages
 
 __all__ = ["EngineOptions", "EngineServer", "EngineSession", "HttpRequest", "HttpResponse"]
 
@@ -64,6 +64,8 @@ _COLLECTABLE: Final = frozenset(
     }
 )
 _KEEP: Final = "keep"
+#: What serves a connection once it is an accepted WebSocket.
+_WebSocketPhase = Callable[[], Awaitable[None]]
 _CLOSE: Final = "close"
 
 
@@ -143,6 +145,9 @@ class EngineServer:
         self.options = EngineOptions(**options)
         self.counters = counters if counters is not None else Counters()
         self._handler: SessionHandler | None = None
+        #: Called synchronously with each new session, before its transport reads anything; returns
+        #: what serves the session (instead of the "connection" handler). The Socket.IO server's hook.
+        self.open_session: Callable[[EngineSession], Callable[[], Awaitable[None]]] | None = None
         self._sessions: dict[str, EngineSession] = {}
         self._heartbeats = Heartbeats(self.options.heartbeat_resolution)
         self._nursery: trio.Nursery | None = None
@@ -198,7 +203,10 @@ class EngineServer:
     # -- one HTTP connection ------------------------------------------------------------------------
     async def _handle_stream(self, stream: trio.abc.Stream) -> None:
         try:
-            await self._serve_http(stream)
+            websocket = await self._serve_http(stream)
+            if websocket is not None:
+                # The HTTP phase is over (its parser and frames are freed): serve the WebSocket.
+                await websocket()
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass
         except Exception:
@@ -207,7 +215,9 @@ class EngineServer:
             with trio.CancelScope(shield=True), trio.move_on_after(self.options.close_timeout):
                 await stream.aclose()
 
-    async def _serve_http(self, stream: trio.abc.Stream) -> None:
+    async def _serve_http(self, stream: trio.abc.Stream) -> _WebSocketPhase | None:
+        """Serve HTTP requests until the connection closes (None) or becomes a WebSocket (returned,
+        accepted, for the caller to run)."""
         opts = self.options
         http = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_REQUEST_HEAD_BYTES)
         peer = _peer_address(stream)
@@ -223,21 +233,22 @@ class EngineServer:
                 with trio.move_on_after(opts.close_timeout):
                     await send_response(stream, h11.Connection(h11.SERVER), status, b"Bad Request")
                     await linger(stream)
-                return
+                return None
             if request is None:
-                return
+                return None
             outcome = await self._dispatch(stream, http, request, peer)
+            if not isinstance(outcome, str):
+                return outcome
             if outcome != _KEEP or http.our_state is not h11.DONE or http.their_state is not h11.DONE:
-                if outcome != "upgraded":
-                    with trio.move_on_after(opts.close_timeout):
-                        await linger(stream)
-                return
+                with trio.move_on_after(opts.close_timeout):
+                    await linger(stream)
+                return None
             http.start_next_cycle()
             timeout = opts.idle_timeout
 
     async def _dispatch(
         self, stream: trio.abc.Stream, http: h11.Connection, request: HttpRequest, peer: str
-    ) -> str:
+    ) -> str | _WebSocketPhase:
         opts = self.options
         cors = opts._cors.headers(request)
         if request.path != opts.path and request.path + "/" != opts.path:
@@ -264,13 +275,13 @@ class EngineServer:
             if sid is None:
                 if not await self._allowed(request):
                     return await self._refuse(stream, http, EngineErrorCode.FORBIDDEN, cors, status=403)
-                await self._websocket_session(stream, http, request, peer)
-            else:
-                session = self._sessions.get(sid)
-                if session is None:
-                    return await self._refuse(stream, http, EngineErrorCode.UNKNOWN_SID, cors)
-                await self._upgrade(stream, http, request, session)
-            return "upgraded"
+                trailing = await accept_websocket(stream, http, request)
+                return partial(self._websocket_session, stream, trailing, request, peer)
+            session = self._sessions.get(sid)
+            if session is None:
+                return await self._refuse(stream, http, EngineErrorCode.UNKNOWN_SID, cors)
+            trailing = await accept_websocket(stream, http, request)
+            return partial(self._upgrade, stream, trailing, session)
         if sid is None:
             if request.method != "GET":
                 return await self._refuse(stream, http, EngineErrorCode.BAD_HANDSHAKE_METHOD, cors)
@@ -355,16 +366,19 @@ class EngineServer:
         self._sessions[session.sid] = session
         self.counters.connections_total += 1
         assert self._nursery is not None
-        self._nursery.start_soon(self._run_session, session)
+        if self.open_session is not None:
+            serve: Callable[[], Awaitable[None]] = self.open_session(session)
+        elif self._handler is not None:
+            serve = partial(self._handler, session)
+        else:
+            serve = session.wait_closed
+        self._nursery.start_soon(self._run_session, session, serve)
         return session
 
-    async def _run_session(self, session: EngineSession) -> None:
+    async def _run_session(self, session: EngineSession, serve: Callable[[], Awaitable[object]]) -> None:
         session.start_heartbeat(self._heartbeats)
         try:
-            if self._handler is not None:
-                await self._handler(session)
-            else:
-                await session.wait_closed()
+            await serve()
         except Exception:
             logger.exception("Engine.IO connection handler failed")
         finally:
@@ -375,7 +389,7 @@ class EngineServer:
             if session.transport == Transport.POLLING and _collectable(session):
                 # Keep the session findable so that the next GET collects the last packets.
                 with trio.CancelScope(shield=True), trio.move_on_after(self.options.close_timeout):
-                    await session.final_delivered.wait()
+                    await session.wait_final_delivered()
             self._sessions.pop(session.sid, None)
 
     # -- long-polling -----------------------------------------------------------------------------------
@@ -402,7 +416,7 @@ class EngineServer:
         if session.expired():
             session.end(DisconnectReason.PING_TIMEOUT)
             return await self._refuse(stream, http, EngineErrorCode.UNKNOWN_SID, cors)
-        if session.closed and (not _collectable(session) or session.final_delivered.is_set()):
+        if session.closed and (not _collectable(session) or session.final_delivered):
             return await self._refuse(stream, http, EngineErrorCode.UNKNOWN_SID, cors)
         if session.get_pending:
             session.end(DisconnectReason.TRANSPORT_ERROR)
@@ -426,7 +440,7 @@ class EngineServer:
                 return "6"
             items = session.poll.take()
             items.append(session.final_polling_item())
-            session.final_delivered.set()
+            session.set_final_delivered()
             return RECORD_SEPARATOR_TEXT.join(item.polling for item in items)
         if session.upgrading or session.transport != Transport.POLLING:
             return "6"
@@ -523,39 +537,37 @@ class EngineServer:
             if session is not None:
                 session.end(DisconnectReason.SLOW_CONSUMER)
 
+        assert self._nursery is not None
         outbound = Outbound(
-            stream, max_queued_bytes=self.options.max_queued_bytes, on_overflow=overflow, stats=self.counters
+            stream,
+            nursery=self._nursery,
+            max_queued_bytes=self.options.max_queued_bytes,
+            on_overflow=overflow,
+            stats=self.counters,
         )
         return outbound, WebSocketReader(stream, outbound, trailing, max_message=self.options.max_payload)
 
     async def _websocket_session(
-        self, stream: trio.abc.Stream, http: h11.Connection, request: HttpRequest, peer: str
+        self, stream: trio.abc.Stream, trailing: bytes, request: HttpRequest, peer: str
     ) -> None:
-        trailing = await accept_websocket(stream, http, request)
         session = self._new_session(Transport.WEBSOCKET, request, peer, isinstance(stream, trio.SSLStream))
         outbound, reader = self._websocket_parts(stream, trailing, session)
         scope = trio.CancelScope()
         session.attach_websocket(outbound, scope)
         outbound.write(text_frame(str(encode_ws(session.open_packet()))))
-        async with serving_writer(
-            outbound, reader, self.options.close_timeout, lambda: session.reason is None
-        ):
+        try:
             await read_messages(session, reader, scope)
+        finally:
+            await finish(outbound, reader, self.options.close_timeout, session.reason is None)
 
-    async def _upgrade(
-        self, stream: trio.abc.Stream, http: h11.Connection, request: HttpRequest, session: EngineSession
-    ) -> None:
-        trailing = await accept_websocket(stream, http, request)
+    async def _upgrade(self, stream: trio.abc.Stream, trailing: bytes, session: EngineSession) -> None:
         outbound, reader = self._websocket_parts(stream, trailing, session)
         if session.transport != Transport.POLLING or session.upgrading or session.closed:
             # A second WebSocket for an upgraded (or upgrading) session: accepted, then closed.
-            outbound.close(reader.closing_frame())
-            with trio.move_on_after(self.options.close_timeout):
-                await outbound.run_writer()
+            await finish(outbound, reader, self.options.close_timeout, False)
             return
         upgraded = False
-        timeout = self.options.close_timeout
-        async with serving_writer(outbound, reader, timeout, lambda: upgraded and session.reason is None):
+        try:
             with trio.move_on_after(self.options.upgrade_timeout):
                 upgraded = await probe(session, outbound, reader)
             if upgraded and not session.closed:
@@ -567,9 +579,11 @@ class EngineServer:
                 # last packets (a DISCONNECT, say) go here, then the close frame.
                 for item in session.poll.take():
                     outbound.write(item.frames)
-                session.final_delivered.set()
+                session.set_final_delivered()
             else:
                 session.abort_upgrade()
+        finally:
+            await finish(outbound, reader, self.options.close_timeout, upgraded and session.reason is None)
 
 
 def _collectable(session: EngineSession) -> bool:

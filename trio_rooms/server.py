@@ -17,6 +17,7 @@ import trio
 from ._util import unwrap_group
 from .adapter.base import Adapter
 from .adapter.memory import InMemoryAdapter
+from .errors import DisconnectReason
 from .broadcast import BroadcastOperator, RemoteSocket
 from .connection import Connection
 from .engine import EngineServer
@@ -138,7 +139,7 @@ class Server:
             upgrade_timeout=upgrade_timeout,
             close_timeout=close_timeout,
         )
-        self.engine.on("connection")(self._run_connection)
+        self.engine.open_session = self._open_connection
         options = self.engine.options
         self.ping_interval = options.ping_interval
         self.ping_timeout = options.ping_timeout
@@ -338,8 +339,10 @@ class Server:
                     self._services = None
                     services.cancel_scope.cancel()
 
-    async def _run_connection(self, session: EngineSession) -> None:
-        await Connection(self, session, self._handshake(session)).run()
+    def _open_connection(self, session: EngineSession) -> Callable[[], Awaitable[DisconnectReason]]:
+        connection = Connection(self, session, self._handshake(session))
+        session.set_receiver(connection.on_message)
+        return connection.run
 
     def _handshake(self, session: EngineSession) -> Handshake:
         request = session.request

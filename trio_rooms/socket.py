@@ -109,12 +109,15 @@ class Socket:
         self._session = connection.session
         self.deliver = connection.session.write
         self._handlers: dict[str, tuple[Handler, inspect.Signature]] = {}
-        self._teardown_handlers: dict[str, list[Handler]] = {"disconnecting": [], "disconnect": []}
+        self._teardown_handlers: dict[str, list[Handler]] = {}
         self._acks: dict[int, tuple[Callable[[Any], None], Callable[[], None]]] = {}
         self._connected = False
         self._reason: DisconnectReason | None = None
+        # Replaced by the socket's nursery scope once ``run`` starts (``close`` before: noted here).
         self._scope = trio.CancelScope()
-        self._in_flight = trio.Semaphore(connection.server.max_events_in_flight)
+        # Event handlers running now, and the event a full socket waits on (made when it is full).
+        self._in_flight = 0
+        self._slot_free: trio.Event | None = None
 
     def __repr__(self) -> str:
         return f"<Socket {self.id} nsp={self.nsp.name!r} connected={self._connected}>"
@@ -162,7 +165,7 @@ class Socket:
                     signature.bind("reason")
                 except TypeError:
                     raise TypeError(f"a {event!r} handler takes one argument, the reason") from None
-                self._teardown_handlers[event].append(handler)
+                self._teardown_handlers.setdefault(event, []).append(handler)
             else:
                 self._handlers[event] = (handler, signature)
             return handler
@@ -283,6 +286,8 @@ class Socket:
         if self._reason is None:
             self._reason = reason
         self._scope.cancel()
+        # From now on, a packet for this namespace finds no socket (as in Node).
+        self._conn.forget(self)
 
     # -- the socket's task ------------------------------------------------------------------------
     def on_ack(self, packet: Packet) -> None:
@@ -300,7 +305,12 @@ class Socket:
         """Connect (middleware, CONNECT ack, connection handlers), dispatch events, tear down."""
         nsp = self.nsp
         try:
-            with self._scope:
+            # One nursery holds the middlewares, the connection handlers and the event handlers;
+            # its scope is the socket's (``close`` cancels it).
+            async with trio.open_nursery() as handlers:
+                if self._scope.cancel_called:
+                    handlers.cancel_scope.cancel()
+                self._scope = handlers.cancel_scope
                 try:
                     for middleware in nsp.middlewares:
                         await middleware(self)
@@ -320,15 +330,19 @@ class Socket:
                 nsp.adapter.add_all(self.id, (self.id,))
                 self._session.send_packet(Packet(PacketType.CONNECT, nsp.name, {"sid": self.id}))
                 self._conn.namespace_connected()
-                async with trio.open_nursery() as handlers:
-                    for handler in nsp.connection_handlers:
-                        try:
-                            await handler(self)
-                        except Exception:
-                            logger.exception("connection handler %r failed on %r", handler, self)
-                    async for packet in inbox:
-                        await self._in_flight.acquire()
-                        handlers.start_soon(self._dispatch, packet)
+                for handler in nsp.connection_handlers:
+                    try:
+                        await handler(self)
+                    except Exception:
+                        logger.exception("connection handler %r failed on %r", handler, self)
+                limit = self._conn.server.max_events_in_flight
+                async for packet in inbox:
+                    while self._in_flight >= limit:
+                        if self._slot_free is None:
+                            self._slot_free = trio.Event()
+                        await self._slot_free.wait()
+                    self._in_flight += 1
+                    handlers.start_soon(self._dispatch, packet)
         finally:
             with trio.CancelScope(shield=True) as teardown:
                 teardown.deadline = trio.current_time() + self._conn.server.teardown_timeout
@@ -357,7 +371,11 @@ class Socket:
                     Packet(PacketType.ACK, self.nsp.name, ack_args(result), packet.ack_id)
                 )
         finally:
-            self._in_flight.release()
+            self._in_flight -= 1
+            slot_free = self._slot_free
+            if slot_free is not None:
+                self._slot_free = None
+                slot_free.set()
 
     async def _teardown(self) -> None:
         was_connected = self._connected
@@ -378,7 +396,7 @@ class Socket:
         await self._run_teardown_handlers("disconnect", reason)
 
     async def _run_teardown_handlers(self, event: str, reason: DisconnectReason) -> None:
-        for handler in self._teardown_handlers[event]:
+        for handler in self._teardown_handlers.get(event, ()):
             try:
                 await handler(str(reason))
             except Exception:

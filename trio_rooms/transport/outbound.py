@@ -1,12 +1,15 @@
 """The two-lane outbound path of one connection (DESIGN.md section 2).
 
 Rule: ``write`` never awaits. The fast lane sends pre-encoded bytes at once with one non-blocking
-send when nothing is queued; otherwise the bytes go onto the connection's memory channel, which one
-writer task drains in order, coalescing what is ready into one ``send_all``.
+send when nothing is queued; otherwise the bytes wait in the connection's queue, which a writer task
+drains in order, coalescing what is ready into one ``send_all``. The writer task exists only while
+something is queued: it is started by the write that queues and returns once the queue is empty, so
+an idle connection holds no task, no channel and no event for writing.
 """
 
 from __future__ import annotations
 
+import collections
 import math
 import socket as _stdlib_socket
 from collections.abc import Callable
@@ -16,14 +19,14 @@ import trio
 
 from ..stats import Counters
 
-__all__ = ["Outbound", "DEFAULT_MAX_QUEUED_BYTES"]
+__all__ = ["Outbound", "DEFAULT_MAX_QUEUED_BYTES", "raw_socket"]
 
 DEFAULT_MAX_QUEUED_BYTES: Final = 4 * 1024 * 1024
 _COALESCE_LIMIT: Final = 256 * 1024
 
 
-def _raw_socket(stream: trio.abc.Stream) -> _stdlib_socket.socket | None:
-    """The stdlib socket behind a plain trio SocketStream, for the fast lane; None otherwise."""
+def raw_socket(stream: trio.abc.Stream) -> _stdlib_socket.socket | None:
+    """The stdlib socket behind a plain trio SocketStream, for the fast lanes; None otherwise."""
     if not isinstance(stream, trio.SocketStream):
         return None
     raw = getattr(stream.socket, "_sock", None)
@@ -35,23 +38,30 @@ class Outbound:
 
     Args:
         stream: the connection's stream; a plain TCP ``trio.SocketStream`` enables the fast lane,
-            any other stream (TLS, memory) uses the channel lane only.
-        max_queued_bytes: bound on the bytes waiting in the channel lane. Past it, a volatile write
-            is dropped and any other write closes the connection as a slow consumer.
+            any other stream (TLS, memory) always goes through the writer task.
+        nursery: where the writer task runs while something is queued (the server's nursery). The
+            writer is shielded from its cancellation until ``close`` gives it a deadline, so that a
+            shutting-down server still flushes what it queued and the close frame.
+        max_queued_bytes: bound on the bytes waiting to be written. Past it, a volatile write is
+            dropped and any other write closes the connection as a slow consumer.
         on_overflow: called (synchronously, once) when the bound is passed by a non-volatile write.
         stats: the server's counters.
     """
 
     __slots__ = (
         "_closed",
+        "_deadline",
+        "_done",
         "_failed",
+        "_nursery",
+        "_pending",
         "_queued",
-        "_receive",
-        "_send",
         "_sock",
         "_stats",
         "_stream",
         "_writable",
+        "_writer_scope",
+        "_writing",
         "max_queued_bytes",
         "on_overflow",
     )
@@ -60,27 +70,31 @@ class Outbound:
         self,
         stream: trio.abc.Stream,
         *,
+        nursery: trio.Nursery,
         max_queued_bytes: int = DEFAULT_MAX_QUEUED_BYTES,
         on_overflow: Callable[[], None],
         stats: Counters,
         fast_lane: bool = True,
     ) -> None:
         self._stream = stream
-        self._sock = _raw_socket(stream) if fast_lane else None
-        # The byte bound is ours; the channel itself never blocks a writer.
-        self._send, self._receive = trio.open_memory_channel[bytes](math.inf)
+        self._sock = raw_socket(stream) if fast_lane else None
+        self._nursery = nursery
+        self._pending: collections.deque[bytes] | None = None
         self._queued = 0
         self._closed = False
         self._failed = False
-        self._writable = trio.Event()
-        self._writable.set()
+        self._writing = False
+        self._deadline = math.inf
+        self._writer_scope: trio.CancelScope | None = None
+        self._writable: trio.Event | None = None  # made by a waiter while over the bound
+        self._done: trio.Event | None = None  # made by ``wait_flushed`` while a writer runs
         self._stats = stats
         self.max_queued_bytes = max_queued_bytes
         self.on_overflow = on_overflow
 
     @property
     def queued_bytes(self) -> int:
-        """Bytes accepted but not yet written (in the channel or in a write in flight)."""
+        """Bytes accepted but not yet written (queued or in a write in flight)."""
         return self._queued
 
     @property
@@ -115,57 +129,100 @@ class Outbound:
                 self._stats.volatile_dropped += 1
                 return False
             self._closed = True
-            self._writable.set()
+            self._release_writers()
             self._stats.slow_consumers_closed += 1
             self.on_overflow()
             return False
-        self._queued += len(data)
-        if self._queued >= self.max_queued_bytes and self._writable.is_set():
-            self._writable = trio.Event()
-        self._send.send_nowait(data)
+        self._enqueue(data)
         return True
+
+    def _enqueue(self, data: bytes) -> None:
+        pending = self._pending
+        if pending is None:
+            pending = self._pending = collections.deque()
+        pending.append(data)
+        self._queued += len(data)
+        if not self._writing:
+            self._writing = True
+            self._nursery.start_soon(self._write_pending)
+
+    def _release_writers(self) -> None:
+        writable = self._writable
+        if writable is not None:
+            self._writable = None
+            writable.set()
 
     async def wait_writable(self) -> None:
         """Wait until the queued bytes are back under the bound (unicast emits wait here)."""
         while self._queued >= self.max_queued_bytes and not self._closed:
+            if self._writable is None:
+                self._writable = trio.Event()
             await self._writable.wait()
         await trio.lowlevel.checkpoint()
 
-    def close(self, final: bytes = b"") -> None:
-        """Queue ``final`` (a close frame) and stop taking writes; the writer drains and returns."""
-        if self._failed:
-            self._send.close()
+    def close(self, final: bytes = b"", deadline: float = math.inf) -> None:
+        """Send ``final`` (a close frame) after what is queued and stop taking writes; the writer,
+        if any, drains until ``deadline`` at the latest."""
+        if self._closed and self._failed:
             return
-        if final:
-            self._queued += len(final)
-            self._send.send_nowait(final)
+        if final and not self._closed:
+            self.write(final)
         self._closed = True
-        self._writable.set()
-        self._send.close()
+        self._deadline = deadline
+        if self._writer_scope is not None:
+            self._writer_scope.deadline = deadline
+        self._release_writers()
 
-    async def run_writer(self) -> None:
-        """The writer task: drain the channel in order until ``close``; coalesce what is ready.
+    async def wait_flushed(self) -> None:
+        """Wait until nothing is queued any more (written, or dropped by a failed stream)."""
+        if self._writing:
+            if self._done is None:
+                self._done = trio.Event()
+            await self._done.wait()
+        else:
+            await trio.lowlevel.checkpoint()
 
-        Cancellation: the stream is then left with whatever was written; the caller closes it.
-        """
-        receive = self._receive
-        async for data in receive:
-            parts = [data]
-            size = len(data)
-            while size < _COALESCE_LIMIT:
-                try:
-                    more = receive.receive_nowait()
-                except (trio.WouldBlock, trio.EndOfChannel):
-                    break
-                parts.append(more)
-                size += len(more)
-            try:
-                await self._stream.send_all(parts[0] if len(parts) == 1 else b"".join(parts))
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                self._closed = self._failed = True
+    def abort(self) -> None:
+        """Stop the writer now (after ``close``, when its deadline is not worth waiting for)."""
+        if self._writer_scope is not None:
+            self._writer_scope.cancel()
+
+    async def _write_pending(self) -> None:
+        """The writer task: drain the queue in order, coalescing what is ready, then return."""
+        try:
+            with trio.CancelScope(shield=True, deadline=self._deadline) as scope:
+                self._writer_scope = scope
+                pending = self._pending
+                while pending:
+                    data = pending.popleft()
+                    size = len(data)
+                    if pending and size < _COALESCE_LIMIT:
+                        parts = [data]
+                        while pending and size < _COALESCE_LIMIT:
+                            more = pending.popleft()
+                            parts.append(more)
+                            size += len(more)
+                        data = b"".join(parts)
+                    try:
+                        await self._stream.send_all(data)
+                    except (trio.BrokenResourceError, trio.ClosedResourceError):
+                        self._closed = self._failed = True
+                        pending.clear()
+                        self._queued = 0
+                        break
+                    self._queued -= size
+                    if self._queued < self.max_queued_bytes:
+                        self._release_writers()
+        finally:
+            # Cancelled (the deadline of close): what is left is dropped with the connection.
+            self._writing = False
+            self._writer_scope = None
+            self._pending = None
+            if self._queued:
                 self._queued = 0
-                self._writable.set()
-                return
-            self._queued -= size
-            if self._queued < self.max_queued_bytes:
-                self._writable.set()
+                self._closed = True
+            self._release_writers()
+            done = self._done
+            if done is not None:
+                self._done = None
+                done.set()

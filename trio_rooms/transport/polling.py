@@ -70,16 +70,30 @@ CLOSE_ITEM: Final = control("1")
 
 
 class PollBuffer:
-    """What waits for the next long-polling GET, bounded in bytes like the WebSocket lanes."""
+    """What waits for the next long-polling GET, bounded in bytes like the WebSocket lanes.
 
-    __slots__ = ("_closed", "_counters", "_drained", "_items", "_ready", "_size", "max_bytes", "on_overflow")
+    Its events exist only while someone waits (a GET, or a writer over the bound), so that a
+    WebSocket session, which never polls, pays for none.
+    """
+
+    __slots__ = (
+        "_closed",
+        "_counters",
+        "_drained",
+        "_items",
+        "_ready",
+        "_size",
+        "_woken",
+        "max_bytes",
+        "on_overflow",
+    )
 
     def __init__(self, *, max_bytes: int, counters: Counters, on_overflow: Callable[[], None]) -> None:
         self._items: list[Encoded] = []
         self._size = 0
-        self._ready = trio.Event()
-        self._drained = trio.Event()  # set while under the bound
-        self._drained.set()
+        self._ready: trio.Event | None = None  # a GET waits on it
+        self._woken = False  # ``wake`` was called since the last ``take``
+        self._drained: trio.Event | None = None  # a writer over the bound waits on it
         self._closed = False
         self._counters = counters
         self.max_bytes = max_bytes
@@ -100,42 +114,56 @@ class PollBuffer:
             return False
         self._items.append(item)
         self._size += len(item.frames)
-        if self._size >= self.max_bytes and self._drained.is_set():
-            self._drained = trio.Event()
-        self._ready.set()
+        self._release_reader()
         return True
+
+    def _release_reader(self) -> None:
+        ready = self._ready
+        if ready is not None:
+            self._ready = None
+            ready.set()
+
+    def _release_writers(self) -> None:
+        drained = self._drained
+        if drained is not None:
+            self._drained = None
+            drained.set()
 
     async def wait_writable(self) -> None:
         """Wait until a GET took what was queued (under the bound again) or the buffer closed."""
         while self._size >= self.max_bytes and not self._closed:
+            if self._drained is None:
+                self._drained = trio.Event()
             await self._drained.wait()
         await trio.lowlevel.checkpoint()
 
     def close(self) -> None:
         """The session ended: release every waiter (a GET may still ``take`` what is left)."""
         self._closed = True
-        self._ready.set()
-        self._drained.set()
+        self._release_reader()
+        self._release_writers()
 
     def wake(self) -> None:
         """Release a waiting GET now (with whatever is queued, or a noop)."""
-        self._ready.set()
+        self._woken = True
+        self._release_reader()
 
     async def wait(self) -> None:
-        """Wait until something is queued or ``wake`` is called."""
-        if not self._items:
-            await self._ready.wait()
-        else:
+        """Wait until something is queued, ``wake`` is called or the buffer closes."""
+        if self._items or self._woken or self._closed:
             await trio.lowlevel.checkpoint()
+            return
+        if self._ready is None:
+            self._ready = trio.Event()
+        await self._ready.wait()
 
     def take(self) -> list[Encoded]:
         """Everything queued, in order; the buffer is empty afterwards."""
         items = self._items
         self._items = []
         self._size = 0
-        if not self._closed:
-            self._ready = trio.Event()
-        self._drained.set()
+        self._woken = False
+        self._release_writers()
         return items
 
     def payload(self) -> str:

@@ -11,7 +11,7 @@ import contextlib
 import logging
 import math
 import secrets
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Final
 
 import trio
@@ -80,15 +80,19 @@ class EngineSession:
         self._pong_deadline = math.inf
         self._hb_generation = 0
         self._heartbeats: Heartbeats | None = None
-        self._inbound_send, self._inbound = trio.open_memory_channel[str | bytes](INBOUND_SIZE)
+        # Messages go to the receiver when one is set (the Socket.IO server's), else to a channel
+        # made on first use (``async for message in session``).
+        self._receiver: Callable[[str | bytes], Awaitable[None]] | None = None
+        self._inbound_send: trio.MemorySendChannel[str | bytes] | None = None
+        self._inbound: trio.MemoryReceiveChannel[str | bytes] | None = None
         self._ws_scope: trio.CancelScope | None = None
         self._end_callbacks: list[Callable[[], None]] = []
         #: The request that opened the session, the client's address, and whether it came over TLS.
         self.request: HttpRequest | None = None
         self.address = ""
         self.secure = False
-        #: Set once a GET has taken the last packets of a closed polling session.
-        self.final_delivered = trio.Event()
+        self._final_delivered = False
+        self._final_event: trio.Event | None = None
 
     def __repr__(self) -> str:
         return f"<EngineSession {self.sid} {self.transport} reason={self.reason}>"
@@ -164,15 +168,29 @@ class EngineSession:
     def __aiter__(self) -> AsyncIterator[str | bytes]:
         return self._messages()
 
+    def _channel(self) -> tuple[trio.MemorySendChannel[str | bytes], trio.MemoryReceiveChannel[str | bytes]]:
+        if self._inbound_send is None or self._inbound is None:
+            self._inbound_send, self._inbound = trio.open_memory_channel[str | bytes](INBOUND_SIZE)
+            if self.reason is not None:
+                self._inbound_send.close()
+        return self._inbound_send, self._inbound
+
     async def _messages(self) -> AsyncIterator[str | bytes]:
         # After the session ended, what the client sent before ending it is still yielded (a
         # DISCONNECT followed by a close, say), then the iteration stops.
+        _send, inbound = self._channel()
         while True:
             try:
-                message = await self._inbound.receive()
+                message = await inbound.receive()
             except (trio.EndOfChannel, trio.ClosedResourceError):
                 return
             yield message
+
+    def set_receiver(self, receiver: Callable[[str | bytes], Awaitable[None]]) -> None:
+        """Hand every message to ``await receiver(message)``, in order, from the task that reads it
+        (the WebSocket's reader or the POST's), instead of ``async for``: the transport reads no
+        further until it returns. Set it once, before the first message (the Socket.IO server does)."""
+        self._receiver = receiver
 
     async def feed(self, packet: EnginePacket) -> None:
         """Handle one Engine.IO packet from the client (from a POST or the WebSocket).
@@ -182,9 +200,15 @@ class EngineSession:
         """
         kind = packet.type
         if kind is EnginePacketType.MESSAGE:
+            if self._receiver is not None:
+                if self.reason is None:
+                    await self._receiver(packet.data)
+                else:
+                    await trio.lowlevel.checkpoint()  # the session ended: the message is moot
+                return
             # Closed meanwhile: the message is moot.
             with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
-                await self._inbound_send.send(packet.data)
+                await self._channel()[0].send(packet.data)
         elif kind is EnginePacketType.PONG:
             if self._pong_deadline != math.inf:
                 self._next_ping(trio.current_time())
@@ -226,7 +250,8 @@ class EngineSession:
         for callback in self._end_callbacks:
             callback()
         self._end_callbacks.clear()
-        self._inbound_send.close()
+        if self._inbound_send is not None:
+            self._inbound_send.close()
         self._closed.set()
         if self._ws_scope is not None:
             self._ws_scope.cancel()
@@ -240,6 +265,26 @@ class EngineSession:
 
     def _overflow(self) -> None:
         self.end(DisconnectReason.SLOW_CONSUMER)
+
+    @property
+    def final_delivered(self) -> bool:
+        """True once a GET (or the upgrade's WebSocket) took the last packets of the closed session."""
+        return self._final_delivered
+
+    def set_final_delivered(self) -> None:
+        """The last packets of the closed session were taken."""
+        self._final_delivered = True
+        if self._final_event is not None:
+            self._final_event.set()
+
+    async def wait_final_delivered(self) -> None:
+        """Wait until ``set_final_delivered``."""
+        if self._final_delivered:
+            await trio.lowlevel.checkpoint()
+            return
+        if self._final_event is None:
+            self._final_event = trio.Event()
+        await self._final_event.wait()
 
     def final_polling_item(self) -> Encoded:
         """What a pending GET gets once the session is closed: a noop when the client asked to

@@ -6,8 +6,6 @@ Rule: wsproto parses what the client sends; what we send is pre-encoded frame by
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Final
 
 import trio
@@ -18,12 +16,12 @@ from wsproto.frame_protocol import CloseReason
 from ..errors import DisconnectReason, RemoteProtocolError
 from ..protocol.engineio import EnginePacketType, decode_ws
 from ..protocol.websocket import text_frame
-from .outbound import Outbound
+from .outbound import Outbound, raw_socket
 
 if TYPE_CHECKING:
     from .session import EngineSession
 
-__all__ = ["WebSocketReader", "probe", "read_messages", "serving_writer"]
+__all__ = ["WebSocketReader", "finish", "probe", "read_messages"]
 
 _RECEIVE_SIZE: Final = 64 * 1024
 _PROBE_PONG: Final = text_frame("3probe")
@@ -36,12 +34,13 @@ class WebSocketReader:
     ``reason`` tells why the connection ended and ``closing_frame()`` gives the frame to send last.
     """
 
-    __slots__ = ("_close_code", "_outbound", "_stream", "_ws", "max_message", "reason")
+    __slots__ = ("_close_code", "_outbound", "_sock", "_stream", "_ws", "max_message", "reason")
 
     def __init__(
         self, stream: trio.abc.Stream, outbound: Outbound, trailing: bytes, *, max_message: int
     ) -> None:
         self._stream = stream
+        self._sock = raw_socket(stream)
         self._outbound = outbound
         self._ws = Connection(ConnectionType.SERVER, trailing_data=trailing)
         self._close_code = int(CloseReason.NORMAL_CLOSURE)
@@ -82,14 +81,37 @@ class WebSocketReader:
                     if text_parts:
                         return text_parts[0] if len(text_parts) == 1 else "".join(text_parts)
                     return byte_parts[0] if len(byte_parts) == 1 else b"".join(byte_parts)
-            try:
-                data = await self._stream.receive_some(_RECEIVE_SIZE)
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                data = b""
+            data = await self._receive_some()
             if not data:
                 self.reason = DisconnectReason.TRANSPORT_CLOSE
                 return None
-            ws.receive_data(bytes(data))
+            ws.receive_data(data)
+
+    async def _receive_some(self) -> bytes:
+        """The next bytes from the peer; b"" once it closed or the connection broke.
+
+        On a plain TCP stream the socket is read directly (one ``recv`` per wake-up, and a
+        checkpoint when the bytes were already there), without the stream's wrappers.
+        """
+        sock = self._sock
+        try:
+            if sock is None:
+                return bytes(await self._stream.receive_some(_RECEIVE_SIZE))
+            try:
+                data = sock.recv(_RECEIVE_SIZE)
+            except BlockingIOError:
+                pass
+            else:
+                await trio.lowlevel.checkpoint()
+                return data
+            while True:
+                await trio.lowlevel.wait_readable(sock)
+                try:
+                    return sock.recv(_RECEIVE_SIZE)
+                except BlockingIOError:
+                    continue
+        except (OSError, trio.BrokenResourceError, trio.ClosedResourceError):
+            return b""
 
     def closing_frame(self) -> bytes:
         """The close frame to send last (empty when the WebSocket cannot send one any more)."""
@@ -102,28 +124,16 @@ class WebSocketReader:
         self._close_code = code
 
 
-@asynccontextmanager
-async def serving_writer(
-    outbound: Outbound, reader: WebSocketReader, close_timeout: float, going_away: Callable[[], bool]
-) -> AsyncIterator[None]:
-    """Run the connection's writer task for the duration of the block, then close the WebSocket:
-    the close frame goes out after what was queued, within ``close_timeout`` (the writer is shielded
-    until then, so a server shutdown still flushes). ``going_away()`` true at the end: code 1001."""
-    async with trio.open_nursery() as nursery:
-        writer_scope = trio.CancelScope(shield=True)
-        nursery.start_soon(_write, outbound, writer_scope)
-        try:
-            yield
-        finally:
-            if going_away():
-                reader.set_close_code(1001)
-            outbound.close(reader.closing_frame())
-            writer_scope.deadline = trio.current_time() + close_timeout
-
-
-async def _write(outbound: Outbound, scope: trio.CancelScope) -> None:
-    with scope:
-        await outbound.run_writer()
+async def finish(outbound: Outbound, reader: WebSocketReader, close_timeout: float, going_away: bool) -> None:
+    """Close the WebSocket: the close frame goes out after what was queued, within ``close_timeout``
+    (shielded, so that a server shutdown still flushes); ``going_away``: code 1001."""
+    if going_away:
+        reader.set_close_code(1001)
+    with trio.CancelScope(shield=True) as scope:
+        scope.deadline = trio.current_time() + close_timeout
+        outbound.close(reader.closing_frame(), scope.deadline)
+        await outbound.wait_flushed()
+    outbound.abort()
 
 
 async def read_messages(session: EngineSession, reader: WebSocketReader, scope: trio.CancelScope) -> None:
