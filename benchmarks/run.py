@@ -40,7 +40,8 @@ HERE = Path(__file__).resolve().parent
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 SERVERS: dict[str, tuple[str, ...]] = {
-    "trio": (sys.executable, str(HERE / "server_trio.py")),
+    # BENCH_TRIO_ARGS: extra arguments of server_trio.py (diagnostics such as "--gc off").
+    "trio": (sys.executable, str(HERE / "server_trio.py"), *os.environ.get("BENCH_TRIO_ARGS", "").split()),
     "node": ("node", str(HERE / "server_node.mjs")),
     "psio": (sys.executable, str(HERE / "server_psio.py")),
 }

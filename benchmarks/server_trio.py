@@ -72,8 +72,31 @@ def count_encodes() -> None:
     Encoded.polling = property(counted_polling)  # type: ignore[method-assign,assignment]
 
 
-def build_server() -> trio_rooms.Server:
-    server = trio_rooms.Server()
+def log_collections() -> None:
+    """Log every generation 1 and 2 collection (time, duration, objects collected) to stderr."""
+    started: list[float] = [0.0]
+
+    def callback(phase: str, info: dict[str, int]) -> None:
+        if info["generation"] == 0:
+            return
+        if phase == "start":
+            started[0] = time.perf_counter()
+            return
+        took = (time.perf_counter() - started[0]) * 1000
+        generation = info["generation"]
+        objects = len(gc.get_objects(2)) if generation == 2 else "-"
+        print(
+            f"gc gen{generation} {took:.1f} ms collected={info['collected']} at={time.monotonic():.3f}"
+            f" objects={objects}",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    gc.callbacks.append(callback)
+
+
+def build_server(freeze_gc: bool = False) -> trio_rooms.Server:
+    server = trio_rooms.Server(freeze_gc=freeze_gc)
 
     @server.on("connection")
     async def on_connection(socket: trio_rooms.Socket) -> None:
@@ -128,8 +151,8 @@ def build_server() -> trio_rooms.Server:
     return server
 
 
-async def main(port: int) -> None:
-    server = build_server()
+async def main(port: int, freeze_gc: bool = False) -> None:
+    server = build_server(freeze_gc)
     async with trio.open_nursery() as nursery:
         listeners = await nursery.start(server.serve, "127.0.0.1", port)
         ready = {
@@ -150,10 +173,23 @@ if __name__ == "__main__":
     parser.add_argument("--count-encodes", action="store_true", help="count Encoded packets (debug)")
     parser.add_argument("--trace-requests", action="store_true", help="time one-broadcast requests (debug)")
     parser.add_argument("--gc-freeze-rooms", action="store_true", help="gc.freeze() after bench-rooms")
+    parser.add_argument(
+        "--gc",
+        default="default",
+        help='cyclic GC (diagnostic): "default", "off", or thresholds "700,10,10"',
+    )
+    parser.add_argument("--gc-log", action="store_true", help="log each gen 1/2 collection to stderr")
+    parser.add_argument("--freeze-gc", action="store_true", help="Server(freeze_gc=True)")
     cli = parser.parse_args()
     GC_FREEZE = cli.gc_freeze_rooms
+    if cli.gc_log:
+        log_collections()
+    if cli.gc == "off":
+        gc.disable()
+    elif cli.gc != "default":
+        gc.set_threshold(*(int(part) for part in cli.gc.split(",")))
     if cli.count_encodes:
         count_encodes()
     if cli.trace_requests:
         TRACE = {}
-    trio.run(main, cli.port)
+    trio.run(main, cli.port, cli.freeze_gc)

@@ -92,6 +92,7 @@ class Connection:
             for slot in list(self._slots.values()):
                 self._end_slot(slot, reason)
             self._slots.clear()
+        self._nursery = None
         return reason
 
     def close(self, reason: DisconnectReason) -> None:

@@ -147,7 +147,7 @@ class EngineServer:
         self._handler: SessionHandler | None = None
         #: Called synchronously with each new session, before its transport reads anything; returns
         #: what serves the session (instead of the "connection" handler). The Socket.IO server's hook.
-        self.open_session: Callable[[EngineSession], Callable[[], Awaitable[None]]] | None = None
+        self.open_session: Callable[[EngineSession], Callable[[], Awaitable[object]]] | None = None
         self._sessions: dict[str, EngineSession] = {}
         self._heartbeats = Heartbeats(self.options.heartbeat_resolution)
         self._nursery: trio.Nursery | None = None
@@ -367,7 +367,7 @@ class EngineServer:
         self.counters.connections_total += 1
         assert self._nursery is not None
         if self.open_session is not None:
-            serve: Callable[[], Awaitable[None]] = self.open_session(session)
+            serve: Callable[[], Awaitable[object]] = self.open_session(session)
         elif self._handler is not None:
             serve = partial(self._handler, session)
         else:

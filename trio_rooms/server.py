@@ -14,13 +14,14 @@ from typing import Any, Final, TypeVar
 
 import trio
 
+from ._gc import freeze_new_objects
 from ._util import unwrap_group
 from .adapter.base import Adapter
 from .adapter.memory import InMemoryAdapter
-from .errors import DisconnectReason
 from .broadcast import BroadcastOperator, RemoteSocket
 from .connection import Connection
 from .engine import EngineServer
+from .errors import DisconnectReason
 from .handshake import Handshake, js_date_string
 from .namespace import Namespace, NamespaceMatcher, ParentNamespace
 from .stats import Counters
@@ -74,6 +75,11 @@ class Server:
         max_attachments: binary attachments per packet.
         max_json_depth: nesting depth of a packet's JSON.
         max_namespaces: namespaces per connection.
+        freeze_gc: once a second while connections arrive, move what the cyclic GC tracks out of
+            its full scans (``gc.freeze()``; see ``trio_rooms._gc``): full collections then no
+            longer grow with the number of connections. Off by default: it is process-wide, and
+            reference cycles among the application's own objects frozen this way are never
+            collected.
     """
 
     def __init__(
@@ -103,6 +109,7 @@ class Server:
         max_attachments: int = DEFAULT_MAX_ATTACHMENTS,
         max_json_depth: int = DEFAULT_MAX_JSON_DEPTH,
         max_namespaces: int = DEFAULT_MAX_NAMESPACES,
+        freeze_gc: bool = False,
     ) -> None:
         for name, value in (
             ("connect_timeout", connect_timeout),
@@ -121,6 +128,7 @@ class Server:
             if not (isinstance(count, int) and count > 0):
                 raise ValueError(f"{name} must be a positive int")
         self.counters = Counters()
+        self.freeze_gc = freeze_gc
         self.engine = EngineServer(
             counters=self.counters,
             ping_interval=ping_interval,
@@ -332,6 +340,8 @@ class Server:
             async with trio.open_nursery() as services:
                 for namespace in self._namespaces.values():
                     await services.start(namespace.adapter.run)
+                if self.freeze_gc:
+                    await services.start(freeze_new_objects, self.counters)
                 self._services = services
                 try:
                     await self.engine.serve_listeners(listeners, task_status=task_status)

@@ -346,7 +346,13 @@ class Socket:
         finally:
             with trio.CancelScope(shield=True) as teardown:
                 teardown.deadline = trio.current_time() + self._conn.server.teardown_timeout
-                await self._teardown()
+                try:
+                    await self._teardown()
+                finally:
+                    # Handlers are closures over this socket: without them, a closed socket holds
+                    # no reference cycle and reference counting frees it at once.
+                    self._handlers.clear()
+                    self._teardown_handlers.clear()
 
     async def _dispatch(self, packet: Packet) -> None:
         try:

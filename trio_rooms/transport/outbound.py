@@ -33,6 +33,10 @@ def raw_socket(stream: trio.abc.Stream) -> _stdlib_socket.socket | None:
     return raw if isinstance(raw, _stdlib_socket.socket) else None
 
 
+def _ignore() -> None:
+    pass
+
+
 class Outbound:
     """Ordered, bounded writes of pre-encoded bytes to one stream.
 
@@ -168,6 +172,7 @@ class Outbound:
         if final and not self._closed:
             self.write(final)
         self._closed = True
+        self.on_overflow = _ignore  # it refers to the session: no cycle once closed
         self._deadline = deadline
         if self._writer_scope is not None:
             self._writer_scope.deadline = deadline

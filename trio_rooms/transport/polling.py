@@ -69,6 +69,10 @@ NOOP_ITEM: Final = control("6")
 CLOSE_ITEM: Final = control("1")
 
 
+def _ignore() -> None:
+    pass
+
+
 class PollBuffer:
     """What waits for the next long-polling GET, bounded in bytes like the WebSocket lanes.
 
@@ -142,6 +146,7 @@ class PollBuffer:
         self._closed = True
         self._release_reader()
         self._release_writers()
+        self.on_overflow = _ignore  # it refers to the session: no cycle once closed
 
     def wake(self) -> None:
         """Release a waiting GET now (with whatever is queued, or a noop)."""

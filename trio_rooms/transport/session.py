@@ -255,7 +255,11 @@ class EngineSession:
         self._closed.set()
         if self._ws_scope is not None:
             self._ws_scope.cancel()
+            self._ws_scope = None
         self.poll.close()
+        # Drop what refers back to the session's owners, so that an ended session and its
+        # connection hold no reference cycle: reference counting frees them at once.
+        self._receiver = None
 
     async def wait_closed(self) -> DisconnectReason:
         """Wait until the session ends; return the reason."""

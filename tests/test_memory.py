@@ -1,0 +1,147 @@
+"""A closed connection leaves no reference cycle behind: reference counting frees its sessions,
+sockets, handlers and transport state at once, without waiting for the cyclic GC (and an
+application that freezes the GC after start-up, ``gc.freeze()``, loses nothing to it).
+
+Checked with the GC disabled and ``gc.DEBUG_SAVEALL``: whatever a collection then finds is cyclic
+garbage, and none of it may be a trio_rooms object. Real sockets on 127.0.0.1, our own Client.
+"""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+import trio
+
+import trio_rooms
+from trio_rooms.client import open_client
+
+CLIENT_OPTIONS: dict[str, Any] = {"reconnection": False, "wait_timeout": 5.0, "timeout": 5.0}
+
+
+def build_server() -> trio_rooms.Server:
+    server = trio_rooms.Server(ping_interval=0.5, ping_timeout=0.5)
+
+    @server.on("connection")
+    async def on_connection(socket: trio_rooms.Socket) -> None:
+        socket.join(["room-a", "room-b"])
+        socket.data["me"] = socket  # an application's own reference to the socket
+
+        @socket.on("echo")
+        async def echo(value: Any) -> Any:
+            await server.to("room-a").emit("seen", value)
+            return value
+
+        @socket.on("leave-me")
+        async def leave_me() -> None:
+            await socket.disconnect()
+
+        @socket.on("disconnect")
+        async def gone(reason: str) -> None:
+            socket.data.clear()
+
+    return server
+
+
+@contextmanager
+def cyclic_garbage() -> Iterator[list[object]]:
+    """Collect first, then keep the GC off; on exit, the cyclic garbage made in the block."""
+    found: list[object] = []
+    enabled = gc.isenabled()
+    gc.collect()
+    gc.disable()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        yield found
+        gc.collect()
+        found.extend(gc.garbage)
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        if enabled:
+            gc.enable()
+
+
+def ours(garbage: list[object]) -> list[str]:
+    return sorted(
+        {
+            type(obj).__module__ + "." + type(obj).__qualname__
+            for obj in garbage
+            if type(obj).__module__.startswith("trio_rooms")
+        }
+    )
+
+
+async def session_ends_by_client(url: str, transports: tuple[str, ...]) -> None:
+    async with open_client(url, transports=transports, **CLIENT_OPTIONS) as client:
+        assert await client.emit_with_ack("echo", 7) == 7
+
+
+async def session_ends_by_server(url: str, transports: tuple[str, ...]) -> None:
+    async with open_client(url, transports=transports, **CLIENT_OPTIONS) as client:
+        left = trio.Event()
+        client.on("disconnect")(_setter(left))
+        await client.emit("leave-me")
+        await left.wait()
+
+
+def _setter(event: trio.Event) -> Callable[..., Awaitable[None]]:
+    async def handler(*args: Any) -> None:
+        event.set()
+
+    return handler
+
+
+@pytest.mark.parametrize(
+    "ending", [session_ends_by_client, session_ends_by_server], ids=["client-close", "server-disconnect"]
+)
+@pytest.mark.parametrize(
+    "transports",
+    [("websocket",), ("polling",), ("polling", "websocket")],
+    ids=["websocket", "polling", "upgrade"],
+)
+async def test_closed_connections_leave_no_reference_cycle(
+    transports: tuple[str, ...], ending: Callable[[str, tuple[str, ...]], Awaitable[None]]
+) -> None:
+    server = build_server()
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            listeners = await nursery.start(server.serve, "127.0.0.1", 0)
+            url = f"http://127.0.0.1:{listeners[0].socket.getsockname()[1]}"
+            await ending(url, transports)  # warm-up: caches, lazily built module state
+            with cyclic_garbage() as garbage:
+                for _ in range(5):
+                    await ending(url, transports)
+                for _ in range(300):  # the server's side of the last close ends on its own
+                    if not server.engine.sessions:
+                        break
+                    await trio.sleep(0.01)
+                assert not server.engine.sessions
+                assert not server.of("/").adapter.rooms
+            nursery.cancel_scope.cancel()
+    assert ours(garbage) == []
+
+
+async def test_freeze_gc_freezes_once_connections_arrive() -> None:
+    server = trio_rooms.Server(freeze_gc=True)
+    gc.unfreeze()
+    try:
+        with trio.fail_after(30):
+            async with trio.open_nursery() as nursery:
+                listeners = await nursery.start(server.serve, "127.0.0.1", 0)
+                url = f"http://127.0.0.1:{listeners[0].socket.getsockname()[1]}"
+                await trio.sleep(1.5)
+                assert gc.get_freeze_count() == 0, "no connection arrived: nothing to freeze"
+                async with open_client(url, transports=("websocket",), **CLIENT_OPTIONS) as client:
+                    for _ in range(100):  # within about a second
+                        if gc.get_freeze_count():
+                            break
+                        await trio.sleep(0.05)
+                    assert gc.get_freeze_count() > 0
+                    assert client.connected
+                nursery.cancel_scope.cancel()
+    finally:
+        gc.unfreeze()
