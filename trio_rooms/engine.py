@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import socket
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -38,7 +39,7 @@ from .transport.http import (
     send_response,
     valid_websocket_request,
 )
-from .transport.outbound import DEFAULT_MAX_QUEUED_BYTES, Outbound
+from .transport.outbound import DEFAULT_MAX_QUEUED_BYTES, Outbound, raw_socket
 from .transport.policy import CorsOrigins, CorsPolicy, client_address
 from .transport.session import EngineSession, Transport
 from .transport.websocket import WebSocketReader, finish, probe, read_messages
@@ -448,6 +449,9 @@ class EngineServer:
 
     async def _hold(self, stream: trio.abc.Stream, http: h11.Connection, session: EngineSession) -> str:
         """Wait for packets (or a close, or an upgrade) while watching the client's connection."""
+        sock = raw_socket(stream)
+        if sock is not None:
+            return await self._hold_on_socket(sock, http, session)
         outcome = _KEEP
 
         async def watch() -> None:
@@ -465,6 +469,24 @@ class EngineServer:
             await session.poll.wait()
             nursery.cancel_scope.cancel()
         return outcome
+
+    async def _hold_on_socket(self, sock: socket.socket, http: h11.Connection, session: EngineSession) -> str:
+        """``_hold`` on a plain TCP connection: one task waits for packets or for the socket."""
+        while True:
+            try:
+                if await session.poll.wait_or_readable(sock):
+                    return _KEEP
+                data = sock.recv(65536)
+            except BlockingIOError:
+                continue
+            except (OSError, trio.ClosedResourceError):
+                data = b""
+            if data:
+                http.receive_data(data)
+                await session.poll.wait()
+                return _CLOSE  # pipelining: answer this request, then close (refused cleanly)
+            session.end(DisconnectReason.TRANSPORT_CLOSE)
+            return _CLOSE
 
     async def _poll_post(
         self,

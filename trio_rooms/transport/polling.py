@@ -7,6 +7,7 @@ long-polling text lazily and cached, so that every polling recipient shares one 
 from __future__ import annotations
 
 import base64
+import socket
 from collections.abc import Callable
 from typing import Final
 
@@ -87,6 +88,7 @@ class PollBuffer:
         "_items",
         "_ready",
         "_size",
+        "_waiter",
         "_woken",
         "max_bytes",
         "on_overflow",
@@ -97,6 +99,7 @@ class PollBuffer:
         self._size = 0
         self._ready: trio.Event | None = None  # a GET waits on it
         self._woken = False  # ``wake`` was called since the last ``take``
+        self._waiter: trio.CancelScope | None = None  # a GET in ``wait_or_readable``
         self._drained: trio.Event | None = None  # a writer over the bound waits on it
         self._closed = False
         self._counters = counters
@@ -126,6 +129,10 @@ class PollBuffer:
         if ready is not None:
             self._ready = None
             ready.set()
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            waiter.cancel()
 
     def _release_writers(self) -> None:
         drained = self._drained
@@ -161,6 +168,21 @@ class PollBuffer:
         if self._ready is None:
             self._ready = trio.Event()
         await self._ready.wait()
+
+    async def wait_or_readable(self, sock: socket.socket) -> bool:
+        """Like ``wait``, but also return (False) when ``sock``, the GET's connection, becomes
+        readable: the client went away or sent more. One task, no watcher: a write ends the wait
+        by cancelling it. True when there is something to answer with."""
+        if self._items or self._woken or self._closed:
+            await trio.lowlevel.checkpoint()
+            return True
+        with trio.CancelScope() as scope:
+            self._waiter = scope
+            try:
+                await trio.lowlevel.wait_readable(sock)
+            finally:
+                self._waiter = None
+        return scope.cancelled_caught or bool(self._items or self._woken or self._closed)
 
     def take(self) -> list[Encoded]:
         """Everything queued, in order; the buffer is empty afterwards."""
