@@ -10,6 +10,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+from contextlib import AbstractAsyncContextManager
+from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final
 
 import trio
@@ -51,7 +53,7 @@ class Connection:
         self._decoder = Decoder(max_attachments=server.max_attachments, max_depth=server.max_json_depth)
         self._slots: dict[str, _Slot] = {}
         self._nursery: trio.Nursery | None = None
-        self._connect_timer: trio.CancelScope | None = None
+        self._manager: AbstractAsyncContextManager[trio.Nursery] | None = None
         self._connected_once = False
         self._joined = False
         self._early: list[tuple[str, dict[str, Any], _Slot, trio.MemoryReceiveChannel[Packet]]] = []
@@ -67,33 +69,49 @@ class Connection:
         return [slot.socket for slot in self._slots.values() if slot.socket is not None]
 
     async def run(self) -> DisconnectReason:
-        """Serve the session until it ends; every socket has been torn down when this returns.
+        """Serve the session until it ends (a polling session's task); every socket has been torn
+        down when this returns. Cancellation: each socket is torn down with reason "server shutting
+        down"."""
+        async with self:
+            await self.session.wait_closed()
+        return self.session.reason or DisconnectReason.TRANSPORT_CLOSE
 
-        The session's transport hands each message to ``on_message`` from its own task (the
-        WebSocket reader, a POST), in order. Cancellation: each socket is torn down with reason
-        "server shutting down".
-        """
-        session = self.session
-        async with trio.open_nursery() as nursery:
-            self._nursery = nursery
-            for early in self._early:
-                nursery.start_soon(self._run_namespace, *early)
-            self._early.clear()
-            with trio.move_on_after(self.server.connect_timeout) as timer:
-                # Ends at the deadline, when the session ends, or when a namespace connects.
-                self._connect_timer = timer
-                await session.wait_closed()
-            self._connect_timer = None
-            if timer.cancelled_caught and not self._joined and session.reason is None:
-                logger.info("closing connection %s: no namespace joined in time", session.sid)
-                self.close(DisconnectReason.FORCED_CLOSE)
-            await session.wait_closed()
-            reason = session.reason or DisconnectReason.TRANSPORT_CLOSE
+    async def __aenter__(self) -> Connection:
+        """Start hosting the connection's sockets: a WebSocket session's reading task enters this
+        around its reading, so that the connection costs no task of its own. The session's transport
+        hands each message to ``on_message``, in order."""
+        self._manager = trio.open_nursery()
+        nursery = self._nursery = await self._manager.__aenter__()
+        for early in self._early:
+            nursery.start_soon(self._run_namespace, *early)
+        self._early.clear()
+        if not self._joined:
+            # The connect deadline is kept by the server's heartbeat schedule (no timer task).
+            heartbeats = self.server.engine.heartbeats
+            heartbeats.schedule(self, trio.current_time() + self.server.connect_timeout, 0)
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool:
+        """The session ended (or the host is cancelled): end every socket, then wait for their tasks."""
+        manager = self._manager
+        assert manager is not None
+        if exc is None:
+            reason = self.session.reason or DisconnectReason.TRANSPORT_CLOSE
             for slot in list(self._slots.values()):
                 self._end_slot(slot, reason)
             self._slots.clear()
-        self._nursery = None
-        return reason
+        try:
+            return bool(await manager.__aexit__(exc_type, exc, tb))
+        finally:
+            self._nursery = self._manager = None
+
+    def heartbeat_due(self, now: float, generation: int) -> None:
+        """The connect deadline (called by the heartbeat schedule): no namespace yet, then close."""
+        if not self._joined and self.session.reason is None:
+            logger.info("closing connection %s: no namespace joined in time", self.session.sid)
+            self.close(DisconnectReason.FORCED_CLOSE)
 
     def close(self, reason: DisconnectReason) -> None:
         """Close the whole connection (synchronous)."""
@@ -109,8 +127,6 @@ class Connection:
     def namespace_connected(self) -> None:
         """A namespace connected: the connect timeout no longer applies."""
         self._joined = True
-        if self._connect_timer is not None:
-            self._connect_timer.cancel()
 
     def forget(self, socket: Socket) -> None:
         """``socket`` is closing: its namespace takes no more packets on this connection."""

@@ -12,6 +12,7 @@ import ipaddress
 import logging
 import socket
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Final, TypeVar
@@ -147,11 +148,19 @@ class EngineServer:
         self.counters = counters if counters is not None else Counters()
         self._handler: SessionHandler | None = None
         #: Called synchronously with each new session, before its transport reads anything; returns
-        #: what serves the session (instead of the "connection" handler). The Socket.IO server's hook.
-        self.open_session: Callable[[EngineSession], Callable[[], Awaitable[object]]] | None = None
+        #: the session's host (instead of the "connection" handler), an async context manager entered
+        #: for the session's life: by a WebSocket session's own reading task, around its reading (no
+        #: task of its own), or by a task that waits for a polling session to end. The Socket.IO
+        #: server's hook (its ``Connection``).
+        self.open_session: Callable[[EngineSession], AbstractAsyncContextManager[object]] | None = None
         self._sessions: dict[str, EngineSession] = {}
         self._heartbeats = Heartbeats(self.options.heartbeat_resolution)
         self._nursery: trio.Nursery | None = None
+
+    @property
+    def heartbeats(self) -> Heartbeats:
+        """The server's heartbeat schedule (it also keeps the Socket.IO connect deadlines)."""
+        return self._heartbeats
 
     @property
     def sessions(self) -> dict[str, EngineSession]:
@@ -207,7 +216,9 @@ class EngineServer:
             websocket = await self._serve_http(stream)
             if websocket is not None:
                 # The HTTP phase is over (its parser and frames are freed): serve the WebSocket.
-                await websocket()
+                serving = websocket()
+                del websocket
+                await serving
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass
         except Exception:
@@ -350,7 +361,11 @@ class EngineServer:
         return _CLOSE if close else _KEEP
 
     # -- sessions -------------------------------------------------------------------------------------
-    def _new_session(self, transport: str, request: HttpRequest, peer: str, secure: bool) -> EngineSession:
+    def _new_session(
+        self, transport: str, request: HttpRequest, peer: str, secure: bool
+    ) -> tuple[EngineSession, AbstractAsyncContextManager[object] | None]:
+        """Make and register a session and start serving it, except a WebSocket session with a host:
+        that host is returned, for the caller's reading task to enter."""
         opts = self.options
         session = EngineSession(
             transport=transport,
@@ -367,14 +382,17 @@ class EngineServer:
         self._sessions[session.sid] = session
         self.counters.connections_total += 1
         assert self._nursery is not None
-        if self.open_session is not None:
-            serve: Callable[[], Awaitable[object]] = self.open_session(session)
+        host = self.open_session(session) if self.open_session is not None else None
+        if host is not None and transport == Transport.WEBSOCKET:
+            return session, host  # the WebSocket's reading task hosts it (``_websocket_session``)
+        if host is not None:
+            serve: Callable[[], Awaitable[object]] = partial(_host_until_closed, host, session)
         elif self._handler is not None:
             serve = partial(self._handler, session)
         else:
             serve = session.wait_closed
         self._nursery.start_soon(self._run_session, session, serve)
-        return session
+        return session, None
 
     async def _run_session(self, session: EngineSession, serve: Callable[[], Awaitable[object]]) -> None:
         session.start_heartbeat(self._heartbeats)
@@ -402,7 +420,9 @@ class EngineServer:
         peer: str,
         cors: list[tuple[str, str]],
     ) -> str:
-        session = self._new_session(Transport.POLLING, request, peer, isinstance(stream, trio.SSLStream))
+        session, _host = self._new_session(
+            Transport.POLLING, request, peer, isinstance(stream, trio.SSLStream)
+        )
         body = str(encode_ws(session.open_packet())).encode()
         await send_response(stream, http, 200, body, extra_headers=cors, close=False)
         return _KEEP
@@ -572,13 +592,18 @@ class EngineServer:
     async def _websocket_session(
         self, stream: trio.abc.Stream, trailing: bytes, request: HttpRequest, peer: str
     ) -> None:
-        session = self._new_session(Transport.WEBSOCKET, request, peer, isinstance(stream, trio.SSLStream))
+        session, host = self._new_session(
+            Transport.WEBSOCKET, request, peer, isinstance(stream, trio.SSLStream)
+        )
         outbound, reader = self._websocket_parts(stream, trailing, session)
         scope = trio.CancelScope()
         session.attach_websocket(outbound, scope)
         outbound.write(text_frame(str(encode_ws(session.open_packet()))))
         try:
-            await read_messages(session, reader, scope)
+            if host is None:
+                await read_messages(session, reader, scope)
+            else:
+                await self._run_session(session, partial(_read_hosted, host, session, reader, scope))
         finally:
             await finish(outbound, reader, self.options.close_timeout, session.reason is None)
 
@@ -606,6 +631,21 @@ class EngineServer:
                 session.abort_upgrade()
         finally:
             await finish(outbound, reader, self.options.close_timeout, upgraded and session.reason is None)
+
+
+async def _host_until_closed(host: AbstractAsyncContextManager[object], session: EngineSession) -> None:
+    async with host:
+        await session.wait_closed()
+
+
+async def _read_hosted(
+    host: AbstractAsyncContextManager[object],
+    session: EngineSession,
+    reader: WebSocketReader,
+    scope: trio.CancelScope,
+) -> None:
+    async with host:
+        await read_messages(session, reader, scope)
 
 
 def _collectable(session: EngineSession) -> bool:

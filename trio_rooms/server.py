@@ -21,7 +21,6 @@ from .adapter.memory import InMemoryAdapter
 from .broadcast import BroadcastOperator, RemoteSocket
 from .connection import Connection
 from .engine import EngineServer
-from .errors import DisconnectReason
 from .handshake import Handshake, js_date_string
 from .namespace import Namespace, NamespaceMatcher, ParentNamespace
 from .stats import Counters
@@ -349,10 +348,11 @@ class Server:
                     self._services = None
                     services.cancel_scope.cancel()
 
-    def _open_connection(self, session: EngineSession) -> Callable[[], Awaitable[DisconnectReason]]:
+    def _open_connection(self, session: EngineSession) -> Connection:
         connection = Connection(self, session, self._handshake(session))
+        session.request = None  # what the sockets need of it is in their handshake now
         session.set_receiver(connection.on_message)
-        return connection.run
+        return connection
 
     def _handshake(self, session: EngineSession) -> Handshake:
         request = session.request

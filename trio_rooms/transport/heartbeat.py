@@ -12,16 +12,20 @@ import heapq
 import itertools
 import math
 import weakref
-from typing import TYPE_CHECKING, Final
+from typing import Final, Protocol
 
 import trio
 
-if TYPE_CHECKING:
-    from .session import EngineSession
-
-__all__ = ["DEFAULT_RESOLUTION", "Heartbeats"]
+__all__ = ["DEFAULT_RESOLUTION", "Due", "Heartbeats"]
 
 DEFAULT_RESOLUTION: Final = 0.001
+
+
+class Due(Protocol):
+    """What the schedule calls: a session (its ping or pong deadline), or a connection (its
+    connect deadline). Held weakly."""
+
+    def heartbeat_due(self, now: float, generation: int) -> None: ...
 
 
 class Heartbeats:
@@ -30,7 +34,7 @@ class Heartbeats:
     def __init__(self, resolution: float = DEFAULT_RESOLUTION) -> None:
         self.resolution = resolution
         # Sessions are held weakly: a closed session leaves the schedule with its memory, at once.
-        self._heap: list[tuple[float, int, int, weakref.ref[EngineSession]]] = []
+        self._heap: list[tuple[float, int, int, weakref.ref[Due]]] = []
         self._order = itertools.count()
         self._wake = trio.Event()
 
@@ -43,8 +47,9 @@ class Heartbeats:
             return when
         return math.ceil(when / resolution - 1e-6) * resolution
 
-    def schedule(self, session: EngineSession, when: float, generation: int) -> None:
-        """Call ``session.heartbeat_due(now, generation)`` at ``when`` (rounded up to a tick)."""
+    def schedule(self, session: Due, when: float, generation: int) -> None:
+        """Call ``session.heartbeat_due(now, generation)`` at ``when`` (rounded up to a tick), unless
+        ``session`` was freed by then."""
         when = self._tick(when)
         if not self._heap or when < self._heap[0][0]:
             self._wake.set()

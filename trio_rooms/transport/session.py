@@ -87,7 +87,8 @@ class EngineSession:
         self._inbound: trio.MemoryReceiveChannel[str | bytes] | None = None
         self._ws_scope: trio.CancelScope | None = None
         self._end_callbacks: list[Callable[[], None]] = []
-        #: The request that opened the session, the client's address, and whether it came over TLS.
+        #: The request that opened the session (the Socket.IO server drops it once it has made the
+        #: handshake from it), the client's address, and whether it came over TLS.
         self.request: HttpRequest | None = None
         self.address = ""
         self.secure = False
