@@ -44,8 +44,18 @@ SERVERS: dict[str, tuple[str, ...]] = {
     "trio": (sys.executable, str(HERE / "server_trio.py"), *os.environ.get("BENCH_TRIO_ARGS", "").split()),
     "node": ("node", str(HERE / "server_node.mjs")),
     "psio": (sys.executable, str(HERE / "server_psio.py")),
+    # The same trio_rooms server with Server(freeze_gc=True).
+    "trio-freeze": (sys.executable, str(HERE / "server_trio.py"), "--freeze-gc"),
+    # The floor: one send(2) per delivery of a frame encoded once, from a bare selectors loop.
+    "limit": (sys.executable, str(HERE / "server_limit.py")),
 }
-LABELS = {"trio": "trio_rooms", "node": "Node socket.io", "psio": "python-socketio"}
+LABELS = {
+    "trio": "trio_rooms",
+    "node": "Node socket.io",
+    "psio": "python-socketio",
+    "trio-freeze": "trio_rooms freeze_gc",
+    "limit": "the limit",
+}
 
 
 @dataclass(frozen=True)
@@ -345,7 +355,11 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="N = 1000, one run of each server")
     parser.add_argument("--n", type=int, nargs="+", help="client counts (default: 1000 10000)")
     parser.add_argument("--runs", type=int, help="runs of each server per N (default 3)")
-    parser.add_argument("--servers", default="trio,node,psio", help="comma-separated: trio,node,psio")
+    parser.add_argument(
+        "--servers",
+        default="trio,node,psio,limit",
+        help="comma-separated, among trio,node,psio,limit,trio-freeze (default trio,node,psio,limit)",
+    )
     parser.add_argument("--deliveries", type=int, default=100_000, help="deliveries per throughput phase")
     parser.add_argument("--latency-seconds", type=float, default=5.0, help="length of each latency phase")
     parser.add_argument("--phase-timeout", type=float, default=120.0, help="bound of one phase, seconds")
