@@ -96,8 +96,9 @@ class Socket:
     """
 
     #: Write a pre-encoded packet to this client now (never awaits; the broadcast path):
-    #: ``deliver(item, volatile=False) -> bool``, False when dropped. It is the session's own
-    #: ``write``, bound once, so that a broadcast makes one call less per recipient.
+    #: ``deliver(item, volatile=False) -> bool``, False when dropped. It is the session's
+    #: ``deliver`` (on a WebSocket, its ``Outbound.deliver``), bound once, so that a broadcast makes
+    #: one Python call per recipient down to the send.
     deliver: Callable[[Encoded, bool], bool]
 
     def __init__(self, namespace: Namespace, connection: Connection, handshake: Handshake) -> None:
@@ -107,7 +108,8 @@ class Socket:
         self.data: dict[str, Any] = {}
         self._conn = connection
         self._session = connection.session
-        self.deliver = connection.session.write
+        # A socket made before an upgrade keeps ``session.write``, which follows the upgrade.
+        self.deliver = connection.session.deliver
         self._handlers: dict[str, tuple[Handler, inspect.Signature]] = {}
         self._teardown_handlers: dict[str, list[Handler]] = {}
         self._acks: dict[int, tuple[Callable[[Any], None], Callable[[], None]]] = {}

@@ -13,11 +13,14 @@ import collections
 import math
 import socket as _stdlib_socket
 from collections.abc import Callable
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import trio
 
 from ..stats import Counters
+
+if TYPE_CHECKING:
+    from .polling import Encoded
 
 __all__ = ["Outbound", "DEFAULT_MAX_QUEUED_BYTES", "raw_socket"]
 
@@ -139,6 +142,25 @@ class Outbound:
             return False
         self._enqueue(data)
         return True
+
+    def deliver(self, item: Encoded, volatile: bool = False) -> bool:
+        """``write(item.frames, volatile)``, the broadcast path: a WebSocket socket's ``deliver`` is
+        this method, so that a delivery is one Python call down to the send."""
+        data = item.frames
+        if self._queued == 0 and not self._closed:
+            sock = self._sock
+            if sock is not None:
+                try:
+                    sent = sock.send(data)
+                except BlockingIOError:
+                    sent = 0
+                except OSError:
+                    self._closed = self._failed = True
+                    return False
+                if sent != len(data):
+                    self._enqueue(data[sent:])
+                return True
+        return self.write(data, volatile)
 
     def _enqueue(self, data: bytes) -> None:
         pending = self._pending

@@ -129,6 +129,12 @@ class EngineSession:
         return self.poll.max_bytes
 
     # -- writing ----------------------------------------------------------------------------------
+    @property
+    def deliver(self) -> Callable[[Encoded, bool], bool]:
+        """What writes a pre-encoded packet now (never awaits; the broadcast path): ``write`` while
+        the session polls, its WebSocket's ``Outbound.deliver`` once it has one (one call less)."""
+        return self.outbound.deliver if self.outbound is not None else self.write
+
     def write(self, item: Encoded, volatile: bool = False) -> bool:
         """Send a pre-encoded packet on the current transport (never awaits); False when dropped.
 
