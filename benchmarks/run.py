@@ -49,6 +49,8 @@ SERVERS: dict[str, tuple[str, ...]] = {
     # The floor: one send(2) per delivery of a frame encoded once, from a bare selectors loop.
     "limit": (sys.executable, str(HERE / "server_limit.py")),
 }
+if os.environ.get("BENCH_TRIO_SERVER"):  # a diagnostic stand-in for server_trio.py
+    SERVERS["trio"] = (sys.executable, os.environ["BENCH_TRIO_SERVER"])
 LABELS = {
     "trio": "trio_rooms",
     "node": "Node socket.io",
