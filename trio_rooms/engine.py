@@ -391,13 +391,13 @@ class EngineServer:
             serve = partial(self._handler, session)
         else:
             serve = session.wait_closed
-        self._nursery.start_soon(self._run_session, session, serve)
+        self._nursery.start_soon(self._run_session, session, serve())
         return session, None
 
-    async def _run_session(self, session: EngineSession, serve: Callable[[], Awaitable[object]]) -> None:
+    async def _run_session(self, session: EngineSession, serving: Awaitable[object]) -> None:
         session.start_heartbeat(self._heartbeats)
         try:
-            await serve()
+            await serving
         except Exception:
             logger.exception("Engine.IO connection handler failed")
         finally:
@@ -603,7 +603,7 @@ class EngineServer:
             if host is None:
                 await read_messages(session, reader, scope)
             else:
-                await self._run_session(session, partial(_read_hosted, host, session, reader, scope))
+                await self._run_session(session, _read_hosted(host, session, reader, scope))
         finally:
             await finish(outbound, reader, self.options.close_timeout, session.reason is None)
 

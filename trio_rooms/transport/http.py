@@ -93,6 +93,21 @@ class HttpRequest:
         return upgrade == "websocket" and "upgrade" in [t.strip() for t in connection.split(",")]
 
 
+#: Header names seen so far, decoded once and shared by every request (each connection's handshake
+#: keeps its headers); bounded, so that odd names cannot grow it.
+_HEADER_NAMES: dict[bytes, str] = {}
+_HEADER_NAMES_MAX: Final = 512
+
+
+def _header_name(raw: bytes) -> str:
+    name = _HEADER_NAMES.get(raw)
+    if name is None:
+        name = raw.decode("latin-1").lower()
+        if len(_HEADER_NAMES) < _HEADER_NAMES_MAX:
+            _HEADER_NAMES[raw] = name
+    return name
+
+
 async def read_request(stream: trio.abc.Stream, conn: h11.Connection) -> HttpRequest | None:
     """Read one request head from ``stream``.
 
@@ -116,7 +131,7 @@ async def read_request(stream: trio.abc.Stream, conn: h11.Connection) -> HttpReq
                 query = dict(parse_qsl(split.query, keep_blank_values=True, max_num_fields=64))
             except ValueError:
                 raise h11.RemoteProtocolError("too many query fields", error_status_hint=400) from None
-            headers = tuple((k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in event.headers)
+            headers = tuple((_header_name(k), v.decode("latin-1")) for k, v in event.headers)
             request = HttpRequest(
                 method=event.method.decode("ascii", "replace").upper(),
                 target=target,
