@@ -210,7 +210,9 @@ class Outbound:
             await trio.lowlevel.checkpoint()
 
     def abort(self) -> None:
-        """Stop the writer now (after ``close``, when its deadline is not worth waiting for)."""
+        """Stop writing now: the writer, running or about to start, drops what is queued."""
+        self._closed = True
+        self._deadline = -math.inf
         if self._writer_scope is not None:
             self._writer_scope.cancel()
 
