@@ -6,20 +6,20 @@ session lives in ``client_transport``; public calls raise bare exceptions, never
 
 from __future__ import annotations
 
-import inspect
 import logging
 import math
 import ssl
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 
 import trio
 
 from ._backoff import Backoff
-from ._util import check_async_callable, unwrap_group
+from ._util import unwrap_group
+from .client_handlers import H, Handler, HandlerTable
 from .client_transport import Engine, EngineClosed, EngineOptions, parse_target
 from .errors import AckTimeout, Disconnected, NamespaceRejected, RemoteProtocolError
 from .protocol.socketio import MAX_ACK_ID, RESERVED_EVENTS, Decoder, Packet, PacketType, encode
@@ -29,9 +29,6 @@ __all__ = ["Client", "open_client"]
 
 logger = logging.getLogger("trio_rooms.client")
 
-Handler = Callable[..., Awaitable[Any]]
-H = TypeVar("H", bound=Handler)
-
 TRANSPORTS: Final = frozenset({"polling", "websocket"})
 DEFAULT_TRANSPORTS: Final = ("polling", "websocket")
 DEFAULT_TIMEOUT: Final = 20.0
@@ -40,7 +37,6 @@ DEFAULT_MAX_BUFFERED_PACKETS: Final = 1000
 DEFAULT_MAX_PENDING_ACKS: Final = 1024
 DEFAULT_MAX_HANDLERS_IN_FLIGHT: Final = 64
 DEFAULT_CLOSE_TIMEOUT: Final = 2.0
-_RESERVED_HANDLERS: Final = {"connect": 0, "disconnect": 1, "connect_error": 1}
 _FINAL_REASONS: Final = frozenset({"io server disconnect", "io client disconnect"})
 
 
@@ -146,7 +142,7 @@ class Client:
         self._max_buffered = max_buffered_packets
         self._max_attachments = max_attachments
         self._max_json_depth = max_json_depth
-        self._handlers: dict[str, tuple[Handler, inspect.Signature]] = {}
+        self._handlers = HandlerTable()
         self._handler_slots = trio.Semaphore(max_handlers_in_flight)
         self._ack_slots = trio.Semaphore(max_pending_acks)
         self._acks: dict[int, _Ack] = {}
@@ -197,23 +193,7 @@ class Client:
             TypeError: not an ``async def``, or a reserved handler with the wrong signature.
             ValueError: a reserved name that has no client handler.
         """
-        if not isinstance(event, str):
-            raise TypeError("an event name is a str")
-        if event in RESERVED_EVENTS and event not in _RESERVED_HANDLERS:
-            raise ValueError(f"{event!r} is reserved and has no client handler")
-
-        def register(handler: H) -> H:
-            signature = check_async_callable(handler, f"handler for {event!r}")
-            arity = _RESERVED_HANDLERS.get(event)
-            if arity is not None:
-                try:
-                    signature.bind(*(["arg"] * arity))
-                except TypeError:
-                    raise TypeError(f"a {event!r} handler takes {arity} argument(s)") from None
-            self._handlers[event] = (handler, signature)
-            return handler
-
-        return register
+        return self._handlers.register(event)
 
     # -- emitting ----------------------------------------------------------------------------------
     def _encode_event(self, event: str, args: tuple[Any, ...], ack_id: int | None) -> list[str | bytes]:
@@ -342,10 +322,10 @@ class Client:
 
     # -- handlers at work --------------------------------------------------------------------------
     async def _call_reserved(self, event: str, *args: Any) -> None:
-        entry = self._handlers.get(event)
-        if entry is not None:
+        handler = self._handlers.reserved(event)
+        if handler is not None:
             try:
-                await entry[0](*args)
+                await handler(*args)
             except Exception:
                 logger.exception("client %r handler failed", event)
 
@@ -356,28 +336,22 @@ class Client:
         """
         if event == "connect":
             await self._ready.wait()
-        entry = self._handlers.get(event)
-        if entry is not None and self._nursery is not None:
+        handler = self._handlers.reserved(event)
+        if handler is not None and self._nursery is not None:
             await self._handler_slots.acquire()
             with trio.CancelScope(shield=True):  # started is its first step: this cannot block
-                await self._nursery.start(self._run_handler, None, entry[0], event, args, None)
+                await self._nursery.start(self._run_handler, None, handler, event, args, None)
 
     async def _dispatch(self, engine: Engine, packet: Packet) -> None:
         """Start the event's handler as a task; it runs up to its first checkpoint before we go on."""
         await self._ready.wait()  # handlers registered at the top of the block see the first events
         event, *args = packet.data
-        entry = self._handlers.get(event) if isinstance(event, str) else None
-        if entry is None or event in _RESERVED_HANDLERS:
-            logger.debug("client: no handler for %r", event)
-            return
-        try:
-            entry[1].bind(*args)
-        except TypeError as exc:
-            logger.warning("client: arguments for %r do not bind (%s); dropped", event, exc)
+        handler = self._handlers.for_event(event, args)
+        if handler is None:
             return
         assert self._nursery is not None
         await self._handler_slots.acquire()
-        await self._nursery.start(self._run_handler, engine, entry[0], event, args, packet.ack_id)
+        await self._nursery.start(self._run_handler, engine, handler, event, args, packet.ack_id)
 
     async def _run_handler(
         self,
