@@ -111,3 +111,101 @@ async def test_connect_then_close_in_one_read_logs_no_traceback(
             await trio.sleep(0.05)
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
     assert not errors, [r.getMessage() for r in errors]
+
+
+def task_count() -> int:
+    def walk(task: trio.lowlevel.Task) -> int:
+        return 1 + sum(walk(child) for nursery in task.child_nurseries for child in nursery.child_tasks)
+
+    root = trio.lowlevel.current_root_task()
+    assert root is not None
+    return walk(root)
+
+
+# -- 2. dynamic child namespaces are bounded and, with the option, cleaned up -------------------------
+async def test_child_namespaces_cost_no_task_and_are_bounded() -> None:
+    server = trio_rooms.Server(max_child_namespaces=20)
+    parent = server.of(re.compile(r"/room-\d+"))
+
+    @parent.on("connection")
+    async def on_connection(socket: trio_rooms.Socket) -> None:
+        pass
+
+    with trio.fail_after(10):
+        async with serving(server) as port:
+            stream = await trio.open_tcp_stream("127.0.0.1", port)
+            async with open_test_client(stream) as client:
+                before = task_count()
+                for n in range(20):
+                    answer = await client.connect(f"/room-{n}")
+                    assert answer.type is PacketType.CONNECT, answer
+                    await client.send(trio_rooms.protocol.Packet(PacketType.DISCONNECT, f"/room-{n}"))
+                refused = await client.connect("/room-20")
+                assert refused.type is PacketType.CONNECT_ERROR
+                assert refused.data == {"message": "Too many namespaces"}
+                # Still connected: an admitted child works.
+                assert (await client.connect("/room-3")).type is PacketType.CONNECT
+                while server.stats()["sockets"].get("/room-3") != 1:
+                    await trio.sleep(0.01)
+                # 20 children exist (no cleanup by default), and they cost no task of their own:
+                # only /room-3's socket runs now (its task and its handlers' nursery task).
+                assert len(parent.children) == 20
+                assert task_count() - before <= 2
+            stats = server.stats()
+            assert stats["refused_child_namespaces"] == 1
+
+
+async def test_cleanup_empty_child_namespaces_removes_them_with_their_adapter() -> None:
+    server = trio_rooms.Server(cleanup_empty_child_namespaces=True, max_child_namespaces=5)
+    parent = server.of(re.compile(r"/room-\d+"))
+    refused = 0
+
+    @parent.use
+    async def only_even(socket: trio_rooms.Socket) -> None:
+        if int(socket.nsp.name.rpartition("-")[2]) % 2:
+            raise trio_rooms.ConnectionRefused("odd")
+
+    with trio.fail_after(10):
+        async with serving(server) as port:
+            stream = await trio.open_tcp_stream("127.0.0.1", port)
+            async with open_test_client(stream) as client:
+                # 300 children, at most 5 at a time: each is removed once its socket left (or was
+                # refused by the middleware), so the bound is never reached.
+                for n in range(300):
+                    answer = await client.connect(f"/room-{n}")
+                    if n % 2:
+                        assert answer.type is PacketType.CONNECT_ERROR
+                        assert answer.data == {"message": "odd"}
+                        refused += 1
+                    else:
+                        assert answer.type is PacketType.CONNECT, answer
+                        await client.send(trio_rooms.protocol.Packet(PacketType.DISCONNECT, f"/room-{n}"))
+                    while len(parent.children) > 0:
+                        await trio.sleep(0.001)
+                assert (await client.connect("/room-8")).type is PacketType.CONNECT
+                while "/room-8" not in server.stats()["sockets"]:
+                    await trio.sleep(0.01)
+            # The client left: its namespace is gone too.
+            while len(parent.children) > 0:
+                await trio.sleep(0.01)
+            assert set(server.stats()["sockets"]) == {"/"}
+            assert server.stats()["refused_child_namespaces"] == 0
+            assert refused == 150
+
+
+# -- 3. CONNECTs to unknown namespaces never take a slot ----------------------------------------------
+async def test_burst_of_connects_to_unknown_namespaces_is_refused_one_by_one() -> None:
+    server = trio_rooms.Server(max_namespaces=4)
+    with trio.fail_after(10):
+        async with serving(server) as port:
+            stream = await trio.open_tcp_stream("127.0.0.1", port)
+            async with open_test_client(stream) as client:
+                # 100 CONNECTs to namespaces nobody serves, in one write: each is refused at once,
+                # and none counts towards max_namespaces.
+                burst = b"".join(client._ws.send(Message(data=f"40/nobody-{n},")) for n in range(100))
+                await stream.send_all(burst)
+                for n in range(100):
+                    answer = await client.receive()
+                    assert answer.type is PacketType.CONNECT_ERROR
+                    assert (answer.nsp, answer.data) == (f"/nobody-{n}", {"message": "Invalid namespace"})
+                assert (await client.connect("/")).type is PacketType.CONNECT

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import trio
 
-from .errors import DisconnectReason, RemoteProtocolError
+from .errors import ConnectionRefused, DisconnectReason, RemoteProtocolError
 from .handshake import Handshake
 from .protocol.socketio import Decoder, Packet, PacketType
 from .socket import Socket
@@ -197,13 +197,17 @@ class Connection:
         if name in self._slots:
             self._protocol_error(RemoteProtocolError(f"second CONNECT to namespace {name!r}"))
             return
+        self._connected_once = True
+        if not self.server.namespace_may_exist(name):
+            # Refused at once: no slot, no task, nothing counted against max_namespaces.
+            self.session.send_packet(Packet(PacketType.CONNECT_ERROR, name, dict(_INVALID_NAMESPACE)))
+            return
         if len(self._slots) >= self.server.max_namespaces:
             self._protocol_error(RemoteProtocolError(f"more than {self.server.max_namespaces} namespaces"))
             return
         auth: dict[str, Any] = packet.data if isinstance(packet.data, dict) else {}
         send, receive = trio.open_memory_channel[Packet](INBOX_SIZE)
         slot = self._slots[name] = _Slot(send)
-        self._connected_once = True
         if self._nursery is None:
             # The session's first message can come before ``run`` started: it starts this then.
             self._early.append((name, auth, slot, receive))
@@ -215,12 +219,19 @@ class Connection:
     ) -> None:
         try:
             namespace: Namespace | None = None
+            error: dict[str, Any] = _INVALID_NAMESPACE
             with slot.scope:
-                namespace = await self.server.resolve_namespace(name, auth)
+                try:
+                    namespace = await self.server.resolve_namespace(name, auth)
+                except ConnectionRefused as refusal:
+                    error = {"message": refusal.message}
             if slot.scope.cancel_called:
-                return  # the client left (or disconnected the namespace) while it was resolved
+                # The client left (or disconnected the namespace) while it was resolved.
+                if namespace is not None:
+                    namespace.release_if_unused()
+                return
             if namespace is None:
-                self.session.send_packet(Packet(PacketType.CONNECT_ERROR, name, dict(_INVALID_NAMESPACE)))
+                self.session.send_packet(Packet(PacketType.CONNECT_ERROR, name, dict(error)))
                 return
             socket = slot.socket = Socket(namespace, self, dataclasses.replace(self.handshake, auth=auth))
             await socket.run(inbox)

@@ -51,10 +51,25 @@ class Namespace:
         self.connection_handlers: list[ConnectionHandler] = []
         self.event_handlers: dict[str, Callable[..., Awaitable[Any]]] = {}
         self._ack_ids = itertools.count()
+        #: The parent namespace of a child made by ``server.of(regex)`` / ``server.of(callable)``.
+        self.parent: ParentNamespace | None = None
+        #: Sockets of this namespace whose task runs (connecting, connected or tearing down).
+        self.running_sockets = 0
         self.adapter: Adapter = adapter_factory(self)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r} sockets={len(self.sockets)}>"
+
+    def release_if_unused(self) -> None:
+        """A socket's task ended (or a CONNECT gave up): with ``cleanup_empty_child_namespaces``, a
+        child namespace that no socket uses any more is removed with its adapter."""
+        if (
+            self.parent is not None
+            and self.running_sockets == 0
+            and not self.sockets
+            and self.server.cleanup_empty_child_namespaces
+        ):
+            self.server.remove_namespace(self)
 
     def next_ack_id(self) -> int:
         """A fresh ack id, unique in this namespace (shared by unicast and broadcast acks)."""
@@ -192,5 +207,6 @@ class ParentNamespace(Namespace):
         child.middlewares = self.middlewares
         child.connection_handlers = self.connection_handlers
         child.event_handlers = self.event_handlers
+        child.parent = self
         self.children[name] = child
         return child

@@ -16,11 +16,12 @@ import trio
 
 from ._gc import freeze_new_objects
 from ._util import unwrap_group
-from .adapter.base import Adapter
+from .adapter.base import Adapter, has_background_work
 from .adapter.memory import InMemoryAdapter
 from .broadcast import BroadcastOperator, RemoteSocket
 from .connection import Connection
 from .engine import EngineServer
+from .errors import ConnectionRefused
 from .handshake import Handshake, js_date_string
 from .namespace import Namespace, NamespaceMatcher, ParentNamespace
 from .stats import Counters
@@ -51,6 +52,7 @@ DEFAULT_MAX_PENDING_ACKS: Final = 1024
 DEFAULT_MAX_ATTACHMENTS: Final = 10
 DEFAULT_MAX_JSON_DEPTH: Final = 32
 DEFAULT_MAX_NAMESPACES: Final = 32
+DEFAULT_MAX_CHILD_NAMESPACES: Final = 10_000
 
 
 class Server:
@@ -73,7 +75,15 @@ class Server:
         max_pending_acks: acks a socket may wait for at once.
         max_attachments: binary attachments per packet.
         max_json_depth: nesting depth of a packet's JSON.
-        max_namespaces: namespaces per connection.
+        max_namespaces: namespaces a connection may have joined or be joining at once (past it
+            the connection is closed); a CONNECT to a name that no namespace and no parent accepts
+            is refused at once ("Invalid namespace") and takes none.
+        cleanup_empty_child_namespaces: remove a child namespace of a parent (``server.of(regex)``
+            or ``server.of(callable)``) with its adapter once its last socket is gone (Node's
+            option of the same name, off by default as in Node).
+        max_child_namespaces: how many child namespaces each parent may hold at once; past it a
+            CONNECT to a new child is refused with CONNECT_ERROR "Too many namespaces" and
+            counted in ``stats()["refused_child_namespaces"]`` (with or without the cleanup).
         freeze_gc: once a second while connections arrive, move what the cyclic GC tracks out of
             its full scans (``gc.freeze()``; see ``trio_rooms._gc``): full collections then no
             longer grow with the number of connections. Off by default: it is process-wide, and
@@ -108,6 +118,8 @@ class Server:
         max_attachments: int = DEFAULT_MAX_ATTACHMENTS,
         max_json_depth: int = DEFAULT_MAX_JSON_DEPTH,
         max_namespaces: int = DEFAULT_MAX_NAMESPACES,
+        cleanup_empty_child_namespaces: bool = False,
+        max_child_namespaces: int = DEFAULT_MAX_CHILD_NAMESPACES,
         freeze_gc: bool = False,
     ) -> None:
         for name, value in (
@@ -121,6 +133,7 @@ class Server:
             ("max_events_in_flight", max_events_in_flight),
             ("max_pending_acks", max_pending_acks),
             ("max_namespaces", max_namespaces),
+            ("max_child_namespaces", max_child_namespaces),
             ("max_attachments", max_attachments),
             ("max_json_depth", max_json_depth),
         ):
@@ -162,10 +175,14 @@ class Server:
         self.max_attachments = max_attachments
         self.max_json_depth = max_json_depth
         self.max_namespaces = max_namespaces
+        self.cleanup_empty_child_namespaces = bool(cleanup_empty_child_namespaces)
+        self.max_child_namespaces = max_child_namespaces
         self._adapter_factory = adapter
         self._namespaces: dict[str, Namespace] = {}
         self._parents: list[ParentNamespace] = []
         self._services: trio.Nursery | None = None
+        #: The cancel scopes of the adapters' ``run`` tasks (only adapters that have background work).
+        self._adapter_scopes: dict[str, trio.CancelScope] = {}
         self.of("/")
 
     # -- namespaces -------------------------------------------------------------------------------
@@ -195,11 +212,39 @@ class Server:
         raise TypeError("a namespace is a str, a compiled regex or a callable")
 
     def _start_adapter(self, namespace: Namespace) -> None:
-        if self._services is not None:
-            self._services.start_soon(namespace.adapter.run)
+        if self._services is not None and has_background_work(namespace.adapter):
+            self._services.start_soon(self._run_adapter, namespace)
+
+    async def _run_adapter(
+        self, namespace: Namespace, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Run the adapter's background work until the server stops or the namespace is removed."""
+        with trio.CancelScope() as scope:
+            self._adapter_scopes[namespace.name] = scope
+            try:
+                await namespace.adapter.run(task_status=task_status)
+            finally:
+                if self._adapter_scopes.get(namespace.name) is scope:
+                    del self._adapter_scopes[namespace.name]
+
+    def namespace_may_exist(self, name: str) -> bool:
+        """Whether a CONNECT to ``name`` may succeed: an existing namespace, a parent's regex that
+        matches, or a parent's callable (which decides in the namespace's own task)."""
+        if name in self._namespaces:
+            return True
+        for parent in self._parents:
+            matcher = parent.matcher
+            if not isinstance(matcher, re.Pattern) or matcher.fullmatch(name) is not None:
+                return True
+        return False
 
     async def resolve_namespace(self, name: str, auth: dict[str, Any]) -> Namespace | None:
-        """The namespace a CONNECT to ``name`` joins: an existing one, a new child, or None."""
+        """The namespace a CONNECT to ``name`` joins: an existing one, a new child, or None.
+
+        Raises:
+            ConnectionRefused: the parent that admits ``name`` already has ``max_child_namespaces``
+                children.
+        """
         namespace = self._namespaces.get(name)
         if namespace is not None:
             await trio.lowlevel.checkpoint()
@@ -208,10 +253,23 @@ class Server:
             if await parent.matches(name, auth):
                 namespace = self._namespaces.get(name)  # another connection may have made it meanwhile
                 if namespace is None:
+                    if len(parent.children) >= self.max_child_namespaces:
+                        self.counters.refused_child_namespaces += 1
+                        raise ConnectionRefused("Too many namespaces")
                     namespace = self._namespaces[name] = parent.create_child(name)
                     self._start_adapter(namespace)
                 return namespace
         return None
+
+    def remove_namespace(self, namespace: Namespace) -> None:
+        """Forget the child namespace ``namespace`` and stop its adapter (it holds no socket)."""
+        if self._namespaces.get(namespace.name) is not namespace or namespace.parent is None:
+            return
+        del self._namespaces[namespace.name]
+        namespace.parent.children.pop(namespace.name, None)
+        scope = self._adapter_scopes.pop(namespace.name, None)
+        if scope is not None:
+            scope.cancel()
 
     # -- forwarded to the main namespace ------------------------------------------------------------
     def on(self, event: str) -> Callable[[F], F]:
@@ -303,6 +361,7 @@ class Server:
             "volatile_dropped": c.volatile_dropped,
             "protocol_errors": c.protocol_errors,
             "refused_requests": c.refused_requests,
+            "refused_child_namespaces": c.refused_child_namespaces,
             "adapters": {name: ns.adapter.stats() for name, ns in self._namespaces.items()},
         }
 
@@ -337,8 +396,9 @@ class Server:
         """
         with unwrap_group():
             async with trio.open_nursery() as services:
-                for namespace in self._namespaces.values():
-                    await services.start(namespace.adapter.run)
+                for namespace in list(self._namespaces.values()):
+                    if has_background_work(namespace.adapter):
+                        await services.start(self._run_adapter, namespace)
                 if self.freeze_gc:
                     await services.start(freeze_new_objects, self.counters)
                 self._services = services

@@ -306,6 +306,7 @@ class Socket:
     async def run(self, inbox: trio.MemoryReceiveChannel[Packet]) -> None:
         """Connect (middleware, CONNECT ack, connection handlers), dispatch events, tear down."""
         nsp = self.nsp
+        nsp.running_sockets += 1
         try:
             # One nursery holds the middlewares, the connection handlers and the event handlers;
             # its scope is the socket's (``close`` cancels it).
@@ -355,6 +356,8 @@ class Socket:
                     # no reference cycle and reference counting frees it at once.
                     self._handlers.clear()
                     self._teardown_handlers.clear()
+                    nsp.running_sockets -= 1
+                    nsp.release_if_unused()
 
     async def _dispatch(self, packet: Packet) -> None:
         try:

@@ -11,6 +11,7 @@ class Counters:
     __slots__ = (
         "connections_total",
         "protocol_errors",
+        "refused_child_namespaces",
         "refused_requests",
         "slow_consumers_closed",
         "volatile_dropped",
@@ -19,6 +20,7 @@ class Counters:
     def __init__(self) -> None:
         self.connections_total = 0
         self.protocol_errors = 0
+        self.refused_child_namespaces = 0
         self.refused_requests = 0
         self.slow_consumers_closed = 0
         self.volatile_dropped = 0

@@ -26,6 +26,7 @@ __all__ = [
     "Room",
     "RoomEvent",
     "SocketId",
+    "has_background_work",
 ]
 
 logger = logging.getLogger("trio_rooms")
@@ -165,3 +166,9 @@ class Adapter(ABC):
         """
         task_status.started()
         await trio.sleep_forever()
+
+
+def has_background_work(adapter: Adapter) -> bool:
+    """Whether ``adapter`` overrides ``run`` (the server then runs it in a task of its own; an
+    adapter without background work, such as the in-memory one, costs no task)."""
+    return type(adapter).run is not Adapter.run
