@@ -209,3 +209,27 @@ async def test_burst_of_connects_to_unknown_namespaces_is_refused_one_by_one() -
                     assert answer.type is PacketType.CONNECT_ERROR
                     assert (answer.nsp, answer.data) == (f"/nobody-{n}", {"message": "Invalid namespace"})
                 assert (await client.connect("/")).type is PacketType.CONNECT
+
+
+# -- 4. an empty POST is a bad request at once, whatever the connection header -----------------------
+@pytest.mark.parametrize("connection", ["close", "keep-alive"])
+@pytest.mark.parametrize("length", ["Content-Length: 0", None])
+async def test_empty_post_is_refused_at_once(connection: str, length: str | None) -> None:
+    server = trio_rooms.Server()  # request_timeout 10 s: the guard below is shorter
+    with trio.fail_after(5):
+        async with serving(server) as port:
+            sid = await open_polling_session(port)
+            lines = [
+                f"POST /socket.io/?EIO=4&transport=polling&sid={sid} HTTP/1.1",
+                "Host: 127.0.0.1",
+                f"Connection: {connection}",
+                "Content-Type: text/plain;charset=UTF-8",
+            ]
+            if length is not None:
+                lines.append(length)
+            answer = await http_exchange(port, ("\r\n".join(lines) + "\r\n\r\n").encode())
+            assert answer.startswith(b"HTTP/1.1 400 "), answer
+            assert answer.endswith(b'{"code":3,"message":"Bad request"}')
+            # The session ended, as after any malformed POST.
+            again = await http_exchange(port, get(f"/socket.io/?EIO=4&transport=polling&sid={sid}", close=True))
+            assert again.startswith(b"HTTP/1.1 400 ") and b'"code":1' in again, again

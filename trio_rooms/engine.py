@@ -482,7 +482,7 @@ class EngineServer:
                 return _CLOSE
             if body is None:
                 session.end(DisconnectReason.TRANSPORT_ERROR)
-                if http.their_state is h11.DONE:
+                if http.their_state in (h11.DONE, h11.MUST_CLOSE):
                     return await self._refuse(stream, http, EngineErrorCode.BAD_REQUEST, cors)
                 await send_response(stream, http, 413, b"Payload Too Large", extra_headers=cors)
                 return _CLOSE

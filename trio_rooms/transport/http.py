@@ -34,6 +34,9 @@ MAX_REQUEST_HEAD_BYTES: Final = 16 * 1024
 MAX_HEADERS: Final = 100
 _RECEIVE_SIZE: Final = 16 * 1024
 _WS_GUID: Final = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+#: The client's states once its whole request was read: DONE, or MUST_CLOSE for a request that
+#: asked to close the connection after the answer ("Connection: close").
+_REQUEST_READ: Final = (h11.DONE, h11.MUST_CLOSE)
 
 
 class EngineErrorCode:
@@ -195,7 +198,7 @@ async def read_body(stream: trio.abc.Stream, conn: h11.Connection, *, limit: int
 
     The caller sets the deadline (a body trickled slowly is cut by it).
     """
-    if conn.their_state is h11.DONE:
+    if conn.their_state in _REQUEST_READ:
         return b""  # a request without a body (already consumed by ``read_request``)
     chunks: list[bytes] = []
     size = 0
