@@ -233,3 +233,49 @@ async def test_empty_post_is_refused_at_once(connection: str, length: str | None
             # The session ended, as after any malformed POST.
             again = await http_exchange(port, get(f"/socket.io/?EIO=4&transport=polling&sid={sid}", close=True))
             assert again.startswith(b"HTTP/1.1 400 ") and b'"code":1' in again, again
+
+
+# -- 5. a slow consumer is counted once --------------------------------------------------------------
+@pytest.mark.parametrize("transport", ["websocket", "polling"])
+async def test_slow_consumer_of_unicast_emits_is_counted_once(transport: str) -> None:
+    server = trio_rooms.Server(max_queued_bytes=32 * 1024, send_timeout=0.3)
+    outcome: list[str] = []
+
+    @server.on("connection")
+    async def on_connection(socket: trio_rooms.Socket) -> None:
+        @socket.on("disconnect")
+        async def gone(reason: str) -> None:
+            outcome.append(reason)
+
+        try:
+            for n in range(100_000):
+                await socket.emit("n", n, "x" * 4000)
+        except trio_rooms.Disconnected as exc:
+            outcome.append(f"emit: {exc.reason}")
+
+    with trio.fail_after(10):
+        async with serving(server) as port:
+            if transport == "websocket":
+                sock = trio.socket.socket()
+                sock.setsockopt(trio.socket.SOL_SOCKET, trio.socket.SO_RCVBUF, 4096)
+                await sock.connect(("127.0.0.1", port))
+                stream = trio.SocketStream(sock)
+                client_cm = open_test_client(stream)
+                client = await client_cm.__aenter__()
+                await client.send(trio_rooms.protocol.Packet(PacketType.CONNECT))
+                # ... and never read again.
+            else:
+                sid = await open_polling_session(port)
+                post = (
+                    f"POST /socket.io/?EIO=4&transport=polling&sid={sid} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                    "Content-Length: 2\r\nConnection: close\r\n\r\n40"
+                ).encode()
+                assert (await http_exchange(port, post)).startswith(b"HTTP/1.1 200 ")
+                # ... and never GET again.
+            while len(outcome) < 2:
+                await trio.sleep(0.01)
+            await trio.sleep(0.2)  # the connection's close (and its close frame) is done
+            assert sorted(outcome) == ["emit: slow consumer", "slow consumer"]
+            assert server.stats()["slow_consumers_closed"] == 1
+            if transport == "websocket":
+                await client_cm.__aexit__(None, None, None)

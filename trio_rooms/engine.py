@@ -512,7 +512,7 @@ class EngineServer:
     ) -> tuple[Outbound, WebSocketReader]:
         def overflow() -> None:
             if session is not None:
-                session.end(DisconnectReason.SLOW_CONSUMER)
+                session.close_slow_consumer()
 
         assert self._nursery is not None
         outbound = Outbound(

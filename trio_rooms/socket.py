@@ -193,8 +193,7 @@ class Socket:
             with trio.move_on_after(self._conn.server.send_timeout):
                 await session.wait_writable()
             if session.queued_bytes >= session.max_queued_bytes:
-                session.counters.slow_consumers_closed += 1
-                session.end(DisconnectReason.SLOW_CONSUMER)
+                session.close_slow_consumer()
                 raise Disconnected(str(DisconnectReason.SLOW_CONSUMER))
         else:
             await trio.lowlevel.checkpoint()

@@ -51,7 +51,8 @@ class Outbound:
             shutting-down server still flushes what it queued and the close frame.
         max_queued_bytes: bound on the bytes waiting to be written. Past it, a volatile write is
             dropped and any other write closes the connection as a slow consumer.
-        on_overflow: called (synchronously, once) when the bound is passed by a non-volatile write.
+        on_overflow: called (synchronously, once) when the bound is passed by a non-volatile write
+            (the session counts the slow consumer, once per connection).
         stats: the server's counters.
     """
 
@@ -117,6 +118,18 @@ class Outbound:
         """
         if self._closed:
             return False
+        if self._queued >= self.max_queued_bytes:
+            if volatile:
+                self._stats.volatile_dropped += 1
+                return False
+            self._closed = True
+            self._release_writers()
+            self.on_overflow()
+            return False
+        return self._push(data)
+
+    def _push(self, data: bytes) -> bool:
+        """Send ``data`` now (fast lane, nothing queued) or queue it; False when the stream broke."""
         if self._queued == 0:
             sock = self._sock
             if sock is not None:
@@ -131,15 +144,6 @@ class Outbound:
                 if sent == len(data):
                     return True
                 data = data[sent:]
-        elif self._queued >= self.max_queued_bytes:
-            if volatile:
-                self._stats.volatile_dropped += 1
-                return False
-            self._closed = True
-            self._release_writers()
-            self._stats.slow_consumers_closed += 1
-            self.on_overflow()
-            return False
         self._enqueue(data)
         return True
 
@@ -188,11 +192,12 @@ class Outbound:
 
     def close(self, final: bytes = b"", deadline: float = math.inf) -> None:
         """Send ``final`` (a close frame) after what is queued and stop taking writes; the writer,
-        if any, drains until ``deadline`` at the latest."""
+        if any, drains until ``deadline`` at the latest. ``final`` passes the bound: it is the last
+        frame, and a slow consumer gets it too (within the deadline)."""
         if self._closed and self._failed:
             return
         if final and not self._closed:
-            self.write(final)
+            self._push(final)
         self._closed = True
         self.on_overflow = _ignore  # it refers to the session: no cycle once closed
         self._deadline = deadline

@@ -116,7 +116,6 @@ class PollBuffer:
             if volatile:
                 self._counters.volatile_dropped += 1
                 return False
-            self._counters.slow_consumers_closed += 1
             self.on_overflow()
             return False
         self._items.append(item)

@@ -275,7 +275,13 @@ class EngineSession:
         return self.reason
 
     def _overflow(self) -> None:
-        self.end(DisconnectReason.SLOW_CONSUMER)
+        self.close_slow_consumer()
+
+    def close_slow_consumer(self) -> None:
+        """End the session as a slow consumer (counted once per session, whoever notices first)."""
+        if self.reason is None:
+            self.counters.slow_consumers_closed += 1
+            self.end(DisconnectReason.SLOW_CONSUMER)
 
     @property
     def final_delivered(self) -> bool:
