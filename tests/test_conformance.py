@@ -1653,3 +1653,34 @@ async def test_server_close_during_upgrade_reaches_the_client_on_the_websocket()
                 assert "41" in received
             finally:
                 await client.aclose()
+
+
+async def test_server_shutdown_closes_each_websocket_with_1001() -> None:
+    """On shutdown every WebSocket, direct or upgraded from polling, gets close code 1001 ("going
+    away"), after the DISCONNECT of its namespaces (issue 11, bug 6: it was 1000)."""
+    server = reference_server(**SLOW_PINGS)
+    with trio.fail_after(GUARD):
+        serving_scope = trio.CancelScope()
+
+        async def run(task_status: trio.TaskStatus[list[trio.SocketListener]]) -> None:
+            with serving_scope:
+                await server.serve("127.0.0.1", 0, task_status=task_status)
+
+        async with trio.open_nursery() as nursery:
+            listeners = await nursery.start(run)
+            port = listeners[0].socket.getsockname()[1]
+            codes: list[tuple[str, int]] = []
+            async with ws_session(port, SIO_PATH) as (direct, _):
+                await direct.send("40")
+                assert str(await direct.recv_app()).startswith("40{")
+                sid = await open_polling(port, SIO_PATH)
+                assert (await post(port, sid, "40", SIO_PATH)).status == 200
+                upgraded = await upgrade(port, sid, SIO_PATH)
+                try:
+                    serving_scope.cancel()
+                    for name, client in (("direct", direct), ("upgraded", upgraded)):
+                        code, _seen = await client.wait_closed()
+                        codes.append((name, code))
+                finally:
+                    await upgraded.aclose()
+            assert codes == [("direct", 1001), ("upgraded", 1001)]

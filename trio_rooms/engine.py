@@ -540,7 +540,7 @@ class EngineServer:
             else:
                 await self._run_session(session, _read_hosted(host, session, reader, scope))
         finally:
-            await finish(outbound, reader, self.options.close_timeout, session.reason is None)
+            await finish(outbound, reader, self.options.close_timeout, _going_away(session))
 
     async def _upgrade(self, stream: trio.abc.Stream, trailing: bytes, session: EngineSession) -> None:
         outbound, reader = self._websocket_parts(stream, trailing, session)
@@ -565,7 +565,7 @@ class EngineServer:
             else:
                 session.abort_upgrade()
         finally:
-            await finish(outbound, reader, self.options.close_timeout, upgraded and session.reason is None)
+            await finish(outbound, reader, self.options.close_timeout, upgraded and _going_away(session))
 
 
 async def _host_until_closed(host: AbstractAsyncContextManager[object], session: EngineSession) -> None:
@@ -581,6 +581,11 @@ async def _read_hosted(
 ) -> None:
     async with host:
         await read_messages(session, reader, scope)
+
+
+def _going_away(session: EngineSession) -> bool:
+    """Whether a WebSocket's close frame says 1001 ("going away"): the server is shutting down."""
+    return session.reason is None or session.reason is DisconnectReason.SERVER_SHUTTING_DOWN
 
 
 def _collectable(session: EngineSession) -> bool:
