@@ -1132,11 +1132,24 @@ async def test_cors_default_is_same_origin() -> None:
     assert ws_refused.value.status == 403
 
 
-async def test_cors_star_list_and_credentials() -> None:
+@pytest.mark.parametrize("credentials", [None, True, False])
+async def test_cors_star_list_and_credentials(credentials: bool | None, caplog: pytest.LogCaptureFixture) -> None:
+    """``"*"`` answers the literal ``*`` and never allows credentials, whatever ``cors_credentials``
+    says (a warning when it says True): echoing any Origin, ``null`` included, with credentials
+    would let any page make credentialed requests (issue 11, bug 7). Echoing an origin with
+    credentials takes an explicit list or callable."""
+    star_server = trio_rooms.Server(**TIMINGS, cors_allowed_origins="*", cors_credentials=credentials)
+    warned = [r for r in caplog.records if "cors_credentials" in r.getMessage()]
+    assert len(warned) == (1 if credentials else 0)
     with trio.fail_after(GUARD):
-        async with serving(trio_rooms.Server(**TIMINGS, cors_allowed_origins="*")) as port:
-            star = await request(
-                port, "GET", polling(path=SIO_PATH), headers=[("origin", "http://a.example")]
+        async with serving(star_server) as port:
+            target = polling(path=SIO_PATH)
+            stars = [await request(port, "GET", target, headers=[("origin", o)]) for o in ("http://a.example", "null")]
+            preflight = await request(
+                port,
+                "OPTIONS",
+                target,
+                headers=[("origin", "null"), ("access-control-request-method", "POST")],
             )
         listed = trio_rooms.Server(
             **TIMINGS, cors_allowed_origins=["http://a.example", "http://b.example"], cors_credentials=False
@@ -1145,12 +1158,12 @@ async def test_cors_star_list_and_credentials() -> None:
             target = polling(path=SIO_PATH)
             allowed = await request(port, "GET", target, headers=[("origin", "http://b.example")])
             refused = await request(port, "GET", target, headers=[("origin", "http://c.example")])
-    assert star.status == 200
-    # With credentials the origin is reflected: browsers refuse "*" on a credentialed request.
-    assert star.headers["access-control-allow-origin"] == "http://a.example"
-    assert star.headers["access-control-allow-credentials"] == "true"
-    assert "Origin" in star.headers["vary"]
+    for answer in (*stars, preflight):
+        assert answer.status in (200, 204)
+        assert answer.headers["access-control-allow-origin"] == "*"
+        assert "access-control-allow-credentials" not in answer.headers
     assert allowed.status == 200 and allowed.headers["access-control-allow-origin"] == "http://b.example"
+    assert "Origin" in allowed.headers["vary"]
     assert "access-control-allow-credentials" not in allowed.headers
     assert_engine_error(refused, 403, 4, ERRORS[4])
 

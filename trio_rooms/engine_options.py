@@ -30,7 +30,9 @@ class EngineOptions:
         path: the Engine.IO path.
         transports: the transports served, among "polling" and "websocket".
         cors_allowed_origins: None (same origin only), "*", a list, or ``(origin) -> bool``.
-        cors_credentials: allow credentials (cookies) from the allowed origins.
+        cors_credentials: allow credentials (cookies) from the allowed origins; None (the
+            default): yes, except with ``"*"``, which never allows them (True with ``"*"`` logs a
+            warning and is ignored).
         allow_request: ``async (request) -> bool``: False refuses a new session with 403.
         trusted_proxies: addresses or networks whose X-Forwarded-For is believed.
         max_queued_bytes: per-session bound on queued outbound bytes (slow-consumer policy).
@@ -49,7 +51,7 @@ class EngineOptions:
     path: str = "/engine.io/"
     transports: tuple[str, ...] = (Transport.POLLING, Transport.WEBSOCKET)
     cors_allowed_origins: CorsOrigins = None
-    cors_credentials: bool = True
+    cors_credentials: bool | None = None
     allow_request: AllowRequest | None = None
     trusted_proxies: tuple[str, ...] = ()
     max_queued_bytes: int = DEFAULT_MAX_QUEUED_BYTES

@@ -102,7 +102,7 @@ class Server:
         adapter: Callable[[Namespace], Adapter] = InMemoryAdapter,
         transports: Sequence[str] = ("polling", "websocket"),
         cors_allowed_origins: CorsOrigins = None,
-        cors_credentials: bool = True,
+        cors_credentials: bool | None = None,
         allow_request: Callable[[HttpRequest], Awaitable[bool]] | None = None,
         trusted_proxies: Sequence[str] = (),
         fallback: Callable[[HttpRequest], Awaitable[HttpResponse | None]] | None = None,

@@ -6,6 +6,7 @@ Rule: pure functions of the request; the engine server applies them to every Eng
 from __future__ import annotations
 
 import ipaddress
+import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TypeAlias
@@ -19,6 +20,8 @@ __all__ = ["CorsOrigins", "CorsPolicy", "client_address"]
 CorsOrigins: TypeAlias = "str | Iterable[str] | Callable[[str], bool] | None"
 
 _PREFLIGHT_METHODS = "GET, POST, OPTIONS"
+
+logger = logging.getLogger("trio_rooms")
 
 
 def _same_origin(origin: str, host: str | None) -> bool:
@@ -38,20 +41,32 @@ class CorsPolicy:
     Args:
         allowed: None (same origin only: a request whose Origin does not match its Host is
             refused; requests without Origin are allowed), "*", a list of origins, or a callable.
-        credentials: send ``Access-Control-Allow-Credentials: true`` (cookies allowed).
+        credentials: send ``Access-Control-Allow-Credentials: true`` (cookies allowed) with the
+            echoed origin. Never with ``"*"``, which answers the literal ``*``: echoing every
+            origin (``null`` included) with credentials would let any web page make credentialed
+            requests, and browsers refuse credentials with ``*`` anyway.
     """
 
     allowed: str | frozenset[str] | Callable[[str], bool] | None
     credentials: bool = True
 
     @classmethod
-    def of(cls, origins: CorsOrigins, credentials: bool = True) -> CorsPolicy:
-        """Build from the ``cors_allowed_origins`` option."""
+    def of(cls, origins: CorsOrigins, credentials: bool | None = None) -> CorsPolicy:
+        """Build from the ``cors_allowed_origins`` and ``cors_credentials`` options (credentials:
+        None means yes, except with ``"*"``; True with ``"*"`` logs a warning and is ignored)."""
+        if isinstance(origins, str) and origins == "*":
+            if credentials:
+                logger.warning(
+                    'cors_allowed_origins="*" never allows credentials: cors_credentials=True is '
+                    "ignored (list the origins, or pass a callable, to allow credentials)"
+                )
+            return cls("*", False)
+        allow_credentials = True if credentials is None else bool(credentials)
         if origins is None or callable(origins):
-            return cls(origins, credentials)
+            return cls(origins, allow_credentials)
         if isinstance(origins, str):
-            return cls(origins if origins == "*" else frozenset((origins,)), credentials)
-        return cls(frozenset(origins), credentials)
+            return cls(frozenset((origins,)), allow_credentials)
+        return cls(frozenset(origins), allow_credentials)
 
     def allows(self, request: HttpRequest) -> bool:
         """Whether the request's Origin (if any) may use the server."""
@@ -74,6 +89,8 @@ class CorsPolicy:
         origin = request.header("origin")
         if origin is None or not self.allows(request):
             return []
+        if self.allowed == "*":
+            return [("access-control-allow-origin", "*")]
         headers = [("access-control-allow-origin", origin), ("vary", "Origin")]
         if self.credentials:
             headers.append(("access-control-allow-credentials", "true"))
