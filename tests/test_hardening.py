@@ -279,3 +279,36 @@ async def test_slow_consumer_of_unicast_emits_is_counted_once(transport: str) ->
             assert server.stats()["slow_consumers_closed"] == 1
             if transport == "websocket":
                 await client_cm.__aexit__(None, None, None)
+
+
+# -- 10. requests cut for being too slow are counted --------------------------------------------------
+async def test_requests_cut_for_being_too_slow_are_counted() -> None:
+    server = trio_rooms.Server(request_timeout=0.3, idle_timeout=0.3, upgrade_timeout=0.3)
+    with trio.fail_after(10):
+        async with serving(server) as port:
+            # A head that never ends (slowloris), a WebSocket handshake that never ends, and a
+            # connection that sends nothing at all.
+            for partial in (b"GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: x\r\n", b"GET /sock", b""):
+                assert await http_exchange(port, partial) in (b"", b"HTTP/1.1 408 ")  # cut, then closed
+            # A POST body trickled past the deadline: 408.
+            sid = await open_polling_session(port)
+            post = (
+                f"POST /socket.io/?EIO=4&transport=polling&sid={sid} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                "Content-Length: 10\r\n\r\n40"
+            ).encode()
+            assert (await http_exchange(port, post)).startswith(b"HTTP/1.1 408 ")
+            # An upgrade whose probe never comes.
+            sid = await open_polling_session(port)
+            ws = WSConnection(ConnectionType.CLIENT)
+            stream = await trio.open_tcp_stream("127.0.0.1", port)
+            async with stream:
+                await stream.send_all(ws_upgrade_bytes(ws, f"/socket.io/?EIO=4&transport=websocket&sid={sid}"))
+                while await stream.receive_some(65536):
+                    pass  # accepted, then closed at the upgrade deadline
+            # A keep-alive connection idle between requests is not a slow request.
+            idle = await trio.open_tcp_stream("127.0.0.1", port)
+            async with idle:
+                await idle.send_all(get("/socket.io/?EIO=4&transport=polling"))
+                while await idle.receive_some(65536):
+                    pass  # answered, then closed after idle_timeout
+            assert server.stats()["timed_out_requests"] == 5

@@ -169,11 +169,16 @@ class EngineServer:
         http = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_REQUEST_HEAD_BYTES)
         peer = _peer_address(stream)
         timeout = opts.request_timeout
+        first = True
         while True:
             request: HttpRequest | None = None
             try:
-                with trio.move_on_after(timeout):
+                with trio.move_on_after(timeout) as waiting:
                     request = await read_request(stream, http)
+                if waiting.cancelled_caught and (first or http.trailing_data[0]):
+                    # A head (or a first request) slower than the deadline: slowloris. An idle
+                    # keep-alive connection that sent nothing more is not counted.
+                    self.counters.timed_out_requests += 1
             except h11.RemoteProtocolError as exc:
                 self.counters.refused_requests += 1
                 status = exc.error_status_hint if exc.error_status_hint >= 400 else 400
@@ -192,6 +197,7 @@ class EngineServer:
                 return None
             http.start_next_cycle()
             timeout = opts.idle_timeout
+            first = False
 
     async def _dispatch(
         self, stream: trio.abc.Stream, http: h11.Connection, request: HttpRequest, peer: str
@@ -477,6 +483,7 @@ class EngineServer:
                 timed_out = False
             if timed_out:
                 # A body trickled slower than the request deadline: cut, as a slow-request attack.
+                self.counters.timed_out_requests += 1
                 session.end(DisconnectReason.TRANSPORT_ERROR)
                 await send_response(stream, http, 408, b"Request Timeout", extra_headers=cors)
                 return _CLOSE
@@ -550,8 +557,10 @@ class EngineServer:
             return
         upgraded = False
         try:
-            with trio.move_on_after(self.options.upgrade_timeout):
+            with trio.move_on_after(self.options.upgrade_timeout) as probing:
                 upgraded = await probe(session, outbound, reader)
+            if probing.cancelled_caught:
+                self.counters.timed_out_requests += 1  # an upgrade handshake slower than its deadline
             if upgraded and not session.closed:
                 scope = trio.CancelScope()
                 session.attach_websocket(outbound, scope)

@@ -361,6 +361,7 @@ class Server:
             "volatile_dropped": c.volatile_dropped,
             "protocol_errors": c.protocol_errors,
             "refused_requests": c.refused_requests,
+            "timed_out_requests": c.timed_out_requests,
             "refused_child_namespaces": c.refused_child_namespaces,
             "adapters": {name: ns.adapter.stats() for name, ns in self._namespaces.items()},
         }

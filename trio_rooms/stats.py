@@ -14,6 +14,7 @@ class Counters:
         "refused_child_namespaces",
         "refused_requests",
         "slow_consumers_closed",
+        "timed_out_requests",
         "volatile_dropped",
     )
 
@@ -23,4 +24,5 @@ class Counters:
         self.refused_child_namespaces = 0
         self.refused_requests = 0
         self.slow_consumers_closed = 0
+        self.timed_out_requests = 0
         self.volatile_dropped = 0
