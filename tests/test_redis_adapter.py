@@ -460,7 +460,10 @@ async def test_redis_down_raises_adapter_error_then_reconnects(
             resumed = trio.current_time() - back
             nursery.cancel_scope.cancel()
         assert resumed < 2.0
-        assert any(v.startswith("AdapterError") for v in answers.values())
+        failed = sum(v.startswith("AdapterError") for v in answers.values())
+        assert failed > 0
+        # Every publish that failed is counted, "not connected" included (issue 11, bug 9).
+        assert (await a.call("do_info"))["stats"]["publish_errors"] == failed
         await a.wait_for("news", len(answers))
         local = [args[0] for args in a.got("news")]
         assert local == list(range(len(local)))  # the local client lost nothing, in order

@@ -44,7 +44,9 @@ DEFAULT_KEY: Final = "socket.io"
 DEFAULT_REQUEST_TIMEOUT: Final = 5.0
 DEFAULT_PUBLISH_TIMEOUT: Final = 1.0
 DEFAULT_RECONNECT_DELAY: Final = 0.05
-DEFAULT_RECONNECT_DELAY_MAX: Final = 1.0
+#: The cap of the reconnection delay; it also bounds what this server can miss after Redis comes
+#: back (the other servers, reconnected first, publish before this one has resubscribed).
+DEFAULT_RECONNECT_DELAY_MAX: Final = 0.5
 DEFAULT_MAX_HANDLER_TASKS: Final = 1000
 
 _COUNTERS: Final = (
@@ -228,13 +230,19 @@ class RedisAdapter(RedisInbound):
             except Exception as exc:
                 logger.warning("redis adapter %s (%s): connection lost: %s", self.uid, self.nsp.name, exc)
             finally:
-                if self._link is not None:
+                lost = self._link is not None
+                if lost:
                     self._counters["disconnects"] += 1
                 self._link = None
             if not started:
                 started = True
                 task_status.started()
-            await trio.sleep(self._backoff.next_delay())
+            if lost:
+                # A connection that was up just failed: try again at once (a blip, a failover), so
+                # that this server resubscribes as early as it can; then back off.
+                await trio.lowlevel.checkpoint()
+            else:
+                await trio.sleep(self._backoff.next_delay())
 
     async def _subscribe_all(self, link: RedisLink) -> None:
         # Every channel, again after each reconnection: nothing is left to the client library.
@@ -297,7 +305,11 @@ class RedisAdapter(RedisInbound):
     async def _publish(self, message: tuple[str, bytes]) -> None:
         """Publish under ``publish_timeout``. Raises: AdapterError (not connected, failed, too slow)."""
         channel, data = message
-        link = self._require_link()
+        try:
+            link = self._require_link()
+        except AdapterError:
+            self._counters["publish_errors"] += 1
+            raise
         with trio.move_on_after(self.publish_timeout) as scope:
             try:
                 await link.publish(channel, data)
