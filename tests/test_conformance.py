@@ -1133,7 +1133,9 @@ async def test_cors_default_is_same_origin() -> None:
 
 
 @pytest.mark.parametrize("credentials", [None, True, False])
-async def test_cors_star_list_and_credentials(credentials: bool | None, caplog: pytest.LogCaptureFixture) -> None:
+async def test_cors_star_list_and_credentials(
+    credentials: bool | None, caplog: pytest.LogCaptureFixture
+) -> None:
     """``"*"`` answers the literal ``*`` and never allows credentials, whatever ``cors_credentials``
     says (a warning when it says True): echoing any Origin, ``null`` included, with credentials
     would let any page make credentialed requests (issue 11, bug 7). Echoing an origin with
@@ -1144,7 +1146,10 @@ async def test_cors_star_list_and_credentials(credentials: bool | None, caplog: 
     with trio.fail_after(GUARD):
         async with serving(star_server) as port:
             target = polling(path=SIO_PATH)
-            stars = [await request(port, "GET", target, headers=[("origin", o)]) for o in ("http://a.example", "null")]
+            stars = [
+                await request(port, "GET", target, headers=[("origin", origin)])
+                for origin in ("http://a.example", "null")
+            ]
             preflight = await request(
                 port,
                 "OPTIONS",

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import pytest
@@ -16,6 +16,7 @@ from wsproto import ConnectionType, WSConnection
 from wsproto.events import AcceptConnection, CloseConnection, Message, Request
 
 import trio_rooms
+from trio_rooms.namespace import ParentNamespace
 from trio_rooms.protocol import PacketType
 from trio_rooms.testing import open_test_client
 
@@ -48,6 +49,15 @@ async def http_exchange(port: int, request: bytes, *, read_until_close: bool = T
                     return received
 
 
+async def until(predicate: Callable[[], object], timeout: float = 5.0) -> None:
+    """Wait until ``predicate()`` is true (polled every 5 ms)."""
+    with trio.fail_after(timeout):
+        while True:
+            if predicate():
+                return
+            await trio.sleep(0.005)
+
+
 def get(path: str, *headers: str, close: bool = False) -> bytes:
     lines = [f"GET {path} HTTP/1.1", "Host: 127.0.0.1", *headers]
     if close:
@@ -56,9 +66,7 @@ def get(path: str, *headers: str, close: bool = False) -> bytes:
 
 
 async def open_polling_session(port: int) -> str:
-    answer = await http_exchange(
-        port, get("/socket.io/?EIO=4&transport=polling"), read_until_close=False
-    )
+    answer = await http_exchange(port, get("/socket.io/?EIO=4&transport=polling"), read_until_close=False)
     body = answer.partition(b"\r\n\r\n")[2]
     assert body.startswith(b"0{"), answer
     sid = json.loads(body[1:])["sid"]
@@ -106,8 +114,7 @@ async def test_connect_then_close_in_one_read_logs_no_traceback(
                     tail += b"\xff" * 64
                 await stream.send_all(tail)
                 await stream.aclose()
-            while server.engine.sessions:
-                await trio.sleep(0.01)
+            await until(lambda: not server.engine.sessions)
             await trio.sleep(0.05)
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
     assert not errors, [r.getMessage() for r in errors]
@@ -126,6 +133,7 @@ def task_count() -> int:
 async def test_child_namespaces_cost_no_task_and_are_bounded() -> None:
     server = trio_rooms.Server(max_child_namespaces=20)
     parent = server.of(re.compile(r"/room-\d+"))
+    assert isinstance(parent, ParentNamespace)
 
     @parent.on("connection")
     async def on_connection(socket: trio_rooms.Socket) -> None:
@@ -145,8 +153,7 @@ async def test_child_namespaces_cost_no_task_and_are_bounded() -> None:
                 assert refused.data == {"message": "Too many namespaces"}
                 # Still connected: an admitted child works.
                 assert (await client.connect("/room-3")).type is PacketType.CONNECT
-                while server.stats()["sockets"].get("/room-3") != 1:
-                    await trio.sleep(0.01)
+                await until(lambda: server.stats()["sockets"].get("/room-3") == 1)
                 # 20 children exist (no cleanup by default), and they cost no task of their own:
                 # only /room-3's socket runs now (its task and its handlers' nursery task).
                 assert len(parent.children) == 20
@@ -158,6 +165,7 @@ async def test_child_namespaces_cost_no_task_and_are_bounded() -> None:
 async def test_cleanup_empty_child_namespaces_removes_them_with_their_adapter() -> None:
     server = trio_rooms.Server(cleanup_empty_child_namespaces=True, max_child_namespaces=5)
     parent = server.of(re.compile(r"/room-\d+"))
+    assert isinstance(parent, ParentNamespace)
     refused = 0
 
     @parent.use
@@ -180,14 +188,11 @@ async def test_cleanup_empty_child_namespaces_removes_them_with_their_adapter() 
                     else:
                         assert answer.type is PacketType.CONNECT, answer
                         await client.send(trio_rooms.protocol.Packet(PacketType.DISCONNECT, f"/room-{n}"))
-                    while len(parent.children) > 0:
-                        await trio.sleep(0.001)
+                    await until(lambda: not parent.children)
                 assert (await client.connect("/room-8")).type is PacketType.CONNECT
-                while "/room-8" not in server.stats()["sockets"]:
-                    await trio.sleep(0.01)
+                await until(lambda: "/room-8" in server.stats()["sockets"])
             # The client left: its namespace is gone too.
-            while len(parent.children) > 0:
-                await trio.sleep(0.01)
+            await until(lambda: not parent.children)
             assert set(server.stats()["sockets"]) == {"/"}
             assert server.stats()["refused_child_namespaces"] == 0
             assert refused == 150
@@ -231,7 +236,8 @@ async def test_empty_post_is_refused_at_once(connection: str, length: str | None
             assert answer.startswith(b"HTTP/1.1 400 "), answer
             assert answer.endswith(b'{"code":3,"message":"Bad request"}')
             # The session ended, as after any malformed POST.
-            again = await http_exchange(port, get(f"/socket.io/?EIO=4&transport=polling&sid={sid}", close=True))
+            target = f"/socket.io/?EIO=4&transport=polling&sid={sid}"
+            again = await http_exchange(port, get(target, close=True))
             assert again.startswith(b"HTTP/1.1 400 ") and b'"code":1' in again, again
 
 
@@ -272,8 +278,7 @@ async def test_slow_consumer_of_unicast_emits_is_counted_once(transport: str) ->
                 ).encode()
                 assert (await http_exchange(port, post)).startswith(b"HTTP/1.1 200 ")
                 # ... and never GET again.
-            while len(outcome) < 2:
-                await trio.sleep(0.01)
+            await until(lambda: len(outcome) >= 2)
             await trio.sleep(0.2)  # the connection's close (and its close frame) is done
             assert sorted(outcome) == ["emit: slow consumer", "slow consumer"]
             assert server.stats()["slow_consumers_closed"] == 1
@@ -288,7 +293,8 @@ async def test_requests_cut_for_being_too_slow_are_counted() -> None:
         async with serving(server) as port:
             # A head that never ends (slowloris), a WebSocket handshake that never ends, and a
             # connection that sends nothing at all.
-            for partial in (b"GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: x\r\n", b"GET /sock", b""):
+            head = b"GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: x\r\n"
+            for partial in (head, b"GET /sock", b""):
                 assert await http_exchange(port, partial) in (b"", b"HTTP/1.1 408 ")  # cut, then closed
             # A POST body trickled past the deadline: 408.
             sid = await open_polling_session(port)
@@ -302,7 +308,8 @@ async def test_requests_cut_for_being_too_slow_are_counted() -> None:
             ws = WSConnection(ConnectionType.CLIENT)
             stream = await trio.open_tcp_stream("127.0.0.1", port)
             async with stream:
-                await stream.send_all(ws_upgrade_bytes(ws, f"/socket.io/?EIO=4&transport=websocket&sid={sid}"))
+                target = f"/socket.io/?EIO=4&transport=websocket&sid={sid}"
+                await stream.send_all(ws_upgrade_bytes(ws, target))
                 while await stream.receive_some(65536):
                     pass  # accepted, then closed at the upgrade deadline
             # A keep-alive connection idle between requests is not a slow request.
