@@ -81,6 +81,7 @@ const { values: opt } = parseArgs({
     "soak-all-rate": { type: "string", default: "1" },
     "ping-interval": { type: "string", default: "0" },
     "leave-timeout": { type: "string", default: "60" },
+    "poll-agent-timeout": { type: "string", default: "0" },
   },
 });
 
@@ -317,6 +318,7 @@ class Conn {
     this.acks = new Map();
     this.onConnected = null;
     this.onFailed = null;
+    this.dead = null; // the error that ended the connection
   }
 
   connect(timeoutMs) {
@@ -357,6 +359,7 @@ class Conn {
       if (closedUnexpectedly <= 20) log(`client ${this.idx} lost: ${err.message}`);
     }
     this.sid = "";
+    this.dead ??= err;
     for (const [, cb] of this.acks) cb(null, err);
     this.acks.clear();
     this.terminate();
@@ -427,6 +430,10 @@ class Conn {
 
   emitWithAck(event, arg, timeoutMs) {
     return new Promise((resolve, reject) => {
+      if (this.dead !== null) {
+        reject(new Error(`${event}: the connection is gone (${this.dead.message})`));
+        return;
+      }
       const id = this.nextAck++;
       const timer = setTimeout(() => {
         this.acks.delete(id);
@@ -446,7 +453,15 @@ class Conn {
 // One keep-alive agent for every polling client: a held GET keeps its socket, a POST takes another.
 let pollResponses = 0; // GET responses that carried packets (not a noop)
 let pollNoops = 0; // GET responses that were a noop ("6")
-const pollAgent = new http.Agent({ keepAlive: true, maxSockets: Infinity, maxFreeSockets: 4096 });
+// --poll-agent-timeout S (diagnostic, off by default as in Node): the agent closes a keep-alive socket
+// idle for S seconds itself, before the server's idle timeout can close it under a new request.
+const pollAgentTimeout = Number(opt["poll-agent-timeout"]) * 1000;
+const pollAgent = new http.Agent({
+  keepAlive: true,
+  maxSockets: Infinity,
+  maxFreeSockets: 4096,
+  ...(pollAgentTimeout > 0 ? { timeout: pollAgentTimeout } : {}),
+});
 
 function httpRequest(method, path, body) {
   return new Promise((resolve, reject) => {

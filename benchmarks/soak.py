@@ -135,6 +135,7 @@ def client_cmd(port: int, n: int, poll: int, args: argparse.Namespace) -> list[s
         str(args.ping_interval),
         "--phase-timeout",
         str(args.phase_timeout),
+        *args.client_args,
     ]
 
 
@@ -413,10 +414,12 @@ def main() -> int:
     parser.add_argument("--phase-timeout", type=float, default=120.0, help="bound of one client phase, s")
     parser.add_argument("--run-timeout", type=float, default=600.0, help="bound of one run, s")
     parser.add_argument("--server-args", default="", help="more arguments of server_trio.py (diagnostics)")
+    parser.add_argument("--client-args", default="", help="more arguments of loadclient.mjs (diagnostics)")
     parser.add_argument("--out", type=Path, default=HERE / "results-soak.json", help="JSON output")
     parser.add_argument("--markdown", type=Path, help="also write the tables to this file")
     args = parser.parse_args()
     args.server_args = shlex.split(args.server_args)
+    args.client_args = shlex.split(args.client_args)
     if args.late is None:
         args.late = args.ping_interval + args.ping_timeout + 1.0
     configs = [c for c in args.configs.split(",") if c]
