@@ -25,8 +25,9 @@ Handlers of the extra workloads (scenarios.py; every server has them):
 ``server.stats()``, the number of trio tasks (every task under the root task, walked recursively:
 the same count before and after a run means no task was left behind), the most common task names,
 the disconnect reasons the server gave its sockets so far (counted by a ``"disconnect"`` handler),
-and with ``gc`` the number of objects the cyclic GC tracks before and after a full ``gc.collect()``,
-what that collected, and the number of tracked objects by type.
+the entries of the heartbeat schedule (due or not, for live or gone sessions), and with ``gc`` the
+number of objects the cyclic GC tracks before and after a full ``gc.collect()``, what that collected,
+and the number of tracked objects by type.
 
 ``--count-encodes`` (this benchmark server only, nothing in trio_rooms changes) wraps
 ``trio_rooms.transport.polling.Encoded`` to count the encoded packets made (``encoded``), the reads of
@@ -146,6 +147,8 @@ async def serve_stats_stdin(server: trio_rooms.Server) -> None:
                     "tasks": tasks,
                     "task_names": names,
                     "disconnects": dict(DISCONNECTS or {}),
+                    # entries of the heartbeat schedule, live or not yet due (a private attribute)
+                    "heartbeat_entries": len(getattr(server.engine, "_heartbeats", ())),
                     "monotonic": time.monotonic(),
                 }
                 if "gc" in words[1:]:
