@@ -349,8 +349,8 @@ def tables(runs: list[SoakRun]) -> str:
     out += [
         "",
         "| run | sample | t (s) | server RSS (MB) | trio tasks | connections | sockets | rooms "
-        "| server CPU since previous (% of a core) | disconnect reasons |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| server CPU since previous (% of a core) | heartbeat entries | disconnect reasons |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in runs:
         prev: dict[str, Any] | None = None
@@ -364,7 +364,8 @@ def tables(runs: list[SoakRun]) -> str:
             out.append(
                 f"| {r.name} | {s['label']} | {t} "
                 f"| {s['rss_kb'] / 1024:.1f} | {s['tasks']:,} | {st['connections']:,} "
-                f"| {sum(st['sockets'].values()):,} | {sum(st['rooms'].values()):,} | {cpu} | {reasons} |"
+                f"| {sum(st['sockets'].values()):,} | {sum(st['rooms'].values()):,} | {cpu} "
+                f"| {s.get('heartbeat_entries', '-'):,} | {reasons} |"
             )
             prev = s
     out += [
