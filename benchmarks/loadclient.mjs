@@ -5,6 +5,8 @@
 //                       [--latency-seconds 5] [--phases connect,fanout,union,latency] [--sync]
 //                       [--transport websocket|polling] [--fanout-rooms K] [--extra-rooms R]
 //                       [--big-room M --big-count C] [--server-stats]
+//   node loadclient.mjs --port PORT --phases soak [--n 10000] [--poll-clients 500] [--soak-seconds 60]
+//                       [--soak-rate 50] [--soak-all-rate 1] [--ping-interval 5] [--sync]
 //
 // Room layout (N a multiple of 100): client c joins "a<floor(c/100)>" and "b<floor(((c+50)%N)/100)>",
 // so every room has 100 members and each "b" room overlaps two "a" rooms by 50.
@@ -30,6 +32,19 @@
 //   request (CLOCK_MONOTONIC, the same clock as process.hrtime here) and report the request's
 //   client-send -> server-handler delay apart from the whole latency.
 // - --server-stats: ask the server for its debug counters ("bench-stats") around each throughput phase.
+//
+// The soak (soak.py; "--phases soak" runs it alone): MARK "baseline" before anything connects; then
+// a control socket and the N WebSocket clients, client c in room "a<floor(c/100)>" only (N/100 rooms of
+// 100), plus --poll-clients P long-polling clients, polling client p in room "a<p mod N/100>"; MARK
+// "connected". The control socket then makes two "bench" requests that the server paces itself: one
+// broadcast per 1/--soak-rate s cycling over the rooms, and one per 1/--soak-all-rate s to every
+// socket but the control one, for --soak-seconds. Each of the two streams is checked per client:
+// every expected event once (missing, duplicates, unexpected), in emission order (out of order fails
+// the soak here), and no connection may end that the client did not end (lost). Pings are counted
+// per client (heartbeats must be on: at least floor(seconds / --ping-interval) - 1 each). Then every
+// client leaves as a Socket.IO client does (DISCONNECT "41", then a WebSocket close, or a POST of
+// the Engine.IO close "1"), the control socket last; MARK "left". Marks "soak-start" and "soak-end"
+// bracket the broadcasts (the runner samples the server in between).
 //
 // With --sync, the client prints "MARK <name>" on stdout at each phase boundary and waits for a line
 // "ok" on stdin: the runner reads the server's /proc figures (CPU time, RSS) there. The result is
@@ -60,6 +75,13 @@ const { values: opt } = parseArgs({
     "big-count": { type: "string", default: "40" },
     "server-stats": { type: "boolean", default: false },
     "trace-requests": { type: "boolean", default: false },
+    "poll-clients": { type: "string", default: "0" },
+    "soak-seconds": { type: "string", default: "60" },
+    "soak-rate": { type: "string", default: "50" },
+    "soak-all-rate": { type: "string", default: "1" },
+    "ping-interval": { type: "string", default: "0" },
+    "leave-timeout": { type: "string", default: "60" },
+    "poll-agent-timeout": { type: "string", default: "0" },
   },
 });
 
@@ -79,6 +101,11 @@ const EXTRA_ROOMS = Number(opt["extra-rooms"]);
 const BIG = Number(opt["big-room"]);
 const BIG_COUNT = Number(opt["big-count"]);
 if (!(N >= 100 && N % 100 === 0)) throw new Error("--n must be a positive multiple of 100");
+const SOAK = PHASES.has("soak");
+// Long-polling clients beside the N WebSocket ones (the soak only): indices N .. N + POLL_EXTRA - 1.
+const POLL_EXTRA = Number(opt["poll-clients"]);
+const TOTAL = N + POLL_EXTRA;
+if (POLL_EXTRA > 0 && !SOAK) throw new Error("--poll-clients is for the soak (--phases soak)");
 if (!["websocket", "polling"].includes(opt.transport)) throw new Error("--transport: websocket or polling");
 if (BIG > 0 && !(BIG % 100 === 0 && BIG <= N - 100)) throw new Error("--big-room: a multiple of 100, <= N - 100");
 
@@ -104,9 +131,12 @@ async function mark(name) {
 // ---- rooms -------------------------------------------------------------------------------------------
 const roomA = (c) => `a${Math.floor(c / 100)}`;
 const roomB = (c) => `b${Math.floor(((c + 50) % N) / 100)}`;
-const roomsOf = (c) => (c < BIG ? [roomA(c), roomB(c), "big"] : [roomA(c), roomB(c)]);
+function roomsOf(c) {
+  if (SOAK) return c < N ? [roomA(c)] : [`a${(c - N) % ROOMS}`];
+  return c < BIG ? [roomA(c), roomB(c), "big"] : [roomA(c), roomB(c)];
+}
 const members = new Map(); // room -> client indices
-for (let c = 0; c < N; c++) {
+for (let c = 0; c < TOTAL; c++) {
   for (const r of roomsOf(c)) {
     if (!members.has(r)) members.set(r, []);
     members.get(r).push(c);
@@ -120,26 +150,38 @@ const unionTargets = Array.from({ length: ROOMS }, (_, i) => [`a${i}`, `b${i}`, 
 // ---- phases: the exactly-once check -----------------------------------------------------------------
 const openPhases = new Map(); // phase number (seq / SEQ_STRIDE) -> the Phase being checked
 let stray = 0; // events that arrived while no phase was open
-const lastSeq = new Float64Array(N).fill(-1);
+const lastSeq = new Float64Array(TOTAL).fill(-1);
 
 class Phase {
-  constructor(name, targets, count, seq0, { except = [], latencyWarmup = -1 } = {}) {
+  // A target is a list of rooms (the union of their members); an empty list is every client.
+  // perClient (the soak): figures per client, an order of its own (one stream of emissions) and
+  // out-of-order deliveries fail the check.
+  constructor(name, targets, count, seq0, { except = [], latencyWarmup = -1, perClient = false } = {}) {
     this.name = name;
     this.targets = targets;
     this.count = count;
     this.seq0 = seq0;
     this.G = targets.length;
-    const excluded = new Uint8Array(N);
+    const excluded = new Uint8Array(TOTAL);
     for (const r of except) for (const c of members.get(r) ?? []) excluded[c] = 1;
     this.member = targets.map((rooms) => {
-      const m = new Uint8Array(N);
-      for (const r of rooms) for (const c of members.get(r) ?? []) if (!excluded[c]) m[c] = 1;
+      const m = new Uint8Array(TOTAL);
+      if (rooms.length === 0) m.fill(1);
+      for (const r of rooms) for (const c of members.get(r) ?? []) m[c] = 1;
+      for (let c = 0; c < TOTAL; c++) if (excluded[c]) m[c] = 0;
       return m;
     });
     const sizes = this.member.map((m) => m.reduce((a, b) => a + b, 0));
     this.expected = 0;
     for (let k = 0; k < count; k++) this.expected += sizes[k % this.G];
-    this.seen = new Uint8Array(N * count);
+    this.perClient = perClient;
+    this.lastSeq = perClient ? new Float64Array(TOTAL).fill(-1) : lastSeq;
+    if (perClient) {
+      this.got = new Uint32Array(TOTAL);
+      this.dupOf = new Uint32Array(TOTAL);
+      this.reorderedOf = new Uint32Array(TOTAL);
+    }
+    this.seen = new Uint8Array(TOTAL * count);
     this.received = 0;
     this.duplicates = 0;
     this.unexpected = 0;
@@ -167,11 +209,17 @@ class Phase {
     const o = idx * this.count + k;
     if (this.seen[o] !== 0) {
       this.duplicates++;
+      if (this.perClient) this.dupOf[idx]++;
       return;
     }
     this.seen[o] = 1;
-    if (s < lastSeq[idx]) this.reordered++;
-    lastSeq[idx] = s;
+    const last = this.lastSeq;
+    if (s < last[idx]) {
+      this.reordered++;
+      if (this.perClient) this.reorderedOf[idx]++;
+    }
+    last[idx] = s;
+    if (this.perClient) this.got[idx]++;
     if (this.sendTimes !== undefined && k >= this.latencyWarmup) {
       this.lat[this.nlat++] = performance.now() - this.sendTimes[k];
     }
@@ -182,8 +230,8 @@ class Phase {
   }
 
   verdict() {
-    const ok = this.received === this.expected && this.duplicates === 0 && this.unexpected === 0;
-    return {
+    let ok = this.received === this.expected && this.duplicates === 0 && this.unexpected === 0;
+    const v = {
       ok,
       broadcasts: this.count,
       expected: this.expected,
@@ -193,6 +241,39 @@ class Phase {
       unexpected: this.unexpected,
       reordered: this.reordered,
     };
+    if (this.perClient) {
+      // Expected events per client: target g is used by broadcasts k = g, g + G, ... < count.
+      const expectedOf = new Uint32Array(TOTAL);
+      this.member.forEach((m, g) => {
+        const times = g < this.count ? Math.floor((this.count - 1 - g) / this.G) + 1 : 0;
+        for (let c = 0; c < TOTAL; c++) if (m[c]) expectedOf[c] += times;
+      });
+      const pc = { clients: 0, missing: 0, duplicates: 0, reordered: 0, min_expected: Infinity, max_expected: 0 };
+      const examples = [];
+      for (let c = 0; c < TOTAL; c++) {
+        if (expectedOf[c] === 0) continue;
+        pc.clients++;
+        pc.min_expected = Math.min(pc.min_expected, expectedOf[c]);
+        pc.max_expected = Math.max(pc.max_expected, expectedOf[c]);
+        const bad = this.got[c] < expectedOf[c] || this.dupOf[c] > 0 || this.reorderedOf[c] > 0;
+        if (this.got[c] < expectedOf[c]) pc.missing++;
+        if (this.dupOf[c] > 0) pc.duplicates++;
+        if (this.reorderedOf[c] > 0) pc.reordered++;
+        if (bad && examples.length < 20) {
+          examples.push({
+            client: c,
+            transport: c < N ? "websocket" : "polling",
+            expected: expectedOf[c],
+            received: this.got[c],
+            duplicates: this.dupOf[c],
+            reordered: this.reorderedOf[c],
+          });
+        }
+      }
+      ok = ok && this.reordered === 0;
+      Object.assign(v, { ok, clients_with: pc, bad_clients: examples });
+    }
+    return v;
   }
 }
 
@@ -223,6 +304,10 @@ let frameBytes = 0;
 // ---- one client ------------------------------------------------------------------------------------
 let closedUnexpectedly = 0;
 let closing = false;
+const lost = []; // the first lost connections: {client, transport, error, t_s}
+const lostBy = {}; // error message -> count
+const pings = new Uint32Array(TOTAL); // pings received per client
+const runT0 = performance.now();
 
 class Conn {
   constructor(idx) {
@@ -233,6 +318,7 @@ class Conn {
     this.acks = new Map();
     this.onConnected = null;
     this.onFailed = null;
+    this.dead = null; // the error that ended the connection
   }
 
   connect(timeoutMs) {
@@ -252,7 +338,7 @@ class Conn {
       this.ws = ws;
       ws.on("message", (data) => this.onMessage(data));
       ws.on("error", (err) => this.fail(err));
-      ws.on("close", () => this.fail(new Error("connection closed")));
+      ws.on("close", (code) => this.fail(new Error(`connection closed (code ${code})`)));
     });
   }
 
@@ -265,9 +351,15 @@ class Conn {
       if (f !== null) f(err);
     } else if (!closing && this.sid !== "") {
       closedUnexpectedly++;
-      log(`client ${this.idx} lost: ${err.message}`);
+      lostBy[err.message] = (lostBy[err.message] ?? 0) + 1;
+      if (lost.length < 50) {
+        const transport = this instanceof PollConn ? "polling" : "websocket";
+        lost.push({ client: this.idx, transport, error: err.message, t_s: (performance.now() - runT0) / 1000 });
+      }
+      if (closedUnexpectedly <= 20) log(`client ${this.idx} lost: ${err.message}`);
     }
     this.sid = "";
+    this.dead ??= err;
     for (const [, cb] of this.acks) cb(null, err);
     this.acks.clear();
     this.terminate();
@@ -275,6 +367,28 @@ class Conn {
 
   terminate() {
     if (this.ws !== null) this.ws.terminate();
+  }
+
+  // Leave as a Socket.IO client does: DISCONNECT, then close the WebSocket (a close frame); true once
+  // the server closed it too, false if it was already gone or did not close within timeoutMs.
+  leave(timeoutMs) {
+    return new Promise((resolve) => {
+      const ws = this.ws;
+      if (ws === null || ws.readyState !== WebSocket.OPEN) {
+        resolve(false);
+        return;
+      }
+      const timer = setTimeout(() => {
+        ws.terminate();
+        resolve(false);
+      }, timeoutMs);
+      ws.once("close", () => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+      ws.send("41");
+      ws.close(1000);
+    });
   }
 
   send(text) {
@@ -301,7 +415,11 @@ class Conn {
         if (this.onConnected !== null) this.onConnected();
       } else if (b1 === 0x34) this.fail(new Error(`CONNECT_ERROR ${data}`));
       else if (b1 === 0x31) this.fail(new Error("server disconnected the socket"));
-    } else if (b0 === 0x32) this.send("3"); // ping -> pong
+    } else if (b0 === 0x32) {
+      // ping -> pong
+      if (this.idx >= 0) pings[this.idx]++;
+      this.send("3");
+    }
     else if (b0 === 0x30) this.send("40"); // Engine.IO open -> Socket.IO CONNECT to "/"
     else if (b0 === 0x31) this.fail(new Error("Engine.IO close"));
   }
@@ -312,6 +430,10 @@ class Conn {
 
   emitWithAck(event, arg, timeoutMs) {
     return new Promise((resolve, reject) => {
+      if (this.dead !== null) {
+        reject(new Error(`${event}: the connection is gone (${this.dead.message})`));
+        return;
+      }
       const id = this.nextAck++;
       const timer = setTimeout(() => {
         this.acks.delete(id);
@@ -331,7 +453,15 @@ class Conn {
 // One keep-alive agent for every polling client: a held GET keeps its socket, a POST takes another.
 let pollResponses = 0; // GET responses that carried packets (not a noop)
 let pollNoops = 0; // GET responses that were a noop ("6")
-const pollAgent = new http.Agent({ keepAlive: true, maxSockets: Infinity, maxFreeSockets: 4096 });
+// --poll-agent-timeout S (diagnostic, off by default as in Node): the agent closes a keep-alive socket
+// idle for S seconds itself, before the server's idle timeout can close it under a new request.
+const pollAgentTimeout = Number(opt["poll-agent-timeout"]) * 1000;
+const pollAgent = new http.Agent({
+  keepAlive: true,
+  maxSockets: Infinity,
+  maxFreeSockets: 4096,
+  ...(pollAgentTimeout > 0 ? { timeout: pollAgentTimeout } : {}),
+});
 
 function httpRequest(method, path, body) {
   return new Promise((resolve, reject) => {
@@ -353,6 +483,8 @@ class PollConn extends Conn {
     this.path = "";
     this.posting = Promise.resolve();
     this.stopped = false;
+    this.leaving = false;
+    this.loopDone = Promise.resolve();
   }
 
   connect(timeoutMs) {
@@ -373,7 +505,7 @@ class PollConn extends Conn {
           if (status !== 200 || body[0] !== 0x30) throw new Error(`handshake: ${status} ${body}`);
           this.path = `${POLL_PATH}&sid=${encodeURIComponent(JSON.parse(body.toString("utf8", 1)).sid)}`;
           this.send("40");
-          void this.pollLoop();
+          this.loopDone = this.pollLoop();
         })
         .catch((err) => this.fail(err));
     });
@@ -389,9 +521,10 @@ class PollConn extends Conn {
         return;
       }
       if (res.status !== 200) {
-        this.fail(new Error(`GET: ${res.status} ${res.body}`));
+        if (!this.leaving) this.fail(new Error(`GET: ${res.status} ${res.body}`));
         return;
       }
+      if (this.leaving) return; // the server answers the pending GET once it has the close
       const body = res.body;
       if (body[0] !== 0x36) pollResponses++;
       else pollNoops++;
@@ -407,6 +540,7 @@ class PollConn extends Conn {
 
   send(text) {
     // POSTs one after the other (Engine.IO allows one at a time per session).
+    if (this.leaving) return;
     this.posting = this.posting.then(async () => {
       if (this.stopped) return;
       try {
@@ -421,10 +555,31 @@ class PollConn extends Conn {
   terminate() {
     this.stopped = true;
   }
+
+  // Leave as a Socket.IO client does: POST the DISCONNECT "41", then the Engine.IO close "1" (after
+  // what was being posted); true once both were taken and the GET loop has ended.
+  async leave(timeoutMs) {
+    if (this.sid === "" || this.stopped) return false;
+    this.leaving = true;
+    const post = async (text) => {
+      const res = await httpRequest("POST", this.path, text);
+      if (res.status !== 200) throw new Error(`POST ${text}: ${res.status} ${res.body}`);
+    };
+    const closed = this.posting.then(() => post("41")).then(() => post("1"));
+    try {
+      await withTimeout(Promise.all([closed, this.loopDone]), timeoutMs, `leave of client ${this.idx}`);
+      return true;
+    } catch (err) {
+      log(`client ${this.idx}: ${err.message}`);
+      return false;
+    } finally {
+      this.stopped = true;
+    }
+  }
 }
 
 // ---- the run -----------------------------------------------------------------------------------------
-const conns = new Array(N);
+const conns = new Array(TOTAL);
 const result = { n: N, ok: true, phases: {}, errors: [] };
 let phaseNo = 0;
 
@@ -456,20 +611,25 @@ async function connectPhase(ctl) {
   const t0 = performance.now();
   let next = 0;
   const worker = async () => {
-    while (next < N) {
+    while (next < TOTAL) {
       const idx = next++;
-      const c = POLLING ? new PollConn(idx) : new Conn(idx);
+      const c = POLLING || idx >= N ? new PollConn(idx) : new Conn(idx);
       conns[idx] = c;
       await c.connect(30_000);
       const ack = await c.emitWithAck("join", roomsOf(idx), 30_000);
       if (ack === null || ack.length !== 1) throw new Error(`bad join ack ${JSON.stringify(ack)}`);
     }
   };
-  await withTimeout(Promise.all(Array.from({ length: Math.min(CONCURRENCY, N) }, worker)), PHASE_TIMEOUT_MS, "connect");
+  await withTimeout(
+    Promise.all(Array.from({ length: Math.min(CONCURRENCY, TOTAL) }, worker)),
+    PHASE_TIMEOUT_MS,
+    "connect",
+  );
   const seconds = (performance.now() - t0) / 1000;
   await mark("connect-end");
-  result.phases.connect = { ok: true, connections: N, seconds, connects_per_s: N / seconds };
-  log(`connect: ${N} clients connected and joined in ${seconds.toFixed(2)} s`);
+  result.phases.connect = { ok: true, connections: TOTAL, seconds, connects_per_s: TOTAL / seconds };
+  if (POLL_EXTRA > 0) Object.assign(result.phases.connect, { websocket: N, polling: POLL_EXTRA });
+  log(`connect: ${TOTAL} clients connected and joined in ${seconds.toFixed(2)} s`);
   void ctl;
 }
 
@@ -602,7 +762,124 @@ async function bigRoomPhase(ctl) {
   ctl2.terminate();
 }
 
+async function soakMain() {
+  const seconds = Number(opt["soak-seconds"]);
+  const rate = Number(opt["soak-rate"]);
+  const allRate = Number(opt["soak-all-rate"]);
+  const pingInterval = Number(opt["ping-interval"]);
+  const leaveTimeoutMs = Number(opt["leave-timeout"]) * 1000;
+  const t0 = performance.now();
+  await mark("baseline"); // nothing connected yet
+  const ctl = new Conn(-1); // joins no room, and is left out of the broadcasts to all
+  await ctl.connect(30_000);
+  await connectPhase(ctl);
+  await sleep(IDLE_MS);
+  await mark("connected");
+
+  const roomTargets = Array.from({ length: ROOMS }, (_, i) => [`a${i}`]);
+  const count = Math.round(rate * seconds);
+  const allCount = Math.round(allRate * seconds);
+  const rooms = new Phase("soak-rooms", roomTargets, count, 1_000_000 + ++phaseNo * SEQ_STRIDE, { perClient: true });
+  const all = new Phase("soak-all", [[]], allCount, 1_000_000 + ++phaseNo * SEQ_STRIDE, {
+    except: [ctl.sid],
+    perClient: true,
+  });
+  const pings0 = pings.slice();
+  const lost0 = closedUnexpectedly;
+  const cpu0 = process.cpuUsage();
+  const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+  await mark("soak-start");
+  loopDelay.enable();
+  const started = performance.now();
+  openPhases.set(rooms.key, rooms);
+  openPhases.set(all.key, all);
+  const bound = seconds * 1000 + PHASE_TIMEOUT_MS;
+  const reqs = [
+    ctl.emitWithAck("bench", { targets: roomTargets, count, seq0: rooms.seq0, rate, pad: PAD }, bound),
+    ctl.emitWithAck("bench", { targets: [[]], except: [ctl.sid], count: allCount, seq0: all.seq0, rate: allRate, pad: PAD }, bound),
+  ];
+  await withTimeout(Promise.all([rooms.done, all.done, ...reqs]), bound, "soak").catch((err) => {
+    result.errors.push(`soak: ${err.message}`);
+  });
+  const soakSeconds = (performance.now() - started) / 1000;
+  loopDelay.disable();
+  const cpu = process.cpuUsage(cpu0);
+  await mark("soak-end");
+  const phases = {};
+  for (const ph of [rooms, all]) {
+    const v = await settle(ph);
+    phases[ph.name] = v;
+    if (!v.ok) result.ok = false;
+  }
+  // Heartbeats: pings per client over the soak.
+  let minPings = Infinity;
+  let maxPings = 0;
+  for (let c = 0; c < TOTAL; c++) {
+    const d = pings[c] - pings0[c];
+    minPings = Math.min(minPings, d);
+    maxPings = Math.max(maxPings, d);
+  }
+  const minExpectedPings = pingInterval > 0 ? Math.max(1, Math.floor(soakSeconds / pingInterval) - 1) : 0;
+  const heartbeat = { ping_interval: pingInterval, min_pings: minPings, max_pings: maxPings, min_expected: minExpectedPings };
+  heartbeat.ok = minPings >= minExpectedPings;
+  if (!heartbeat.ok) {
+    result.ok = false;
+    result.errors.push(`heartbeat: a client got ${minPings} pings in ${soakSeconds.toFixed(0)} s, fewer than ${minExpectedPings}`);
+  }
+  const lostDuringSoak = closedUnexpectedly - lost0;
+
+  // Leave: every client as a Socket.IO client does, at once; then the control socket.
+  closing = true;
+  const leaveT0 = performance.now();
+  const left = await Promise.all(conns.map((c) => (c === undefined ? false : c.leave(leaveTimeoutMs))));
+  const ctlLeft = await ctl.leave(leaveTimeoutMs);
+  pollAgent.destroy();
+  const leave = {
+    left: left.filter(Boolean).length,
+    not_left: left.filter((x) => !x).length,
+    control_left: ctlLeft,
+    seconds: (performance.now() - leaveT0) / 1000,
+  };
+  await mark("left");
+  log(`left: ${JSON.stringify(leave)}`);
+
+  result.soak = {
+    clients: TOTAL,
+    websocket: N,
+    polling: POLL_EXTRA,
+    rooms: ROOMS,
+    seconds,
+    measured_seconds: soakSeconds,
+    rate,
+    all_rate: allRate,
+    phases,
+    heartbeat,
+    lost_during_soak: lostDuringSoak,
+    leave,
+    client_cpu_s: (cpu.user + cpu.system) / 1e6,
+    client_cpu_share: (cpu.user + cpu.system) / 1e6 / soakSeconds,
+    client_loop_delay_p99_ms: loopDelay.percentile(99) / 1e6,
+    client_loop_delay_max_ms: loopDelay.max / 1e6,
+  };
+  if (leave.not_left > 0 || !ctlLeft) {
+    result.ok = false;
+    result.errors.push(`leave: ${leave.not_left} clients (control: ${ctlLeft ? "left" : "not left"}) did not leave cleanly`);
+  }
+  if (closedUnexpectedly > 0) {
+    result.ok = false;
+    result.errors.push(`${closedUnexpectedly} clients lost their connection`);
+  }
+  result.lost = { count: closedUnexpectedly, by_error: lostBy, first: lost };
+  if (stray > 0) {
+    result.ok = false;
+    result.errors.push(`${stray} events arrived outside any phase`);
+  }
+  result.frame_bytes = frameBytes;
+  result.seconds = (performance.now() - t0) / 1000;
+}
+
 async function main() {
+  if (SOAK) return soakMain();
   const t0 = performance.now();
   // The control socket joins no room: it asks for the broadcasts.
   const ctl = new Conn(-1);

@@ -18,6 +18,17 @@ Handlers of the extra workloads (scenarios.py; every server has them):
 
 ``--gc-freeze-rooms``: ``bench-rooms`` ends with ``gc.collect(); gc.freeze()`` (a diagnostic).
 
+``--ping-interval S``, ``--ping-timeout S``: the heartbeat (defaults: the Server's, 25 and 20 s).
+
+``--stats-stdin`` (soak.py): a side channel that opens no connection to the server. Each line
+``stats`` (or ``stats gc``) read on stdin is answered by one line ``STATS {json}`` on stdout:
+``server.stats()``, the number of trio tasks (every task under the root task, walked recursively:
+the same count before and after a run means no task was left behind), the most common task names,
+the disconnect reasons the server gave its sockets so far (counted by a ``"disconnect"`` handler),
+the entries of the heartbeat schedule (due or not, for live or gone sessions), and with ``gc`` the
+number of objects the cyclic GC tracks before and after a full ``gc.collect()``, what that collected,
+and the number of tracked objects by type.
+
 ``--count-encodes`` (this benchmark server only, nothing in trio_rooms changes) wraps
 ``trio_rooms.transport.polling.Encoded`` to count the encoded packets made (``encoded``), the reads of
 their long-polling text (``polling_reads``) and how many of those reads built it (``polling_builds``).
@@ -28,8 +39,10 @@ Prints ``{"server": "trio_rooms", "port": PORT, ...}`` on one line when it liste
 from __future__ import annotations
 
 import argparse
+import collections
 import gc
 import json
+import os
 import sys
 import time
 from importlib.metadata import version
@@ -38,6 +51,7 @@ from typing import Any
 import trio
 
 import trio_rooms
+from trio_rooms.server import DEFAULT_PING_INTERVAL, DEFAULT_PING_TIMEOUT
 from trio_rooms.transport.polling import Encoded
 
 COUNTERS: dict[str, int] = {}
@@ -47,6 +61,8 @@ TRACE: dict[int, int] | None = None
 #: With --gc-freeze-rooms: "bench-rooms" ends with gc.collect(); gc.freeze() (a diagnostic: do the
 #: rooms cost through the cyclic GC's full collections?).
 GC_FREEZE = False
+#: With --stats-stdin: the disconnect reasons of the sockets so far, by reason.
+DISCONNECTS: collections.Counter[str] | None = None
 
 
 def count_encodes() -> None:
@@ -95,11 +111,74 @@ def log_collections() -> None:
     gc.callbacks.append(callback)
 
 
-def build_server(freeze_gc: bool = False) -> trio_rooms.Server:
-    server = trio_rooms.Server(freeze_gc=freeze_gc)
+def task_census(top: int = 12) -> tuple[int, list[tuple[str, int]]]:
+    """The number of live trio tasks (the root task and everything under it) and the ``top`` most
+    common task names (without a " at 0x..." address, so that the tasks of one function share it)."""
+    names: collections.Counter[str] = collections.Counter()
+    todo = [trio.lowlevel.current_root_task()]
+    while todo:
+        task = todo.pop()
+        if task is None:
+            continue
+        names[task.name.split(" at 0x")[0]] += 1
+        for nursery in task.child_nurseries:
+            todo.extend(nursery.child_tasks)
+    return sum(names.values()), names.most_common(top)
+
+
+async def serve_stats_stdin(server: trio_rooms.Server) -> None:
+    """Answer each ``stats`` line on stdin with one ``STATS {json}`` line on stdout, until EOF."""
+    stream = trio.lowlevel.FdStream(os.dup(sys.stdin.fileno()))
+    buffer = b""
+    async with stream:
+        while True:
+            chunk = await stream.receive_some(4096)
+            if not chunk:
+                return
+            buffer += chunk
+            while b"\n" in buffer:
+                line, buffer = buffer.split(b"\n", 1)
+                words = line.decode().split()
+                if not words or words[0] != "stats":
+                    continue
+                tasks, names = task_census()
+                doc: dict[str, Any] = {
+                    "stats": server.stats(),
+                    "tasks": tasks,
+                    "task_names": names,
+                    "disconnects": dict(DISCONNECTS or {}),
+                    # entries of the heartbeat schedule, live or not yet due (a private attribute)
+                    "heartbeat_entries": len(getattr(server.engine, "_heartbeats", ())),
+                    "monotonic": time.monotonic(),
+                }
+                if "gc" in words[1:]:
+                    doc["gc_objects_before_collect"] = len(gc.get_objects())
+                    doc["gc_collected"] = gc.collect()
+                    objects = gc.get_objects()
+                    doc["gc_objects"] = len(objects)
+                    doc["gc_types"] = collections.Counter(type(o).__qualname__ for o in objects)
+                    del objects
+                print("STATS " + json.dumps(doc), flush=True)
+
+
+def build_server(
+    freeze_gc: bool = False, ping_interval: float | None = None, ping_timeout: float | None = None
+) -> trio_rooms.Server:
+    server = trio_rooms.Server(
+        freeze_gc=freeze_gc,
+        ping_interval=DEFAULT_PING_INTERVAL if ping_interval is None else ping_interval,
+        ping_timeout=DEFAULT_PING_TIMEOUT if ping_timeout is None else ping_timeout,
+    )
 
     @server.on("connection")
     async def on_connection(socket: trio_rooms.Socket) -> None:
+        if DISCONNECTS is not None:
+            disconnects = DISCONNECTS
+
+            @socket.on("disconnect")
+            async def on_disconnect(reason: str) -> None:
+                disconnects[reason] += 1
+
         @socket.on("join")
         async def join(rooms: list[str]) -> bool:
             socket.join(rooms)
@@ -151,10 +230,17 @@ def build_server(freeze_gc: bool = False) -> trio_rooms.Server:
     return server
 
 
-async def main(port: int, freeze_gc: bool = False) -> None:
-    server = build_server(freeze_gc)
+async def main(
+    port: int,
+    freeze_gc: bool = False,
+    ping_interval: float | None = None,
+    ping_timeout: float | None = None,
+) -> None:
+    server = build_server(freeze_gc, ping_interval, ping_timeout)
     async with trio.open_nursery() as nursery:
         listeners = await nursery.start(server.serve, "127.0.0.1", port)
+        if DISCONNECTS is not None:
+            nursery.start_soon(serve_stats_stdin, server)
         ready = {
             "server": "trio_rooms",
             "port": listeners[0].socket.getsockname()[1],
@@ -163,6 +249,8 @@ async def main(port: int, freeze_gc: bool = False) -> None:
                 "trio": trio.__version__,
                 "trio_rooms": version("trio-rooms"),
             },
+            "ping_interval": server.engine.options.ping_interval,
+            "ping_timeout": server.engine.options.ping_timeout,
         }
         print(json.dumps(ready), flush=True)
 
@@ -180,7 +268,12 @@ if __name__ == "__main__":
     )
     parser.add_argument("--gc-log", action="store_true", help="log each gen 1/2 collection to stderr")
     parser.add_argument("--freeze-gc", action="store_true", help="Server(freeze_gc=True)")
+    parser.add_argument("--ping-interval", type=float, help="Server(ping_interval=...), seconds")
+    parser.add_argument("--ping-timeout", type=float, help="Server(ping_timeout=...), seconds")
+    parser.add_argument("--stats-stdin", action="store_true", help='answer "stats" lines on stdin (soak.py)')
     cli = parser.parse_args()
+    if cli.stats_stdin:
+        DISCONNECTS = collections.Counter()
     GC_FREEZE = cli.gc_freeze_rooms
     if cli.gc_log:
         log_collections()
@@ -192,4 +285,4 @@ if __name__ == "__main__":
         count_encodes()
     if cli.trace_requests:
         TRACE = {}
-    trio.run(main, cli.port, cli.freeze_gc)
+    trio.run(main, cli.port, cli.freeze_gc, cli.ping_interval, cli.ping_timeout)
