@@ -16,6 +16,8 @@ from urllib.parse import parse_qsl, urlsplit
 import h11
 import trio
 
+from .._http11 import Http11Connection
+
 __all__ = [
     "EngineErrorCode",
     "HttpRequest",
@@ -25,12 +27,14 @@ __all__ = [
     "read_request",
     "send_engine_error",
     "send_response",
+    "server_connection",
     "accept_websocket",
     "linger",
     "valid_websocket_request",
 ]
 
 MAX_REQUEST_HEAD_BYTES: Final = 16 * 1024
+"""The longest request head (request line and headers, up to the blank line) accepted; longer: 431."""
 MAX_HEADERS: Final = 100
 _RECEIVE_SIZE: Final = 16 * 1024
 _WS_GUID: Final = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -108,11 +112,18 @@ def _header_name(raw: bytes) -> str:
     return name
 
 
+def server_connection() -> h11.Connection:
+    """The h11 connection of one client: the exact head limit (MAX_REQUEST_HEAD_BYTES), and h11 driven
+    in linear time whatever the client sends (``Http11Connection``)."""
+    return Http11Connection(h11.SERVER, max_incomplete_event_size=MAX_REQUEST_HEAD_BYTES)
+
+
 async def read_request(stream: trio.abc.Stream, conn: h11.Connection) -> HttpRequest | None:
     """Read one request head from ``stream``.
 
     Returns None when the peer closed before sending a request. Raises ``h11.RemoteProtocolError``
-    for a malformed or oversized head (the caller answers 400/431). The caller sets the deadline.
+    for a malformed or oversized head (the caller answers 400/431); ``conn`` from
+    ``server_connection()`` makes the head limit exact. The caller sets the deadline.
     """
     while True:
         event = conn.next_event()

@@ -1,0 +1,96 @@
+"""Worst-case inputs over real sockets (127.0.0.1): HTTP heads at the head limit, chunked bodies, long
+query strings and headers, WebSocket frames by the thousand, and the worst Socket.IO packets at the
+payload limit; the server answers each with its documented answer, and a client its server's worst.
+
+Every test runs under a hang guard (``trio.fail_after(HANG_GUARD)``): a linear decoder meets it many
+times over, a quadratic one cannot at the size limit. It is not a performance figure.
+"""
+
+from __future__ import annotations
+
+import trio
+from test_abuse import exchange, handshake, status_of
+
+from trio_rooms.transport.http import MAX_REQUEST_HEAD_BYTES
+
+#: The hang guard of every test, in seconds.
+HANG_GUARD = 5.0
+POLLING = b"/socket.io/?EIO=4&transport=polling"
+
+
+def head_of_size(size: int) -> bytes:
+    """A polling handshake GET whose head (request line to the blank line) is exactly ``size`` bytes."""
+    start = b"GET " + POLLING + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Pad: "
+    end = b"\r\n\r\n"
+    return start + b"p" * (size - len(start) - len(end)) + end
+
+
+async def serve_default(nursery: trio.Nursery) -> int:
+    """A ``trio_rooms.Server`` with its default limits (max_payload 1 MB); its port."""
+    import trio_rooms
+
+    server = trio_rooms.Server()
+    listeners = await nursery.start(server.serve, "127.0.0.1", 0)
+    port: int = listeners[0].socket.getsockname()[1]
+    return port
+
+
+# ------------------------------------------------------------------------------------------------
+# HTTP heads
+# ------------------------------------------------------------------------------------------------
+
+
+async def test_request_head_limit_is_exact() -> None:
+    """The head limit is MAX_REQUEST_HEAD_BYTES (16 KiB), not what one read adds to it: one byte more
+    gets 431, as a 32,000-byte header does (h11 checks its limit only while a head is incomplete)."""
+    with trio.fail_after(HANG_GUARD):
+        async with trio.open_nursery() as nursery:
+            port = await serve_default(nursery)
+            at_limit = await exchange(port, head_of_size(MAX_REQUEST_HEAD_BYTES))
+            over = await exchange(port, head_of_size(MAX_REQUEST_HEAD_BYTES + 1))
+            big_header = await exchange(port, head_of_size(32_000 + 80))
+            nursery.cancel_scope.cancel()
+    assert status_of(at_limit) == 200
+    assert status_of(over) == 431
+    assert status_of(big_header) == 431
+
+
+# ------------------------------------------------------------------------------------------------
+# HTTP bodies
+# ------------------------------------------------------------------------------------------------
+
+
+def chunked_post(sid: str, body: bytes) -> bytes:
+    head = f"POST /socket.io/?EIO=4&transport=polling&sid={sid} HTTP/1.1\r\nHost: x\r\n"
+    return head.encode() + b"Connection: close\r\nTransfer-Encoding: chunked\r\n\r\n" + body
+
+
+async def test_chunk_size_lines_cost_linear_time() -> None:
+    """h11's chunk-size pattern backtracks in time quadratic in the length of a line it does not match
+    (a chunk extension of spaces before a bare LF): 32 such lines of 32 KB (1 MB in all, one per
+    request) took about 16 s. Such a body breaks the session (the connection closes, no answer)."""
+    line = b"1;" + b" " * 32_000 + b"\n\r\nx\r\n0\r\n\r\n"
+    with trio.fail_after(HANG_GUARD):
+        async with trio.open_nursery() as nursery:
+            port = await serve_default(nursery)
+            for _ in range(32):
+                response = await exchange(port, chunked_post(await handshake(port), line))
+                assert response == b""
+            nursery.cancel_scope.cancel()
+
+
+async def test_chunked_post_is_still_read() -> None:
+    """Chunked bodies stay accepted: chunk sizes, short extensions and trailers, given to h11 in slices."""
+    message = '42["e","' + "x" * 5000 + '"]'
+    chunks = [message[i : i + 700].encode() for i in range(0, len(message), 700)]
+    body = b"".join(b"%x;ext=%d\r\n%s\r\n" % (len(chunk), i, chunk) for i, chunk in enumerate(chunks))
+    body += b"0\r\nX-Trailer: t\r\n\r\n"
+    with trio.fail_after(HANG_GUARD):
+        async with trio.open_nursery() as nursery:
+            port = await serve_default(nursery)
+            sid = await handshake(port)
+            connect = await exchange(port, chunked_post(sid, b"2\r\n40\r\n0\r\n\r\n"))
+            event = await exchange(port, chunked_post(sid, body))
+            nursery.cancel_scope.cancel()
+    assert (status_of(connect), connect.endswith(b"\r\n\r\nok")) == (200, True)
+    assert (status_of(event), event.endswith(b"\r\n\r\nok")) == (200, True)
