@@ -8,9 +8,15 @@ times over, a quadratic one cannot at the size limit. It is not a performance fi
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from functools import partial
+
+import pytest
 import trio
 from test_abuse import exchange, handshake, status_of
 
+from trio_rooms.client_http import MAX_RESPONSE_HEAD, EngineClosed, EngineOptions, HttpConnection, Target
 from trio_rooms.transport.http import MAX_REQUEST_HEAD_BYTES
 
 #: The hang guard of every test, in seconds.
@@ -94,3 +100,74 @@ async def test_chunked_post_is_still_read() -> None:
             nursery.cancel_scope.cancel()
     assert (status_of(connect), connect.endswith(b"\r\n\r\nok")) == (200, True)
     assert (status_of(event), event.endswith(b"\r\n\r\nok")) == (200, True)
+
+
+# ------------------------------------------------------------------------------------------------
+# The client's HTTP side, against a hostile server
+# ------------------------------------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def answering(response: bytes) -> AsyncIterator[HttpConnection]:
+    """A server on 127.0.0.1 that reads a request head and answers ``response`` (then closes); yields
+    the client's ``HttpConnection`` to it."""
+
+    async def handler(stream: trio.SocketStream) -> None:
+        received = b""
+        while b"\r\n\r\n" not in received:
+            chunk = await stream.receive_some(65536)
+            if not chunk:
+                return
+            received += chunk
+        await stream.send_all(response)
+        await stream.aclose()
+
+    async with trio.open_nursery() as nursery:
+        listeners = await nursery.start(partial(trio.serve_tcp, handler, 0, host="127.0.0.1"))
+        port = listeners[0].socket.getsockname()[1]
+        target = Target(secure=False, host="127.0.0.1", port=port, path="/socket.io/")
+        connection = HttpConnection(target, EngineOptions(transports=("polling",)))
+        try:
+            yield connection
+        finally:
+            await connection.aclose()
+            nursery.cancel_scope.cancel()
+
+
+def response_head_of_size(size: int) -> bytes:
+    start = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Pad: "
+    return start + b"p" * (size - len(start) - 4) + b"\r\n\r\n"
+
+
+@pytest.mark.parametrize(
+    ("size", "accepted"),
+    [(MAX_RESPONSE_HEAD, True), (MAX_RESPONSE_HEAD + 1, False), (40_000, False)],
+)
+async def test_client_response_head_limit_is_exact(size: int, accepted: bool) -> None:
+    """The client's response head limit is MAX_RESPONSE_HEAD (16 KiB); with 64 KiB reads, heads of up
+    to 80 KiB got through."""
+    with trio.fail_after(HANG_GUARD):
+        async with answering(response_head_of_size(size) + b"ok") as connection:
+            if accepted:
+                assert await connection.request("GET", "/x", b"", timeout=HANG_GUARD) == (200, b"ok")
+            else:
+                with pytest.raises(EngineClosed, match="transport error"):
+                    await connection.request("GET", "/x", b"", timeout=HANG_GUARD)
+
+
+async def test_client_chunk_size_lines_cost_linear_time() -> None:
+    """A server's chunk-size line that h11 does not match (spaces before a bare LF) took h11 time
+    quadratic in its length: 64 KB, 3 s. The client refuses it at once (transport error)."""
+    head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+    with trio.fail_after(HANG_GUARD):
+        for _ in range(3):
+            async with answering(head + b"1;" + b" " * 64_000 + b"\n\r\nx\r\n0\r\n\r\n") as connection:
+                with pytest.raises(EngineClosed, match="transport error"):
+                    await connection.request("GET", "/x", b"", timeout=HANG_GUARD)
+
+
+async def test_client_reads_a_chunked_response() -> None:
+    body = b"".join(b"%x;n=%d\r\n%s\r\n" % (300, i, b"y" * 300) for i in range(20)) + b"0\r\n\r\n"
+    with trio.fail_after(HANG_GUARD):
+        async with answering(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + body) as connection:
+            assert await connection.request("GET", "/x", b"", timeout=HANG_GUARD) == (200, b"y" * 6000)
