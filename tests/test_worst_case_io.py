@@ -14,13 +14,21 @@ from functools import partial
 
 import pytest
 import trio
+import trio.testing
 from test_abuse import exchange, handshake, status_of
+from test_conformance import SLOW_PINGS, reference_server, serving, sio_client
+from worst_shapes import CONTINUATION as MORE
+from worst_shapes import PING, TEXT, WS_SHAPES, ws_frame
 
 from trio_rooms.client_http import MAX_RESPONSE_HEAD, EngineClosed, EngineOptions, HttpConnection, Target
+from trio_rooms.stats import Counters
 from trio_rooms.transport.http import MAX_REQUEST_HEAD_BYTES
+from trio_rooms.transport.outbound import Outbound
+from trio_rooms.transport.websocket import WebSocketReader
 
 #: The hang guard of every test, in seconds.
 HANG_GUARD = 5.0
+MAX_PAYLOAD = 1_000_000  # the Server's default max_payload
 POLLING = b"/socket.io/?EIO=4&transport=polling"
 
 
@@ -35,7 +43,7 @@ async def serve_default(nursery: trio.Nursery) -> int:
     """A ``trio_rooms.Server`` with its default limits (max_payload 1 MB); its port."""
     import trio_rooms
 
-    server = trio_rooms.Server()
+    server = trio_rooms.Server(close_timeout=0.2)  # a quick shutdown with polling sessions open
     listeners = await nursery.start(server.serve, "127.0.0.1", 0)
     port: int = listeners[0].socket.getsockname()[1]
     return port
@@ -171,3 +179,60 @@ async def test_client_reads_a_chunked_response() -> None:
     with trio.fail_after(HANG_GUARD):
         async with answering(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + body) as connection:
             assert await connection.request("GET", "/x", b"", timeout=HANG_GUARD) == (200, b"y" * 6000)
+
+
+# ------------------------------------------------------------------------------------------------
+# WebSocket frames
+# ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("frames", "expected"),
+    [
+        (ws_frame(PING, b"") * 10_000 + ws_frame(TEXT, b"4end"), "4end"),
+        (
+            ws_frame(TEXT, b"4", fin=False) + ws_frame(MORE, b"x", fin=False) * 8_000 + ws_frame(MORE, b"!"),
+            "4x",
+        ),
+    ],
+    ids=["pings", "fragments"],
+)
+async def test_websocket_reader_yields_within_one_read_of_tiny_frames(frames: bytes, expected: str) -> None:
+    """One 64 KiB read can hold 10,000 tiny frames, which wsproto handles at several microseconds each:
+    the reader yields to the other tasks every few dozen frames instead of holding the event loop for
+    the whole read (~100 ms). Counted in scheduling turns, not in time."""
+    client, server = trio.testing.memory_stream_pair()
+    turns = 0
+
+    async def other_task() -> None:
+        nonlocal turns
+        while True:
+            turns += 1
+            await trio.lowlevel.checkpoint()
+
+    with trio.fail_after(HANG_GUARD):
+        async with trio.open_nursery() as nursery:
+            outbound = Outbound(server, nursery=nursery, on_overflow=lambda: None, stats=Counters())
+            reader = WebSocketReader(server, outbound, b"", max_message=1_000_000)
+            await client.send_all(frames)
+            await trio.testing.wait_all_tasks_blocked()
+            nursery.start_soon(other_task)
+            message = await reader.receive()
+            nursery.cancel_scope.cancel()
+    assert isinstance(message, str) and message.startswith(expected)
+    assert turns > 100, f"the other task ran {turns} times while 10,000 frames were handled"
+
+
+def acked_echo(ack_id: int) -> bytes:
+    return ws_frame(TEXT, b'42%d["message-with-ack",%d]' % (ack_id, ack_id))
+
+
+@pytest.mark.parametrize("name", ["ws-ping-flood", "ws-fragmented-1-byte"])
+async def test_websocket_floods_at_the_payload_limit(name: str) -> None:
+    """1 MB of empty pings, or a message of 1-byte fragments: read, answered, and the connection keeps
+    working (an echo sent after it is acknowledged)."""
+    with trio.fail_after(HANG_GUARD):
+        async with serving(reference_server(**SLOW_PINGS)) as port, sio_client(port) as client:
+            await client.stream.send_all(WS_SHAPES[name](MAX_PAYLOAD - 100) + acked_echo(7))
+            while (message := await client.recv_app()) != "437[7]":
+                assert isinstance(message, str)

@@ -19,13 +19,19 @@ from trio_rooms.protocol.engineio import EnginePacket, decode_payload, decode_ws
 from trio_rooms.protocol.socketio import Decoder, Packet
 
 __all__ = [
+    "HTTP_BODY_SHAPES",
+    "HTTP_HEAD_SHAPES",
     "SHAPES",
+    "WS_SHAPES",
     "Shape",
+    "chunked",
+    "http_head",
     "polling_body",
     "receive_over_polling",
     "receive_over_websocket",
     "shape",
     "websocket_messages",
+    "ws_frame",
 ]
 
 Kind = Literal["socketio", "payload", "open", "cluster"]
@@ -216,3 +222,102 @@ def receive_over_websocket(messages: Sequence[str | bytes]) -> Packet | None:
 def receive_over_polling(messages: Sequence[str | bytes]) -> Packet | None:
     """What the server does with this packet in a POST body: ``decode_payload``, then ``Decoder.feed``."""
     return _feed(decode_payload(polling_body(messages)))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Transport shapes: raw bytes after the WebSocket handshake, HTTP heads, chunked POST bodies
+# ---------------------------------------------------------------------------------------------------------
+
+TEXT: Final = 0x1
+BINARY: Final = 0x2
+CONTINUATION: Final = 0x0
+PING: Final = 0x9
+_NO_MASK: Final = b"\x00\x00\x00\x00"  # a client's frames are masked; the zero key leaves the payload as is
+
+
+def ws_frame(opcode: int, payload: bytes, *, fin: bool = True) -> bytes:
+    """One client frame (masked with the zero key)."""
+    first = (0x80 if fin else 0) | opcode
+    size = len(payload)
+    if size < 126:
+        head = bytes((first, 0x80 | size))
+    elif size < 0x10000:
+        head = bytes((first, 0x80 | 126)) + size.to_bytes(2, "big")
+    else:
+        head = bytes((first, 0x80 | 127)) + size.to_bytes(8, "big")
+    return head + _NO_MASK + payload
+
+
+def _repeat_frame(frame: bytes) -> Callable[[int], bytes]:
+    return lambda size: frame * max(1, size // len(frame))
+
+
+def _fragmented(size: int) -> bytes:
+    """A text message of 1-byte frames: '42["e","xx..."]' (7 bytes of wire per byte of message)."""
+    message = b'42["e","' + b"x" * max(1, size // 7 - 11) + b'"]'
+    frames = [ws_frame(TEXT, message[:1], fin=False)]
+    frames += [ws_frame(CONTINUATION, message[i : i + 1], fin=False) for i in range(1, len(message) - 1)]
+    frames.append(ws_frame(CONTINUATION, message[-1:]))
+    return b"".join(frames)
+
+
+#: name -> size -> the bytes a client sends after the handshake (and the "40" CONNECT).
+WS_SHAPES: Final[dict[str, Callable[[int], bytes]]] = {
+    "ws-ping-flood": _repeat_frame(ws_frame(PING, b"")),
+    "ws-tiny-messages": _repeat_frame(ws_frame(TEXT, b"6")),  # Engine.IO NOOP
+    "ws-tiny-events": _repeat_frame(ws_frame(TEXT, b'42["e"]')),
+    "ws-fragmented-1-byte": _fragmented,
+}
+
+
+def http_head(target: bytes, headers: bytes, size: int) -> bytes:
+    """A request head of about ``size`` bytes: ``headers`` repeated to fill it."""
+    start = b"GET " + target + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+    count = max(0, (size - len(start) - 2) // len(headers))
+    return start + headers * count + b"\r\n"
+
+
+def _long_query(size: int) -> bytes:
+    target = b"/socket.io/?EIO=4&transport=polling&q=" + b"%41" * max(1, (size - 100) // 3)
+    return b"GET " + target + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+
+
+def _many_query_fields(size: int) -> bytes:
+    target = b"/socket.io/?EIO=4&transport=polling" + b"&a=b" * max(1, (size - 100) // 4)
+    return b"GET " + target + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+
+
+def _spaced_value(size: int) -> bytes:
+    value = b"a " * max(1, (size - 100) // 2)
+    return b"GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: x\r\nX: " + value + b"\x00\r\n\r\n"
+
+
+_POLLING: Final = b"/socket.io/?EIO=4&transport=polling"
+
+#: name -> size -> a request head (an Engine.IO handshake GET); heads beyond the head limit are refused.
+HTTP_HEAD_SHAPES: Final[dict[str, Callable[[int], bytes]]] = {
+    "http-many-headers": lambda size: http_head(_POLLING, b"X-H: v\r\n", size),
+    "http-long-query": _long_query,
+    "http-many-query-fields": _many_query_fields,
+    "http-spaced-header-value": _spaced_value,
+}
+
+
+def chunked(data: bytes, chunk: int, extension: bytes = b"") -> bytes:
+    """``data`` as a chunked body of ``chunk``-byte chunks, each size line with ``extension``."""
+    parts = [
+        b"%x%s\r\n%s\r\n" % (len(data[i : i + chunk]), extension, data[i : i + chunk])
+        for i in range(0, len(data), chunk)
+    ]
+    return b"".join(parts) + b"0\r\n\r\n"
+
+
+def _payload_bytes(size: int) -> bytes:
+    return b'42["e","' + b"x" * max(1, size - 10) + b'"]'
+
+
+#: name -> size -> a chunked POST body of about ``size`` bytes of wire (a valid long-polling payload).
+HTTP_BODY_SHAPES: Final[dict[str, Callable[[int], bytes]]] = {
+    "http-chunked-1-byte": lambda size: chunked(_payload_bytes(size // 6), 1),
+    "http-chunk-extensions": lambda size: chunked(_payload_bytes(size // 410), 1, b";" + b"e" * 400),
+}
