@@ -16,9 +16,9 @@ import pytest
 import trio
 import trio.testing
 from test_abuse import exchange, handshake, status_of
-from test_conformance import SLOW_PINGS, reference_server, serving, sio_client
+from test_conformance import SIO_PATH, SLOW_PINGS, open_polling, post, reference_server, serving, sio_client
 from worst_shapes import CONTINUATION as MORE
-from worst_shapes import PING, TEXT, WS_SHAPES, ws_frame
+from worst_shapes import PING, TEXT, WS_SHAPES, polling_body, shape, websocket_messages, ws_frame
 
 from trio_rooms.client_http import MAX_RESPONSE_HEAD, EngineClosed, EngineOptions, HttpConnection, Target
 from trio_rooms.stats import Counters
@@ -236,3 +236,44 @@ async def test_websocket_floods_at_the_payload_limit(name: str) -> None:
             await client.stream.send_all(WS_SHAPES[name](MAX_PAYLOAD - 100) + acked_echo(7))
             while (message := await client.recv_app()) != "437[7]":
                 assert isinstance(message, str)
+
+
+SOCKETIO_AT_THE_LIMIT = [
+    "escaped-quotes-unclosed",
+    "escaped-quotes-shallow",
+    "backslash-run",
+    "dense-shallow-brackets",
+    "many-placeholders",
+    "huge-ack-id",
+]
+
+
+@pytest.mark.parametrize("name", SOCKETIO_AT_THE_LIMIT)
+async def test_worst_packets_at_the_payload_limit_over_websocket(name: str) -> None:
+    """The worst Socket.IO packets just under max_payload: a refused one closes the connection (parse
+    error), an accepted one leaves it working (the echo after it is acknowledged)."""
+    worst = shape(name)
+    frames = b"".join(
+        ws_frame(TEXT, m.encode()) if isinstance(m, str) else ws_frame(0x2, m)
+        for m in websocket_messages(worst.build(MAX_PAYLOAD - 100))
+    )
+    with trio.fail_after(HANG_GUARD):
+        async with serving(reference_server(**SLOW_PINGS)) as port, sio_client(port) as client:
+            await client.stream.send_all(frames + acked_echo(8))
+            if worst.refused:
+                _code, seen = await client.wait_closed()
+                assert "438[8]" not in seen
+            else:
+                assert await client.recv_app() == "438[8]"
+
+
+@pytest.mark.parametrize("name", SOCKETIO_AT_THE_LIMIT)
+async def test_worst_packets_at_the_payload_limit_over_polling(name: str) -> None:
+    worst = shape(name)
+    body = polling_body(worst.build(MAX_PAYLOAD - 100))
+    with trio.fail_after(HANG_GUARD):
+        async with serving(reference_server(**SLOW_PINGS)) as port:
+            sid = await open_polling(port, SIO_PATH)
+            assert (await post(port, sid, "40", SIO_PATH)).text == "ok"
+            response = await post(port, sid, body, SIO_PATH)
+    assert response.status == (400 if worst.refused else 200)
