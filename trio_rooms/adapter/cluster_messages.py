@@ -51,7 +51,7 @@ __all__ = [
 ]
 
 INSTALL_HINT: Final = "the Redis adapter needs coredis and msgpack: pip install trio-rooms[redis]"
-_GC_PAUSE_BYTES: Final = 16_384
+_GC_PAUSE_BYTES: Final = 65_536
 
 
 class MessageError(ValueError):
