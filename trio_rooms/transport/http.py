@@ -24,6 +24,7 @@ __all__ = [
     "HttpResponse",
     "read_body",
     "MAX_REQUEST_HEAD_BYTES",
+    "parse_request",
     "read_request",
     "send_engine_error",
     "send_response",
@@ -134,22 +135,7 @@ async def read_request(stream: trio.abc.Stream, conn: h11.Connection) -> HttpReq
                 return None
             continue
         if isinstance(event, h11.Request):
-            if len(event.headers) > MAX_HEADERS:
-                raise h11.RemoteProtocolError("too many headers", error_status_hint=431)
-            target = event.target.decode("latin-1")
-            split = urlsplit(target)
-            try:
-                query = dict(parse_qsl(split.query, keep_blank_values=True, max_num_fields=64))
-            except ValueError:
-                raise h11.RemoteProtocolError("too many query fields", error_status_hint=400) from None
-            headers = tuple((_header_name(k), v.decode("latin-1")) for k, v in event.headers)
-            request = HttpRequest(
-                method=event.method.decode("ascii", "replace").upper(),
-                target=target,
-                path=split.path,
-                query=query,
-                headers=headers,
-            )
+            request = parse_request(event)
             if not _declares_body(request) and not request.wants_websocket():
                 # A request without a body ends here: consume its end now, so that the connection
                 # is reusable (keep-alive) once it is answered.
@@ -162,6 +148,30 @@ async def read_request(stream: trio.abc.Stream, conn: h11.Connection) -> HttpReq
         if isinstance(event, h11.ConnectionClosed):
             return None
         raise h11.RemoteProtocolError(f"unexpected {type(event).__name__}", error_status_hint=400)
+
+
+def parse_request(event: h11.Request) -> HttpRequest:
+    """The request of a parsed head: at most MAX_HEADERS headers and 64 query fields (linear time).
+
+    Raises:
+        h11.RemoteProtocolError: too many headers (431) or query fields (400).
+    """
+    if len(event.headers) > MAX_HEADERS:
+        raise h11.RemoteProtocolError("too many headers", error_status_hint=431)
+    target = event.target.decode("latin-1")
+    split = urlsplit(target)
+    try:
+        query = dict(parse_qsl(split.query, keep_blank_values=True, max_num_fields=64))
+    except ValueError:
+        raise h11.RemoteProtocolError("too many query fields", error_status_hint=400) from None
+    headers = tuple((_header_name(k), v.decode("latin-1")) for k, v in event.headers)
+    return HttpRequest(
+        method=event.method.decode("ascii", "replace").upper(),
+        target=target,
+        path=split.path,
+        query=query,
+        headers=headers,
+    )
 
 
 @dataclass(frozen=True, slots=True)
