@@ -10,6 +10,7 @@ nox.options.reuse_existing_virtualenvs = True
 TEST_DEPS = [
     "pytest>=8",
     "pytest-trio>=0.8",
+    "hypothesis>=6.100",
     "python-socketio[asyncio-client]>=5.11",
     "coredis>=6.9",
     "msgpack>=1.0",

@@ -27,7 +27,6 @@ from .protocol.websocket import text_frame
 from .stats import Counters
 from .transport.heartbeat import Heartbeats
 from .transport.http import (
-    MAX_REQUEST_HEAD_BYTES,
     EngineErrorCode,
     HttpRequest,
     HttpResponse,
@@ -37,6 +36,7 @@ from .transport.http import (
     read_request,
     send_engine_error,
     send_response,
+    server_connection,
     valid_websocket_request,
 )
 from .transport.outbound import Outbound, raw_socket
@@ -166,7 +166,7 @@ class EngineServer:
         """Serve HTTP requests until the connection closes (None) or becomes a WebSocket (returned,
         accepted, for the caller to run)."""
         opts = self.options
-        http = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_REQUEST_HEAD_BYTES)
+        http = server_connection()
         peer = _peer_address(stream)
         timeout = opts.request_timeout
         first = True

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from enum import IntEnum
 from functools import cache
@@ -25,6 +26,7 @@ from types import ModuleType
 from typing import Any, Final
 
 from ..handshake import Handshake
+from ..protocol.jsonjs import cyclic_gc_paused
 from ..protocol.socketio import Packet, PacketType
 from .base import BroadcastFlags, BroadcastOptions, Room
 
@@ -49,6 +51,7 @@ __all__ = [
 ]
 
 INSTALL_HINT: Final = "the Redis adapter needs coredis and msgpack: pip install trio-rooms[redis]"
+_GC_PAUSE_BYTES: Final = 65_536
 
 
 class MessageError(ValueError):
@@ -144,9 +147,11 @@ def decode_any(data: bytes) -> Any:
     if not data:
         raise MessageError("empty message")
     try:
-        if data[0] == 0x7B:
-            return json.loads(data)
-        return _msgpack().unpackb(data, raw=False, ext_hook=_ext_hook, strict_map_key=False)
+        # A large message may hold many containers, in no cycle: see jsonjs.GC_PAUSE_CONTAINERS.
+        with cyclic_gc_paused() if len(data) > _GC_PAUSE_BYTES else nullcontext():
+            if data[0] == 0x7B:
+                return json.loads(data)
+            return _msgpack().unpackb(data, raw=False, ext_hook=_ext_hook, strict_map_key=False)
     except MessageError:
         raise
     except ImportError:

@@ -82,7 +82,10 @@ _BINARY_EVENT: Final = PacketType.BINARY_EVENT
 _BINARY_ACK: Final = PacketType.BINARY_ACK
 
 # <type>[<attachments>-][<nsp>,][<ack id>][<JSON>]; the namespace runs to the first comma or to the end.
-_HEADER: Final = re.compile(r"([0-6])(?:([0-9]+)-)?(?:(/[^,]*),?)?([0-9]+)?")
+# Read by a scanner (``_split_header``), not by one pattern: the fields' quantifiers overlap (digits both
+# before "-" and as the ack id), and peer input gets no such pattern (DESIGN.md 2.7).
+_DIGITS: Final = re.compile(r"[0-9]*")
+_TYPE_DIGITS: Final = frozenset("0123456")
 _MAX_COUNT_DIGITS: Final = 6
 
 
@@ -202,6 +205,43 @@ def encode(packet: Packet) -> tuple[str, list[bytes]]:
 # ---------------------------------------------------------------------------------------------------------
 
 
+def _digits_end(message: str, position: int) -> int:
+    match = _DIGITS.match(message, position)
+    return position if match is None else match.end()
+
+
+def _split_header(message: str) -> tuple[str, str | None, str | None, str | None, int]:
+    """Split ``<type>[<n>-][<nsp>,][<ack id>]`` off ``message``, in one pass (linear time).
+
+    Returns:
+        The type digit, the attachment count's digits, the namespace, the ack id's digits (None when
+        absent), and where the payload starts.
+
+    Raises:
+        LocalProtocolError: the first character is not a packet type.
+    """
+    type_digit = message[:1]
+    if type_digit not in _TYPE_DIGITS:
+        raise LocalProtocolError(f"unknown Socket.IO packet type {type_digit!r}")
+    count = nsp = ack_digits = None
+    end = _digits_end(message, 1)
+    if end > 1 and message[end : end + 1] == "-":
+        count = message[1:end]
+        position = end + 1
+    else:
+        position = 1
+    if message[position : position + 1] == "/":
+        comma = message.find(",", position)
+        if comma < 0:
+            nsp, position = message[position:], len(message)
+        else:
+            nsp, position = message[position:comma], comma + 1
+    end = _digits_end(message, position)
+    if end > position:
+        ack_digits, position = message[position:end], end
+    return type_digit, count, nsp, ack_digits, position
+
+
 def _reconstruct(data: Any, buffers: list[bytes], used: set[int]) -> Any:
     """Replace placeholders in freshly decoded JSON (nesting bounded by max_depth) with the buffers."""
     if isinstance(data, list):
@@ -297,10 +337,7 @@ class Decoder:
         raise TypeError(f"message must be str or bytes, not {type(message).__name__}")
 
     def _start(self, message: str) -> Packet | None:
-        match = _HEADER.match(message)
-        if match is None:
-            raise LocalProtocolError(f"unknown Socket.IO packet type {message[:1]!r}")
-        type_digit, count, nsp, ack_digits = match.groups()
+        type_digit, count, nsp, ack_digits, start = _split_header(message)
         ptype = _PACKET_TYPES[int(type_digit)]
         binary = ptype in _BINARY_TYPES
         if binary:
@@ -317,7 +354,7 @@ class Decoder:
             if len(ack_digits) > 15:
                 raise LocalProtocolError("ack id longer than 15 digits")
             ack_id = int(ack_digits)
-        rest = message[match.end() :]
+        rest = message[start:]
         data = None
         if rest:
             if rest[0] in " \t\r\n":  # socket.io-parser would read a space as ack id 0: refuse to guess

@@ -16,21 +16,26 @@ from urllib.parse import parse_qsl, urlsplit
 import h11
 import trio
 
+from .._http11 import Http11Connection
+
 __all__ = [
     "EngineErrorCode",
     "HttpRequest",
     "HttpResponse",
     "read_body",
     "MAX_REQUEST_HEAD_BYTES",
+    "parse_request",
     "read_request",
     "send_engine_error",
     "send_response",
+    "server_connection",
     "accept_websocket",
     "linger",
     "valid_websocket_request",
 ]
 
 MAX_REQUEST_HEAD_BYTES: Final = 16 * 1024
+"""The longest request head (request line and headers, up to the blank line) accepted; longer: 431."""
 MAX_HEADERS: Final = 100
 _RECEIVE_SIZE: Final = 16 * 1024
 _WS_GUID: Final = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -111,11 +116,18 @@ def _header_name(raw: bytes) -> str:
     return name
 
 
+def server_connection() -> h11.Connection:
+    """The h11 connection of one client: the exact head limit (MAX_REQUEST_HEAD_BYTES), and h11 driven
+    in linear time whatever the client sends (``Http11Connection``)."""
+    return Http11Connection(h11.SERVER, max_incomplete_event_size=MAX_REQUEST_HEAD_BYTES)
+
+
 async def read_request(stream: trio.abc.Stream, conn: h11.Connection) -> HttpRequest | None:
     """Read one request head from ``stream``.
 
     Returns None when the peer closed before sending a request. Raises ``h11.RemoteProtocolError``
-    for a malformed or oversized head (the caller answers 400/431). The caller sets the deadline.
+    for a malformed or oversized head (the caller answers 400/431); ``conn`` from
+    ``server_connection()`` makes the head limit exact. The caller sets the deadline.
     """
     while True:
         event = conn.next_event()
@@ -126,22 +138,7 @@ async def read_request(stream: trio.abc.Stream, conn: h11.Connection) -> HttpReq
                 return None
             continue
         if isinstance(event, h11.Request):
-            if len(event.headers) > MAX_HEADERS:
-                raise h11.RemoteProtocolError("too many headers", error_status_hint=431)
-            target = event.target.decode("latin-1")
-            split = urlsplit(target)
-            try:
-                query = dict(parse_qsl(split.query, keep_blank_values=True, max_num_fields=64))
-            except ValueError:
-                raise h11.RemoteProtocolError("too many query fields", error_status_hint=400) from None
-            headers = tuple((_header_name(k), v.decode("latin-1")) for k, v in event.headers)
-            request = HttpRequest(
-                method=event.method.decode("ascii", "replace").upper(),
-                target=target,
-                path=split.path,
-                query=query,
-                headers=headers,
-            )
+            request = parse_request(event)
             if not _declares_body(request) and not request.wants_websocket():
                 # A request without a body ends here: consume its end now, so that the connection
                 # is reusable (keep-alive) once it is answered.
@@ -154,6 +151,30 @@ async def read_request(stream: trio.abc.Stream, conn: h11.Connection) -> HttpReq
         if isinstance(event, h11.ConnectionClosed):
             return None
         raise h11.RemoteProtocolError(f"unexpected {type(event).__name__}", error_status_hint=400)
+
+
+def parse_request(event: h11.Request) -> HttpRequest:
+    """The request of a parsed head: at most MAX_HEADERS headers and 64 query fields (linear time).
+
+    Raises:
+        h11.RemoteProtocolError: too many headers (431) or query fields (400).
+    """
+    if len(event.headers) > MAX_HEADERS:
+        raise h11.RemoteProtocolError("too many headers", error_status_hint=431)
+    target = event.target.decode("latin-1")
+    split = urlsplit(target)
+    try:
+        query = dict(parse_qsl(split.query, keep_blank_values=True, max_num_fields=64))
+    except ValueError:
+        raise h11.RemoteProtocolError("too many query fields", error_status_hint=400) from None
+    headers = tuple((_header_name(k), v.decode("latin-1")) for k, v in event.headers)
+    return HttpRequest(
+        method=event.method.decode("ascii", "replace").upper(),
+        target=target,
+        path=split.path,
+        query=query,
+        headers=headers,
+    )
 
 
 @dataclass(frozen=True, slots=True)

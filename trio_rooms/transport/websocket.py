@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Final
 
 import trio
 from wsproto.connection import Connection, ConnectionState, ConnectionType
-from wsproto.events import BytesMessage, CloseConnection, Ping, TextMessage
+from wsproto.events import BytesMessage, CloseConnection, Ping, Pong, TextMessage
 from wsproto.frame_protocol import CloseReason
 
 from ..errors import DisconnectReason, RemoteProtocolError
@@ -25,16 +25,32 @@ __all__ = ["WebSocketReader", "finish", "probe", "read_messages"]
 
 _RECEIVE_SIZE: Final = 64 * 1024
 _PROBE_PONG: Final = text_frame("3probe")
+_EVENTS_PER_TURN: Final = 64
+"""Frames handled between two checkpoints. One 64 KiB read can hold 10,000 tiny frames (pings, 1-byte
+fragments) at several microseconds each in wsproto: handled in one go, they held the event loop for
+100-400 ms (issue 11)."""
 
 
 class WebSocketReader:
     """Reads whole messages from one server-side WebSocket, at most ``max_message`` bytes each.
 
-    Control frames are answered through ``outbound``. After ``receive`` returned None,
-    ``reason`` tells why the connection ended and ``closing_frame()`` gives the frame to send last.
+    Control frames are answered through ``outbound``; pings are answered as RFC 6455 5.5.3 allows, one
+    pong for the pings handled in a row (the latest's). Whatever a read holds, the reader yields to the
+    other tasks every ``_EVENTS_PER_TURN`` frames. After ``receive`` returned None, ``reason`` tells why
+    the connection ended and ``closing_frame()`` gives the frame to send last.
     """
 
-    __slots__ = ("_close_code", "_outbound", "_sock", "_stream", "_ws", "max_message", "reason")
+    __slots__ = (
+        "_close_code",
+        "_handled",
+        "_outbound",
+        "_pong",
+        "_sock",
+        "_stream",
+        "_ws",
+        "max_message",
+        "reason",
+    )
 
     def __init__(
         self, stream: trio.abc.Stream, outbound: Outbound, trailing: bytes, *, max_message: int
@@ -44,8 +60,15 @@ class WebSocketReader:
         self._outbound = outbound
         self._ws = Connection(ConnectionType.SERVER, trailing_data=trailing)
         self._close_code = int(CloseReason.NORMAL_CLOSURE)
+        self._handled = 0  # frames handled since the last checkpoint
+        self._pong: Pong | None = None  # the answer to the latest ping, not sent yet
         self.max_message = max_message
         self.reason: DisconnectReason | None = None
+
+    def _send_pong(self) -> None:
+        pong, self._pong = self._pong, None
+        if pong is not None and self._ws.state is ConnectionState.OPEN:
+            self._outbound.write(self._ws.send(pong))
 
     async def receive(self) -> str | bytes | None:
         """The next complete message, or None once the WebSocket is closed (see ``reason``)."""
@@ -55,6 +78,11 @@ class WebSocketReader:
         size = 0
         while True:
             for event in ws.events():
+                self._handled += 1
+                if self._handled >= _EVENTS_PER_TURN:
+                    self._send_pong()
+                    self._handled = 0
+                    await trio.lowlevel.checkpoint()
                 if isinstance(event, TextMessage):
                     size += len(event.data)
                     text_parts.append(event.data)
@@ -62,9 +90,10 @@ class WebSocketReader:
                     size += len(event.data)
                     byte_parts.append(bytes(event.data))
                 elif isinstance(event, Ping):
-                    self._outbound.write(ws.send(event.response()))
+                    self._pong = event.response()
                     continue
                 elif isinstance(event, CloseConnection):
+                    self._send_pong()
                     if event.code in (CloseReason.NORMAL_CLOSURE, CloseReason.GOING_AWAY, 1005, 1006):
                         self.reason = DisconnectReason.TRANSPORT_CLOSE
                     else:
@@ -78,10 +107,13 @@ class WebSocketReader:
                     self.reason = DisconnectReason.TRANSPORT_ERROR
                     return None
                 if event.message_finished:
+                    self._send_pong()
                     if text_parts:
                         return text_parts[0] if len(text_parts) == 1 else "".join(text_parts)
                     return byte_parts[0] if len(byte_parts) == 1 else b"".join(byte_parts)
+            self._send_pong()
             data = await self._receive_some()
+            self._handled = 0  # _receive_some checkpoints
             if not data:
                 self.reason = DisconnectReason.TRANSPORT_CLOSE
                 return None

@@ -1,0 +1,119 @@
+"""Worst cases of every sans-IO decoder of a peer's bytes (tests/worst_shapes.py), at 1 KB, 64 KB and the
+payload limit (max_payload, 1 MB): each is decoded or refused with the documented error, within the hang
+guard.
+
+The hang guard (``elapsed < HANG_GUARD``) is not a performance figure: a linear decoder meets it many times
+over at 1 MB, a quadratic one cannot (issue 11: 32 KB took the JSON depth check 2.6 s, 96 KB 43 s).
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+from collections.abc import Callable
+from functools import partial
+from typing import Any, Final
+
+import pytest
+from worst_shapes import SHAPES, Shape, receive_over_polling, receive_over_websocket, shape
+
+from trio_rooms.adapter.cluster_messages import ClusterMessage, MessageError, Request, decode_any
+from trio_rooms.errors import LocalProtocolError, RemoteProtocolError
+from trio_rooms.protocol import engineio, jsonjs
+
+#: Seconds; see the module's docstring.
+HANG_GUARD: Final = 5.0
+MAX_PAYLOAD: Final = engineio.DEFAULT_MAX_PAYLOAD
+SIZES: Final = (1_000, 64_000, MAX_PAYLOAD)
+
+CASES = [pytest.param(s, size, id=f"{s.name}-{size}") for s in SHAPES for size in SIZES]
+
+
+def guarded(decode: Callable[[], Any], errors: tuple[type[Exception], ...]) -> bool:
+    """Run ``decode`` under the hang guard; True when it refused the input with one of ``errors``."""
+    start = time.perf_counter()
+    try:
+        decode()
+    except errors:
+        refused = True
+    else:
+        refused = False
+    elapsed = time.perf_counter() - start
+    assert elapsed < HANG_GUARD, f"{elapsed:.1f} s: not linear"
+    return refused
+
+
+def check(expected: bool | None, refused: bool) -> None:
+    if expected is not None:
+        assert refused == expected, "refused" if refused else "accepted"
+
+
+@pytest.mark.parametrize(("shape", "size"), CASES)
+def test_worst_case_is_decoded_or_refused_in_linear_time(shape: Shape, size: int) -> None:
+    messages = shape.build(size)
+    wire = messages[0]
+    assert len(wire) <= size, "the shape must fit the size"
+    if shape.kind == "socketio":
+        check(shape.refused, guarded(lambda: receive_over_websocket(messages), (RemoteProtocolError,)))
+        check(shape.refused, guarded(lambda: receive_over_polling(messages), (RemoteProtocolError,)))
+    elif shape.kind == "payload":
+        assert isinstance(wire, str)
+        check(shape.refused, guarded(lambda: engineio.decode_payload(wire), (RemoteProtocolError,)))
+    elif shape.kind == "open":
+        assert isinstance(wire, str)
+        check(shape.refused, guarded(lambda: engineio.parse_open(wire), (RemoteProtocolError,)))
+    else:
+        assert isinstance(wire, bytes)
+        check(shape.refused, guarded(lambda: decode_any(wire), (MessageError,)))
+        guarded(lambda: ClusterMessage.decode(wire), (MessageError,))
+        guarded(lambda: Request.decode(wire, "/"), (MessageError,))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_jsonjs_issue_11_shape_in_linear_time(size: int) -> None:
+    """The shape of issue 11 straight into ``jsonjs.loads``: more than ``max_depth`` opening brackets,
+    then a string of escaped quotes, closed or not (was quadratic: 32 KB took 2.6 s)."""
+    quotes = '\\"' * ((size - 50) // 2)
+    for text in ("[" * 40 + '"' + quotes, "[" * 40 + '"' + quotes + '"', '["' + quotes + '",' + "[]," * 40):
+        assert guarded(partial(jsonjs.loads, text), (LocalProtocolError,))
+
+
+def test_jsonjs_depth_check_is_exact_with_escapes() -> None:
+    """The linear depth check still reads strings as JSON does: escaped quotes and backslash runs."""
+    assert jsonjs.loads('["\\\\\\"[[[[", [[1]]]', max_depth=3) == ['\\"[[[[', [[1]]]
+    assert jsonjs.loads('["\\\\", ' + "[" * 31 + "]" * 31 + "]") == ["\\", jsonjs.loads("[" * 31 + "]" * 31)]
+    with pytest.raises(LocalProtocolError, match="deeper"):
+        jsonjs.loads('["\\\\\\\\", [[[1]]]]', max_depth=3)
+    with pytest.raises(LocalProtocolError, match="deeper"):
+        jsonjs.loads('[{"a\\"]]]]":[[{"b":"\\\\"}]]}]', max_depth=4)
+    assert jsonjs.loads('[{"a\\"]]]]":[[{"b":"\\\\"}]]}]', max_depth=5) == [{'a"]]]]': [[{"b": "\\"}]]}]
+
+
+def test_jsonjs_decodes_many_containers_without_cyclic_gc_passes() -> None:
+    """1 MB of small arrays (400,000 lists) took ~120 ms to decode, two thirds of it in the cyclic GC's
+    passes over the lists being built, which can hold no cycle: the decode pauses automatic collections,
+    then moves what it built to the oldest generation in one pass (left in the young generations, several
+    such payloads met one collection of generation 1: 240 ms). The collector is left as it was found.
+    Counted in collections and objects, not in time."""
+    text = str(shape("dense-shallow-brackets").build(MAX_PAYLOAD)[0])[1:]
+    collections = 0
+
+    def count(phase: str, info: dict[str, int]) -> None:
+        nonlocal collections
+        collections += phase == "start"
+
+    gc.callbacks.append(count)
+    try:
+        value = jsonjs.loads(text)
+    finally:
+        gc.callbacks.remove(count)
+    assert len(value) > 100_000 and gc.isenabled()
+    assert collections <= 1, f"{collections} collections"  # the one pass after the decode
+    young = len(gc.get_objects(0)) + len(gc.get_objects(1))
+    assert young < 10_000, f"{young} objects left in the young generations"
+    gc.disable()
+    try:
+        jsonjs.loads(text)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
