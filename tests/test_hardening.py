@@ -319,3 +319,19 @@ async def test_requests_cut_for_being_too_slow_are_counted() -> None:
                 while await idle.receive_some(65536):
                     pass  # answered, then closed after idle_timeout
             assert server.stats()["timed_out_requests"] == 5
+
+
+# -- the soak's finding: keep-alive answers say how long the server keeps an idle connection ----------
+async def test_keep_alive_answers_announce_the_idle_timeout() -> None:
+    """A client's pool (Node's http.Agent) closes an idle connection before the server does only if
+    the server says when: without ``Keep-Alive: timeout``, a request sent as the server closes the
+    connection fails ("socket hang up"), which the soak benchmark hit."""
+    server = trio_rooms.Server(idle_timeout=30.0)
+    with trio.fail_after(5):
+        async with serving(server) as port:
+            answer = await http_exchange(
+                port, get("/socket.io/?EIO=4&transport=polling"), read_until_close=False
+            )
+            closing = await http_exchange(port, get("/socket.io/?EIO=4&transport=polling", close=True))
+    assert re.search(rb"\r\nkeep-alive: timeout=30\r\n", answer, re.IGNORECASE), answer
+    assert not re.search(rb"\r\nkeep-alive:", closing, re.IGNORECASE), closing

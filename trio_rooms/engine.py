@@ -211,7 +211,13 @@ class EngineServer:
                 await send_engine_error(stream, http, EngineErrorCode.FORBIDDEN, 403)
                 return _KEEP
             await send_response(
-                stream, http, 204, b"", extra_headers=opts._cors.preflight_headers(request), close=False
+                stream,
+                http,
+                204,
+                b"",
+                extra_headers=opts._cors.preflight_headers(request),
+                close=False,
+                keep_alive=opts.idle_timeout,
             )
             return _KEEP
         if not opts._cors.allows(request):
@@ -298,6 +304,7 @@ class EngineServer:
             content_type=response.content_type,
             extra_headers=response.headers,
             close=close,
+            keep_alive=self.options.idle_timeout,
         )
         return _CLOSE if close else _KEEP
 
@@ -365,7 +372,9 @@ class EngineServer:
             Transport.POLLING, request, peer, isinstance(stream, trio.SSLStream)
         )
         body = str(encode_ws(session.open_packet())).encode()
-        await send_response(stream, http, 200, body, extra_headers=cors, close=False)
+        await send_response(
+            stream, http, 200, body, extra_headers=cors, close=False, keep_alive=self.options.idle_timeout
+        )
         return _KEEP
 
     async def _poll_get(
@@ -393,7 +402,15 @@ class EngineServer:
             session.get_pending = False
         if outcome != _KEEP and session.reason is DisconnectReason.TRANSPORT_CLOSE:
             return _CLOSE  # the client went away while we held its GET
-        await send_response(stream, http, 200, body.encode(), extra_headers=cors, close=outcome != _KEEP)
+        await send_response(
+            stream,
+            http,
+            200,
+            body.encode(),
+            extra_headers=cors,
+            close=outcome != _KEEP,
+            keep_alive=self.options.idle_timeout,
+        )
         return outcome
 
     def _poll_body(self, session: EngineSession) -> str:
@@ -509,7 +526,14 @@ class EngineServer:
         finally:
             session.post_pending = False
         await send_response(
-            stream, http, 200, b"ok", content_type="text/html", extra_headers=cors, close=False
+            stream,
+            http,
+            200,
+            b"ok",
+            content_type="text/html",
+            extra_headers=cors,
+            close=False,
+            keep_alive=opts.idle_timeout,
         )
         return _KEEP
 

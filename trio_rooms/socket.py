@@ -345,6 +345,7 @@ class Socket:
                         await self._slot_free.wait()
                     self._in_flight += 1
                     handlers.start_soon(self._dispatch, packet)
+                    del packet  # an idle socket keeps no payload alive (a megabyte, maybe)
         finally:
             with trio.CancelScope(shield=True) as teardown:
                 teardown.deadline = trio.current_time() + self._conn.server.teardown_timeout

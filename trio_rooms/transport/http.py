@@ -196,11 +196,17 @@ async def send_response(
     content_type: str = "text/plain; charset=UTF-8",
     extra_headers: Iterable[tuple[str, str]] = (),
     close: bool = True,
+    keep_alive: float | None = None,
 ) -> None:
-    """Send a complete response; ``close`` marks the connection to close after it."""
+    """Send a complete response; ``close`` marks the connection to close after it. Otherwise
+    ``keep_alive`` (the server's idle timeout, seconds) is announced in a ``Keep-Alive: timeout=N``
+    header, as Node's server does, so that a client's connection pool closes an idle connection
+    before the server does instead of sending a request on a connection being closed."""
     headers = [("content-type", content_type), ("content-length", str(len(body)))]
     if close:
         headers.append(("connection", "close"))
+    elif keep_alive is not None and conn.their_state is not h11.MUST_CLOSE:  # the client asked to close
+        headers.append(("keep-alive", f"timeout={max(1, int(keep_alive))}"))
     headers.extend(extra_headers)
     data = conn.send(h11.Response(status_code=status, headers=headers)) or b""
     if body:
