@@ -1,4 +1,4 @@
-"""RedisAdapter: three trio_rooms servers (separate processes, tests/cluster_server.py) on a real Redis.
+"""RedisAdapter: three trio_rooms servers (separate processes, tests/helpers/cluster_server.py) on a real Redis.
 
 Clients connect to every server over TCP; each check drives one server through its clients' events
 and asserts what every client receives. Real time throughout (subprocesses and Redis): every wait is
@@ -22,11 +22,11 @@ from typing import Any
 import msgpack  # type: ignore[import-untyped,unused-ignore]
 import pytest
 import trio
-from redis_fixtures import RedisServer
+from helpers.redis_fixtures import RedisServer
 
 from trio_rooms import Client, open_client
 from trio_rooms.adapter.base import BroadcastFlags, BroadcastOptions
-from trio_rooms.adapter.cluster_messages import (
+from trio_rooms.protocol.cluster.messages import (
     INSTALL_HINT,
     BroadcastMessage,
     ClusterMessage,
@@ -36,19 +36,19 @@ from trio_rooms.adapter.cluster_messages import (
     RequestType,
     Response,
 )
-from trio_rooms.adapter.redis_wire import ClassicWire, Op, ShardedWire
+from trio_rooms.protocol.cluster.wire import ClassicWire, Op, ShardedWire
 from trio_rooms.protocol.socketio import Packet, PacketType
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX processes and signals")
 
-SERVER_SCRIPT = Path(__file__).resolve().parent / "cluster_server.py"
+SERVER_SCRIPT = Path(__file__).resolve().parent / "helpers" / "cluster_server.py"
 STEP = 5.0  # seconds any single cluster step may take
 QUIET = 0.3  # seconds to wait for unwanted duplicates after the expected messages arrived
 
 
 # -- server processes ------------------------------------------------------------------------------------
 class ServerProcess:
-    """One cluster member process (tests/cluster_server.py, or any ``argv`` that prints
+    """One cluster member process (tests/helpers/cluster_server.py, or any ``argv`` that prints
     ``PORT <n>`` once it serves)."""
 
     def __init__(
@@ -564,7 +564,7 @@ def test_sharded_messages() -> None:
 
 def test_redis_adapter_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
     from trio_rooms import RedisAdapter
-    from trio_rooms.adapter import redis_backend
+    from trio_rooms.adapter.redis import backend as redis_backend
 
     redis_backend.import_coredis.cache_clear()
     monkeypatch.setitem(sys.modules, "coredis", None)

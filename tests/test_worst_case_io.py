@@ -15,16 +15,16 @@ from functools import partial
 import pytest
 import trio
 import trio.testing
+from helpers.worst_shapes import CONTINUATION as MORE
+from helpers.worst_shapes import PING, TEXT, WS_SHAPES, polling_body, shape, websocket_messages, ws_frame
 from test_abuse import exchange, handshake, status_of
 from test_conformance import SIO_PATH, SLOW_PINGS, open_polling, post, reference_server, serving, sio_client
-from worst_shapes import CONTINUATION as MORE
-from worst_shapes import PING, TEXT, WS_SHAPES, polling_body, shape, websocket_messages, ws_frame
 
-from trio_rooms.client_http import MAX_RESPONSE_HEAD, EngineClosed, EngineOptions, HttpConnection, Target
+from trio_rooms.client.http import MAX_RESPONSE_HEAD, EngineClosed, EngineOptions, HttpConnection, Target
+from trio_rooms.engine.h11io import MAX_REQUEST_HEAD_BYTES
+from trio_rooms.engine.outbound import Outbound
+from trio_rooms.engine.websocket import WebSocketReader
 from trio_rooms.stats import Counters
-from trio_rooms.transport.http import MAX_REQUEST_HEAD_BYTES
-from trio_rooms.transport.outbound import Outbound
-from trio_rooms.transport.websocket import WebSocketReader
 
 #: The hang guard of every test, in seconds.
 HANG_GUARD = 5.0

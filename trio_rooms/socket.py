@@ -6,27 +6,27 @@ are cancelled with it; its membership is removed synchronously in that task's ``
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import logging
 import secrets
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Set
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar
 
 import trio
 
 from ._util import check_async_callable, rooms_arg
-from .adapter.base import Room, SocketId
-from .broadcast import BroadcastOperator, event_packet
+from .broadcast import BroadcastOperator
 from .errors import AckTimeout, ConnectionRefused, Disconnected, DisconnectReason, LocalProtocolError
-from .handshake import Handshake
-from .protocol.socketio import Packet, PacketType
-from .transport.polling import Encoded
+from .protocol.encoded import Encoded
+from .protocol.socketio import Packet, PacketType, ack_args, ack_value, event_packet
+from .types import Handshake, Room, SocketId
 
 if TYPE_CHECKING:
-    from .connection import Connection
+    from .engine.session import Session
     from .namespace import Namespace
 
-__all__ = ["Socket", "ack_value", "ack_args"]
+__all__ = ["Socket", "SocketHost", "SocketOptions"]
 
 logger = logging.getLogger("trio_rooms")
 
@@ -38,27 +38,45 @@ _UNREGISTERABLE: Final = frozenset({"connect", "connect_error", "newListener", "
 _NO_ANSWER: Final = object()
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class SocketOptions:
+    """The server's limits that apply to each socket (see ``Server``)."""
+
+    send_timeout: float
+    max_pending_acks: int
+    max_events_in_flight: int
+    teardown_timeout: float
+
+
+class SocketHost(Protocol):
+    """What a socket uses of the connection that hosts it (the connection, Node's ``Client``)."""
+
+    @property
+    def session(self) -> Session:
+        """The Engine.IO session of the connection."""
+        ...
+
+    @property
+    def reason(self) -> DisconnectReason | None:
+        """Why the connection ended (None while it is open)."""
+        ...
+
+    def namespace_connected(self) -> None:
+        """A namespace of the connection connected (the connect deadline no longer applies)."""
+        ...
+
+    def forget(self, socket: Socket) -> None:
+        """``socket`` is closing: its namespace takes no more packets on this connection."""
+        ...
+
+    def disconnect_all(self) -> None:
+        """Disconnect every namespace of the connection, then close it."""
+        ...
+
+
 def new_socket_id() -> SocketId:
     """A fresh, random socket id of 128 bits (22 URL-safe characters)."""
     return SocketId(secrets.token_urlsafe(16))
-
-
-def ack_value(args: list[Any]) -> Any:
-    """The value an ack with ``args`` stands for: None, the value, or a tuple (0, 1, 2+ args)."""
-    if not args:
-        return None
-    if len(args) == 1:
-        return args[0]
-    return tuple(args)
-
-
-def ack_args(result: Any) -> list[Any]:
-    """The arguments of the ACK for a handler's return value (None: none; tuple: spread)."""
-    if result is None:
-        return []
-    if isinstance(result, tuple):
-        return list(result)
-    return [result]
 
 
 class _RoomsView(Set[Room]):
@@ -101,15 +119,18 @@ class Socket:
     #: one Python call per recipient down to the send.
     deliver: Callable[[Encoded, bool], bool]
 
-    def __init__(self, namespace: Namespace, connection: Connection, handshake: Handshake) -> None:
+    def __init__(
+        self, namespace: Namespace, host: SocketHost, handshake: Handshake, options: SocketOptions
+    ) -> None:
         self.id = new_socket_id()
         self.nsp = namespace
         self.handshake = handshake
         self.data: dict[str, Any] = {}
-        self._conn = connection
-        self._session = connection.session
+        self._host = host
+        self._options = options
+        self._session = host.session
         # A socket made before an upgrade keeps ``session.write``, which follows the upgrade.
-        self.deliver = connection.session.deliver
+        self.deliver = host.session.deliver
         self._handlers: dict[str, tuple[Handler, inspect.Signature]] = {}
         self._teardown_handlers: dict[str, list[Handler]] = {}
         self._acks: dict[int, tuple[Callable[[Any], None], Callable[[], None]]] = {}
@@ -190,7 +211,7 @@ class Socket:
             raise Disconnected(str(self._reason or "not connected"))
         session = self._session
         if session.queued_bytes >= session.max_queued_bytes:
-            with trio.move_on_after(self._conn.server.send_timeout):
+            with trio.move_on_after(self._options.send_timeout):
                 await session.wait_writable()
             if session.queued_bytes >= session.max_queued_bytes:
                 session.close_slow_consumer()
@@ -212,7 +233,7 @@ class Socket:
 
         Cancellation: the pending ack is forgotten; a late ack is ignored.
         """
-        if len(self._acks) >= self._conn.server.max_pending_acks:
+        if len(self._acks) >= self._options.max_pending_acks:
             raise LocalProtocolError(f"{len(self._acks)} acks already pending on this socket")
         ack_id = self.nsp.next_ack_id()
         packet = event_packet(self.nsp.name, event, args)
@@ -271,7 +292,7 @@ class Socket:
         until its next checkpoint, where it is cancelled with the socket's other handlers.
         """
         if close:
-            self._conn.disconnect_all()
+            self._host.disconnect_all()
         else:
             self.close_from_server()
         await trio.lowlevel.cancel_shielded_checkpoint()
@@ -288,7 +309,7 @@ class Socket:
             self._reason = reason
         self._scope.cancel()
         # From now on, a packet for this namespace finds no socket (as in Node).
-        self._conn.forget(self)
+        self._host.forget(self)
 
     # -- the socket's task ------------------------------------------------------------------------
     def on_ack(self, packet: Packet) -> None:
@@ -331,13 +352,13 @@ class Socket:
                 self._connected = True
                 nsp.adapter.add_all(self.id, (self.id,))
                 self._session.send_packet(Packet(PacketType.CONNECT, nsp.name, {"sid": self.id}))
-                self._conn.namespace_connected()
+                self._host.namespace_connected()
                 for handler in nsp.connection_handlers:
                     try:
                         await handler(self)
                     except Exception:
                         logger.exception("connection handler %r failed on %r", handler, self)
-                limit = self._conn.server.max_events_in_flight
+                limit = self._options.max_events_in_flight
                 async for packet in inbox:
                     while self._in_flight >= limit:
                         if self._slot_free is None:
@@ -348,7 +369,7 @@ class Socket:
                     del packet  # an idle socket keeps no payload alive (a megabyte, maybe)
         finally:
             with trio.CancelScope(shield=True) as teardown:
-                teardown.deadline = trio.current_time() + self._conn.server.teardown_timeout
+                teardown.deadline = trio.current_time() + self._options.teardown_timeout
                 try:
                     await self._teardown()
                 finally:
@@ -391,7 +412,7 @@ class Socket:
     async def _teardown(self) -> None:
         was_connected = self._connected
         self._connected = False
-        reason = self._reason or self._conn.reason or DisconnectReason.SERVER_SHUTTING_DOWN
+        reason = self._reason or self._host.reason or DisconnectReason.SERVER_SHUTTING_DOWN
         self._reason = reason
         for _answer, gone in list(self._acks.values()):
             gone()

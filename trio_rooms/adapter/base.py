@@ -1,60 +1,95 @@
 """The room adapter contract: membership (synchronous) and operations on sets of sockets (async).
 
 Rule: membership changes are plain ``def``s, so that cleanup in ``finally`` runs even inside a
-cancelled scope; operations that may cross servers are ``async``.
+cancelled scope; operations that may cross servers are ``async``. An adapter sees its namespace and
+that namespace's sockets through the narrow protocols below, never the Socket.IO classes.
 """
 
 from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Collection, Iterable, Mapping, Set
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, NewType, TypeAlias
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Set
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 import trio
 
+from ..protocol.encoded import Encoded
+from ..types import BroadcastFlags, BroadcastOptions, Handshake, Room, SocketId
+
 if TYPE_CHECKING:
-    from ..broadcast import RemoteSocket
-    from ..namespace import Namespace
     from ..protocol.socketio import Packet
+    from .remote import RemoteSocket
 
 __all__ = [
     "Adapter",
     "BroadcastFlags",
     "BroadcastOptions",
+    "NamespaceView",
     "Room",
     "RoomEvent",
     "SocketId",
+    "SocketView",
     "has_background_work",
 ]
 
 logger = logging.getLogger("trio_rooms")
 
-SocketId = NewType("SocketId", str)
-Room: TypeAlias = str
 RoomEvent: TypeAlias = str  # "create-room", "delete-room", "join-room", "leave-room"
 
 ROOM_EVENTS = frozenset({"create-room", "delete-room", "join-room", "leave-room"})
 
 
-@dataclass(frozen=True, slots=True)
-class BroadcastFlags:
-    """Flags of one broadcast: ``volatile`` (may be dropped), ``local`` (this server only), ``timeout``."""
+class SocketView(Protocol):
+    """What an adapter uses of one of its namespace's sockets on this server."""
 
-    volatile: bool = False
-    local: bool = False
-    timeout: float | None = None
+    @property
+    def id(self) -> SocketId: ...
+
+    @property
+    def handshake(self) -> Handshake: ...
+
+    @property
+    def data(self) -> dict[str, Any]: ...
+
+    @property
+    def rooms(self) -> Set[Room]: ...
+
+    def deliver(self, item: Encoded, volatile: bool, /) -> bool:
+        """Write a pre-encoded packet now (never awaits); False when dropped."""
+        ...
+
+    def join(self, room_or_rooms: str | Iterable[str]) -> None: ...
+
+    def leave(self, room: str) -> None: ...
+
+    def add_ack_callback(
+        self, ack_id: int, answer: Callable[[Any], None], gone: Callable[[], None]
+    ) -> None: ...
+
+    def remove_ack_callback(self, ack_id: int) -> bool: ...
+
+    async def disconnect(self, close: bool = False) -> None: ...
 
 
-@dataclass(frozen=True, slots=True)
-class BroadcastOptions:
-    """Who a broadcast reaches: members of any of ``rooms`` (everyone when empty), minus members
-    of any of ``except_rooms`` (a socket id counts as a room)."""
+class NamespaceView(Protocol):
+    """What an adapter uses of its namespace."""
 
-    rooms: frozenset[Room] = frozenset()
-    except_rooms: frozenset[Room] = frozenset()
-    flags: BroadcastFlags = field(default_factory=BroadcastFlags)
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def sockets(self) -> Mapping[SocketId, SocketView]:
+        """The connected sockets of the namespace on this server, by id."""
+        ...
+
+    def next_ack_id(self) -> int:
+        """A fresh ack id, unique in the namespace."""
+        ...
+
+    def server_side_handler(self, event: str) -> Callable[..., Awaitable[Any]] | None:
+        """The handler of ``server_side_emit(event, ...)`` from another server, if any."""
+        ...
 
 
 class Adapter(ABC):
@@ -64,7 +99,7 @@ class Adapter(ABC):
         namespace: the namespace this adapter serves.
     """
 
-    def __init__(self, namespace: Namespace) -> None:
+    def __init__(self, namespace: NamespaceView) -> None:
         self.nsp = namespace
         self._listeners: dict[RoomEvent, list[Callable[..., None]]] = {}
 

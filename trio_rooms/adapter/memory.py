@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING, Any, Final
 import trio
 
 from ..errors import AckTimeout
-from ..transport.polling import Encoded
-from .base import Adapter, BroadcastOptions, Room, SocketId
+from ..protocol.encoded import Encoded
+from ..types import BroadcastOptions, Room, SocketId
+from .base import Adapter, NamespaceView
+from .remote import RemoteSocket
 
 if TYPE_CHECKING:
-    from ..broadcast import RemoteSocket
-    from ..namespace import Namespace
     from ..protocol.socketio import Packet
 
 __all__ = ["InMemoryAdapter"]
@@ -58,7 +58,7 @@ class _AckCollector:
 class InMemoryAdapter(Adapter):
     """Rooms in memory, for one server process (the default adapter)."""
 
-    def __init__(self, namespace: Namespace) -> None:
+    def __init__(self, namespace: NamespaceView) -> None:
         super().__init__(namespace)
         self._rooms: dict[Room, set[SocketId]] = {}
         self._sids: dict[SocketId, set[Room]] = {}
@@ -246,10 +246,8 @@ class InMemoryAdapter(Adapter):
         await trio.lowlevel.checkpoint()
 
     async def fetch_sockets(self, opts: BroadcastOptions) -> list[RemoteSocket]:
-        from ..broadcast import RemoteSocket
-
         sockets = self.nsp.sockets
-        found = [RemoteSocket.of_local(sockets[sid]) for sid in self.local_targets(opts)]
+        found = [RemoteSocket.of_local(sockets[sid], self) for sid in self.local_targets(opts)]
         await trio.lowlevel.checkpoint()
         return found
 

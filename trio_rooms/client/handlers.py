@@ -11,8 +11,8 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final, TypeVar
 
-from ._util import check_async_callable
-from .protocol.socketio import RESERVED_EVENTS
+from .._util import check_async_callable
+from ..protocol.socketio import RESERVED_EVENTS
 
 __all__ = ["H", "RESERVED_HANDLERS", "Handler", "HandlerTable"]
 

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from enum import Enum, auto
 from typing import Any, Final
 
-from ..protocol.socketio import Packet
-from .base import BroadcastOptions, Room
-from .cluster_messages import (
+from ...types import BroadcastOptions, Room
+from ..socketio import Packet
+from .messages import (
     BroadcastMessage,
     ClusterMessage,
     MessageError,

@@ -25,10 +25,9 @@ from functools import cache
 from types import ModuleType
 from typing import Any, Final
 
-from ..handshake import Handshake
-from ..protocol.jsonjs import cyclic_gc_paused
-from ..protocol.socketio import Packet, PacketType
-from .base import BroadcastFlags, BroadcastOptions, Room
+from ...types import BroadcastFlags, BroadcastOptions, Handshake, Room
+from ..jsonjs import cyclic_gc_paused
+from ..socketio import Packet, PacketType
 
 __all__ = [
     "INSTALL_HINT",

@@ -16,11 +16,11 @@ from typing import Final
 import trio
 import trio_websocket
 
-from ._util import unwrap_group
-from .client_http import EngineClosed, EngineOptions, HttpConnection, Target, _closed, parse_target
-from .errors import RemoteProtocolError
-from .protocol import engineio as eio
-from .protocol.engineio import EnginePacket, EnginePacketType, OpenInfo
+from .._util import unwrap_group
+from ..errors import RemoteProtocolError
+from ..protocol import engineio as eio
+from ..protocol.engineio import EnginePacket, EnginePacketType, OpenInfo
+from .http import EngineClosed, EngineOptions, HttpConnection, Target, _closed, parse_target
 
 __all__ = ["Engine", "EngineClosed", "EngineOptions", "Target", "parse_target"]
 

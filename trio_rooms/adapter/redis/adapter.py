@@ -21,19 +21,19 @@ from typing import TYPE_CHECKING, Any, Final
 
 import trio
 
-from .._backoff import Backoff
-from ..errors import AckTimeout, AdapterError
-from ..protocol.socketio import Packet
-from ..transport.polling import Encoded
-from .base import BroadcastOptions, Room, SocketId
-from .cluster_messages import MessageError, handshake_from_json
-from .redis_backend import RedisLink, import_coredis, open_link
-from .redis_inbound import RedisInbound, _AckState, _Pending
-from .redis_wire import SUBSCRIPTION_MODES, ClassicWire, Op, ShardedWire, Wire
+from ..._backoff import Backoff
+from ...errors import AckTimeout, AdapterError
+from ...protocol.cluster.messages import MessageError, handshake_from_json
+from ...protocol.cluster.wire import SUBSCRIPTION_MODES, ClassicWire, Op, ShardedWire, Wire
+from ...protocol.encoded import Encoded
+from ...protocol.socketio import Packet
+from ..base import BroadcastOptions, Room, SocketId
+from .backend import RedisLink, import_coredis, open_link
+from .inbound import RedisInbound, _AckState, _Pending
 
 if TYPE_CHECKING:
-    from ..broadcast import RemoteSocket
-    from ..namespace import Namespace
+    from ..base import NamespaceView
+    from ..remote import RemoteSocket
 
 __all__ = ["RedisAdapter"]
 
@@ -85,7 +85,7 @@ class RedisAdapter(RedisInbound):
 
     def __init__(
         self,
-        namespace: Namespace,
+        namespace: NamespaceView,
         *,
         url: str = DEFAULT_URL,
         key: str = DEFAULT_KEY,
@@ -144,7 +144,7 @@ class RedisAdapter(RedisInbound):
         subscription_mode: str = "dynamic",
         request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
         **options: Any,
-    ) -> Callable[[Namespace], RedisAdapter]:
+    ) -> Callable[[NamespaceView], RedisAdapter]:
         """The ``adapter=`` argument of ``Server``: one RedisAdapter per namespace.
 
         Args:
@@ -160,7 +160,7 @@ class RedisAdapter(RedisInbound):
             ValueError: an invalid option.
         """
         import_coredis()
-        from .cluster_messages import encode_msgpack
+        from ...protocol.cluster.messages import encode_msgpack
 
         encode_msgpack(None)  # msgpack is there too
         if subscription_mode not in SUBSCRIPTION_MODES:
@@ -446,7 +446,7 @@ class RedisAdapter(RedisInbound):
             )
         except AckTimeout as exc:
             raise AdapterError(f"fetch_sockets: {exc}") from None
-        from ..broadcast import RemoteSocket
+        from ..remote import RemoteSocket
 
         for answer in answers:
             for item in answer if isinstance(answer, list) else ():

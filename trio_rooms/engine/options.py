@@ -7,11 +7,11 @@ import ipaddress
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from .transport.heartbeat import DEFAULT_RESOLUTION
-from .transport.http import HttpRequest, HttpResponse
-from .transport.outbound import DEFAULT_MAX_QUEUED_BYTES
-from .transport.policy import CorsOrigins, CorsPolicy
-from .transport.session import Transport
+from ..types import Transport
+from .heartbeat import DEFAULT_RESOLUTION
+from .http import HttpRequest, HttpResponse
+from .outbound import DEFAULT_MAX_QUEUED_BYTES
+from .policy import CorsOrigins, CorsPolicy
 
 __all__ = ["AllowRequest", "EngineOptions", "Fallback"]
 
@@ -43,13 +43,17 @@ class EngineOptions:
         fallback: ``async (request) -> HttpResponse | None`` for requests outside ``path``.
         heartbeat_resolution: pings and pong deadlines are due on ticks of this many seconds
             (one wake-up serves every session due at a tick); 0 makes them exact.
+
+    Derived (not arguments):
+        cors_policy: the CORS policy built from the two ``cors_*`` options.
+        proxy_networks: ``trusted_proxies`` as networks.
     """
 
     ping_interval: float = 25.0
     ping_timeout: float = 20.0
     max_payload: int = 1_000_000
     path: str = "/engine.io/"
-    transports: tuple[str, ...] = (Transport.POLLING, Transport.WEBSOCKET)
+    transports: tuple[Transport, ...] = (Transport.POLLING, Transport.WEBSOCKET)
     cors_allowed_origins: CorsOrigins = None
     cors_credentials: bool | None = None
     allow_request: AllowRequest | None = None
@@ -61,8 +65,8 @@ class EngineOptions:
     close_timeout: float = 2.0
     fallback: Fallback | None = None
     heartbeat_resolution: float = DEFAULT_RESOLUTION
-    _networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = field(init=False, repr=False)
-    _cors: CorsPolicy = field(init=False, repr=False)
+    proxy_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = field(init=False, repr=False)
+    cors_policy: CorsPolicy = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         for name in ("ping_interval", "ping_timeout", "request_timeout", "idle_timeout",
@@ -73,11 +77,14 @@ class EngineOptions:
             value = getattr(self, name)
             if not (isinstance(value, int) and value > 0):
                 raise ValueError(f"{name} must be a positive int")
-        transports = tuple(self.transports)
-        if not transports or not set(transports) <= {Transport.POLLING, Transport.WEBSOCKET}:
+        try:
+            transports = tuple(Transport(name) for name in self.transports)
+        except ValueError:
+            transports = ()
+        if not transports:
             raise ValueError('transports must be a non-empty subset of ("polling", "websocket")')
         object.__setattr__(self, "transports", transports)
         object.__setattr__(self, "path", "/" + self.path.strip("/") + "/")
         networks = tuple(ipaddress.ip_network(p, strict=False) for p in self.trusted_proxies)
-        object.__setattr__(self, "_networks", networks)
-        object.__setattr__(self, "_cors", CorsPolicy.of(self.cors_allowed_origins, self.cors_credentials))
+        object.__setattr__(self, "proxy_networks", networks)
+        object.__setattr__(self, "cors_policy", CorsPolicy.of(self.cors_allowed_origins, self.cors_credentials))

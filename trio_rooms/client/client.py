@@ -17,13 +17,21 @@ from typing import Any, Final
 
 import trio
 
-from ._backoff import Backoff
-from ._util import unwrap_group
-from .client_handlers import H, Handler, HandlerTable
-from .client_transport import Engine, EngineClosed, EngineOptions, parse_target
-from .errors import AckTimeout, Disconnected, NamespaceRejected, RemoteProtocolError
-from .protocol.socketio import MAX_ACK_ID, RESERVED_EVENTS, Decoder, Packet, PacketType, encode
-from .socket import ack_args, ack_value
+from .._backoff import Backoff
+from .._util import unwrap_group
+from ..errors import AckTimeout, Disconnected, NamespaceRejected, RemoteProtocolError
+from ..protocol.socketio import (
+    MAX_ACK_ID,
+    RESERVED_EVENTS,
+    Decoder,
+    Packet,
+    PacketType,
+    ack_args,
+    ack_value,
+    encode,
+)
+from .handlers import H, Handler, HandlerTable
+from .transport import Engine, EngineClosed, EngineOptions, parse_target
 
 __all__ = ["Client", "open_client"]
 

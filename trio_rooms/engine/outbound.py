@@ -11,29 +11,21 @@ from __future__ import annotations
 
 import collections
 import math
-import socket as _stdlib_socket
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
 
 import trio
 
 from ..stats import Counters
+from .rawsocket import raw_socket
 
 if TYPE_CHECKING:
-    from .polling import Encoded
+    from ..protocol.encoded import Encoded
 
-__all__ = ["Outbound", "DEFAULT_MAX_QUEUED_BYTES", "raw_socket"]
+__all__ = ["DEFAULT_MAX_QUEUED_BYTES", "Outbound"]
 
 DEFAULT_MAX_QUEUED_BYTES: Final = 4 * 1024 * 1024
 _COALESCE_LIMIT: Final = 256 * 1024
-
-
-def raw_socket(stream: trio.abc.Stream) -> _stdlib_socket.socket | None:
-    """The stdlib socket behind a plain trio SocketStream, for the fast lanes; None otherwise."""
-    if not isinstance(stream, trio.SocketStream):
-        return None
-    raw = getattr(stream.socket, "_sock", None)
-    return raw if isinstance(raw, _stdlib_socket.socket) else None
 
 
 def _ignore() -> None:

@@ -16,7 +16,7 @@ import trio
 
 import trio_rooms
 
-INTEROP_DIR = Path(__file__).parent / "interop"
+INTEROP_DIR = Path(__file__).resolve().parent.parent / "interop"
 
 
 def missing(reason: str) -> NoReturn:

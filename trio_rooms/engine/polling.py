@@ -1,73 +1,19 @@
-"""Encoded packets (both wire forms, built once) and the long-polling outbound buffer.
+"""The long-polling outbound buffer: what waits for the next GET, bounded like the WebSocket lanes.
 
-Rule: a packet is encoded once per broadcast: the WebSocket frames eagerly (most clients), the
-long-polling text lazily and cached, so that every polling recipient shares one string.
+Rule: writes never await; a GET takes everything queued at once, as one payload of pre-encoded texts.
 """
 
 from __future__ import annotations
 
-import base64
 import socket
 from collections.abc import Callable
-from typing import Final
 
 import trio
 
-from ..protocol.engineio import RECORD_SEPARATOR
-from ..protocol.socketio import Packet, encode
-from ..protocol.websocket import binary_frame, text_frame
+from ..protocol.encoded import Encoded, polling_payload
 from ..stats import Counters
 
-__all__ = ["CLOSE_ITEM", "Encoded", "NOOP_ITEM", "PING_ITEM", "PollBuffer", "control"]
-
-
-class Encoded:
-    """Engine.IO packets in both wire forms: one Socket.IO packet with its attachments, one
-    control packet, or one binary message.
-
-    Attributes:
-        frames: the WebSocket frames (a text frame per text packet, a binary frame per binary one).
-        polling: the long-polling payload segment (packets joined by "\x1e", binary as "b" + base64).
-    """
-
-    __slots__ = ("_polling", "_segments", "frames")
-
-    def __init__(self, segments: tuple[str | bytes, ...]) -> None:
-        self._segments = segments
-        self._polling: str | None = None
-        frames = b""
-        for segment in segments:
-            frames += text_frame(segment) if isinstance(segment, str) else binary_frame(segment)
-        self.frames = frames
-
-    @classmethod
-    def of(cls, packet: Packet) -> Encoded:
-        """The Engine.IO MESSAGE(s) carrying Socket.IO ``packet`` and its attachments."""
-        text, attachments = encode(packet)
-        return cls(("4" + text, *attachments))
-
-    @property
-    def polling(self) -> str:
-        segment = self._polling
-        if segment is None:
-            parts = [
-                s if isinstance(s, str) else "b" + base64.b64encode(s).decode("ascii") for s in self._segments
-            ]
-            segment = self._polling = RECORD_SEPARATOR.join(parts)
-        return segment
-
-    def __repr__(self) -> str:
-        return f"<Encoded {self._segments!r:.60}>"
-
-
-def control(text: str) -> Encoded:
-    """An Engine.IO packet given by its text ("2", "3probe", "6", "1", "4hello")."""
-    return Encoded((text,))
-
-
-PING_ITEM: Final = control("2")
-NOOP_ITEM: Final = control("6")
-CLOSE_ITEM: Final = control("1")
+__all__ = ["PollBuffer"]
 
 
 def _ignore() -> None:
@@ -194,9 +140,4 @@ class PollBuffer:
 
     def payload(self) -> str:
         """``take()`` as one long-polling body ("6" when nothing is queued)."""
-        items = self.take()
-        if not items:
-            return "6"
-        if len(items) == 1:
-            return items[0].polling
-        return RECORD_SEPARATOR.join(item.polling for item in items)
+        return polling_payload(self.take())

@@ -1,12 +1,38 @@
-"""The handshake details of a socket, with the fields of Node's ``socket.handshake``."""
+"""The bottom of the house: small shared values that every layer may use (it imports nothing above).
+
+Rule: plain data only: names for ids and rooms, the transports, a socket's handshake, who a broadcast
+reaches. No behaviour that needs another module of trio_rooms.
+"""
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from enum import StrEnum
+from typing import Any, NewType, TypeAlias
 
-__all__ = ["Handshake", "js_date_string"]
+__all__ = [
+    "BroadcastFlags",
+    "BroadcastOptions",
+    "Handshake",
+    "Room",
+    "SocketId",
+    "Transport",
+    "js_date_string",
+]
+
+SocketId = NewType("SocketId", str)
+"""A socket's id: random, per namespace (also the name of the socket's own room)."""
+
+Room: TypeAlias = str
+"""A room name."""
+
+
+class Transport(StrEnum):
+    """The Engine.IO transports, with their wire names (the ``transport`` query parameter)."""
+
+    POLLING = "polling"
+    WEBSOCKET = "websocket"
 
 
 def js_date_string(epoch: float) -> str:
@@ -16,7 +42,8 @@ def js_date_string(epoch: float) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Handshake:
-    """What the client sent when it connected (read by attribute).
+    """What the client sent when it connected (read by attribute), with the fields of Node's
+    ``socket.handshake``.
 
     Attributes:
         headers: the HTTP request headers, names in lower case.
@@ -53,3 +80,22 @@ class Handshake:
             "query": self.query,
             "auth": self.auth,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class BroadcastFlags:
+    """Flags of one broadcast: ``volatile`` (may be dropped), ``local`` (this server only), ``timeout``."""
+
+    volatile: bool = False
+    local: bool = False
+    timeout: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BroadcastOptions:
+    """Who a broadcast reaches: members of any of ``rooms`` (everyone when empty), minus members
+    of any of ``except_rooms`` (a socket id counts as a room)."""
+
+    rooms: frozenset[Room] = frozenset()
+    except_rooms: frozenset[Room] = frozenset()
+    flags: BroadcastFlags = field(default_factory=BroadcastFlags)

@@ -16,10 +16,11 @@ from wsproto.frame_protocol import CloseReason
 from ..errors import DisconnectReason, RemoteProtocolError
 from ..protocol.engineio import EnginePacketType, decode_ws
 from ..protocol.websocket import text_frame
-from .outbound import Outbound, raw_socket
+from .outbound import Outbound
+from .rawsocket import raw_socket
 
 if TYPE_CHECKING:
-    from .session import EngineSession
+    from .session import Session
 
 __all__ = ["WebSocketReader", "finish", "probe", "read_messages"]
 
@@ -168,14 +169,14 @@ async def finish(outbound: Outbound, reader: WebSocketReader, close_timeout: flo
     outbound.abort()
 
 
-async def read_messages(session: EngineSession, reader: WebSocketReader, scope: trio.CancelScope) -> None:
+async def read_messages(session: Session, reader: WebSocketReader, scope: trio.CancelScope) -> None:
     """Feed the session every packet the client sends until either side ends (``scope`` is the
     session's way to stop this reader when it closes)."""
     with scope:
         while True:
             message = await reader.receive()
             if message is None:
-                session.end(reader.reason or DisconnectReason.TRANSPORT_CLOSE)
+                session.close(reader.reason or DisconnectReason.TRANSPORT_CLOSE)
                 return
             try:
                 packet = decode_ws(message)
@@ -185,7 +186,7 @@ async def read_messages(session: EngineSession, reader: WebSocketReader, scope: 
             await session.feed(packet)
 
 
-async def probe(session: EngineSession, outbound: Outbound, reader: WebSocketReader) -> bool:
+async def probe(session: Session, outbound: Outbound, reader: WebSocketReader) -> bool:
     """The upgrade handshake on a polling session's new WebSocket: "2probe" -> "3probe", then "5".
 
     Returns True once "5" arrived; False when the client sent anything else or went away.

@@ -1,36 +1,34 @@
-"""HTTP/1.1 on h11: read one bounded request, answer errors, hand a WebSocket upgrade over.
+"""The native front door's HTTP/1.1, on h11: read one bounded request, answer, hand a WebSocket over.
 
-Rule: every read here has a size bound (h11's incomplete-event limit) and a deadline (the caller's).
+Rule: every read here has a size bound (the exact head limit of ``Http11Connection``, ``max_payload``
+for bodies) and a deadline (the caller's).
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
-import json
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Final
 from urllib.parse import parse_qsl, urlsplit
 
 import h11
 import trio
 
-from .._http11 import Http11Connection
+from ..protocol.http11 import Http11Connection
+from .http import EngineErrorCode, HttpRequest, engine_error_body
 
 __all__ = [
-    "EngineErrorCode",
-    "HttpRequest",
-    "HttpResponse",
-    "read_body",
+    "MAX_HEADERS",
     "MAX_REQUEST_HEAD_BYTES",
+    "accept_websocket",
+    "linger",
     "parse_request",
+    "read_body",
     "read_request",
     "send_engine_error",
     "send_response",
     "server_connection",
-    "accept_websocket",
-    "linger",
     "valid_websocket_request",
 ]
 
@@ -42,63 +40,6 @@ _WS_GUID: Final = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 #: The client's states once its whole request was read: DONE, or MUST_CLOSE for a request that
 #: asked to close the connection after the answer ("Connection: close").
 _REQUEST_READ: Final = (h11.DONE, h11.MUST_CLOSE)
-
-
-class EngineErrorCode:
-    """The error codes of the reference Engine.IO server (JSON body of a 400/403 answer)."""
-
-    UNKNOWN_TRANSPORT: Final = 0
-    UNKNOWN_SID: Final = 1
-    BAD_HANDSHAKE_METHOD: Final = 2
-    BAD_REQUEST: Final = 3
-    FORBIDDEN: Final = 4
-    UNSUPPORTED_PROTOCOL_VERSION: Final = 5
-
-    MESSAGES: Final = {
-        0: "Transport unknown",
-        1: "Session ID unknown",
-        2: "Bad handshake method",
-        3: "Bad request",
-        4: "Forbidden",
-        5: "Unsupported protocol version",
-    }
-
-
-@dataclass(frozen=True, slots=True)
-class HttpRequest:
-    """One parsed HTTP request head.
-
-    Attributes:
-        method: upper-case method.
-        target: the raw request target (path and query).
-        path: the path part of the target.
-        query: the query parameters (the last value wins for a repeated name).
-        headers: header names lower-cased, values decoded as latin-1, in arrival order.
-    """
-
-    method: str
-    target: str
-    path: str
-    query: dict[str, str]
-    headers: tuple[tuple[str, str], ...]
-
-    def header(self, name: str) -> str | None:
-        """The values of header ``name`` (lower case) joined by ", ", or None when absent."""
-        values = [v for k, v in self.headers if k == name]
-        return ", ".join(values) if values else None
-
-    def header_dict(self) -> dict[str, str]:
-        """All headers as a dict, repeated names joined by ", " (as Node's ``req.headers``)."""
-        out: dict[str, str] = {}
-        for k, v in self.headers:
-            out[k] = f"{out[k]}, {v}" if k in out else v
-        return out
-
-    def wants_websocket(self) -> bool:
-        """True when this is a WebSocket upgrade request."""
-        upgrade = (self.header("upgrade") or "").lower()
-        connection = (self.header("connection") or "").lower()
-        return upgrade == "websocket" and "upgrade" in [t.strip() for t in connection.split(",")]
 
 
 #: Header names seen so far, decoded once and shared by every request (each connection's handshake
@@ -177,16 +118,6 @@ def parse_request(event: h11.Request) -> HttpRequest:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class HttpResponse:
-    """A complete HTTP response (what a ``fallback`` handler returns for its own pages)."""
-
-    status: int
-    body: bytes = b""
-    content_type: str = "text/plain; charset=UTF-8"
-    headers: tuple[tuple[str, str], ...] = ()
-
-
 async def send_response(
     stream: trio.abc.Stream,
     conn: h11.Connection,
@@ -251,19 +182,18 @@ async def read_body(stream: trio.abc.Stream, conn: h11.Connection, *, limit: int
 async def send_engine_error(
     stream: trio.abc.Stream,
     conn: h11.Connection,
-    code: int,
+    code: EngineErrorCode,
     status: int = 400,
     *,
     extra_headers: Iterable[tuple[str, str]] = (),
     close: bool = False,
 ) -> None:
     """Answer with the reference server's JSON error ``{"code": N, "message": "..."}``."""
-    body = json.dumps({"code": code, "message": EngineErrorCode.MESSAGES[code]}, separators=(",", ":"))
     await send_response(
         stream,
         conn,
         status,
-        body.encode(),
+        engine_error_body(code),
         content_type="application/json",
         extra_headers=extra_headers,
         close=close,

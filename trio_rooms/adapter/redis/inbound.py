@@ -16,12 +16,12 @@ from typing import Any
 
 import trio
 
-from ..errors import AdapterError
-from ..protocol.socketio import Packet
-from ..transport.polling import Encoded
-from .base import BroadcastOptions, SocketId
-from .memory import InMemoryAdapter
-from .redis_wire import Inbound, Op, Wire
+from ...errors import AdapterError
+from ...protocol.cluster.wire import Inbound, Op, Wire
+from ...protocol.encoded import Encoded
+from ...protocol.socketio import Packet
+from ..base import BroadcastOptions, SocketId
+from ..memory import InMemoryAdapter
 
 __all__ = ["RedisInbound"]
 
@@ -237,7 +237,7 @@ class RedisInbound(InMemoryAdapter):
 
     async def _run_server_side_handler(self, msg: Inbound) -> None:
         event, *args = msg.value
-        handler = self.nsp.event_handlers.get(event)
+        handler = self.nsp.server_side_handler(event)
         if handler is None:
             logger.debug("redis adapter %s: no handler for server-side event %r", self.uid, event)
             await trio.lowlevel.checkpoint()

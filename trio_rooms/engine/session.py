@@ -1,41 +1,77 @@
-"""An Engine.IO v4 session: heartbeat, inbound messages, and its current transport's outbound path.
+"""One Engine.IO v4 session: its state, heartbeat, inbound messages and its transport's outbound path.
 
 Rule: a session starts on long-polling or on WebSocket and may upgrade once, from polling to
-WebSocket, without losing or duplicating a packet. Whatever the transport, writes never await:
-``write`` hands pre-encoded packets to the WebSocket's two lanes or to the polling buffer.
+WebSocket, without losing or duplicating a packet. Its state moves one way (``SessionState``), by
+the methods below only. Whatever the transport, writes never await: ``write`` hands pre-encoded
+packets to the WebSocket's sink or to the polling buffer. The session knows no front door: the native
+HTTP server and any other feed it packets and attach sinks the same way.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Final
+from collections.abc import Awaitable, Callable
+from enum import Enum, auto
+from typing import Final, Protocol
 
 import trio
 
-from ..errors import DisconnectReason, RemoteProtocolError
+from ..errors import DisconnectReason, LocalProtocolError, RemoteProtocolError
+from ..protocol.encoded import CLOSE_ITEM, NOOP_ITEM, PING_ITEM, Encoded, polling_payload
 from ..protocol.engineio import EnginePacket, EnginePacketType, open_packet
 from ..protocol.socketio import Packet
 from ..stats import Counters
+from ..types import Transport
 from .heartbeat import Heartbeats
-from .http import HttpRequest
-from .outbound import Outbound
-from .polling import CLOSE_ITEM, NOOP_ITEM, PING_ITEM, Encoded, PollBuffer
+from .polling import PollBuffer
 
-__all__ = ["EngineSession", "Transport", "new_engine_sid"]
+__all__ = ["Receiver", "Session", "SessionState", "WebSocketSink", "new_engine_sid"]
 
 logger = logging.getLogger("trio_rooms")
 
-#: Messages received but not yet taken by the session's consumer; then reading pauses.
-INBOUND_SIZE: Final = 64
+Receiver = Callable[[str | bytes], Awaitable[None]]
+"""Takes each message of a session, in order, from the task that read it."""
+
+#: Server-decided closes after which a polling session stays findable until a GET has collected its
+#: last packets (as the reference server drains its buffer before closing). Any other close (an
+#: error, a ping timeout, the client's own close) forgets the session at once.
+_COLLECTABLE: Final = frozenset(
+    {
+        DisconnectReason.FORCED_CLOSE,
+        DisconnectReason.FORCED_SERVER_CLOSE,
+        DisconnectReason.SERVER_SHUTTING_DOWN,
+    }
+)
 
 
-class Transport:
-    POLLING: Final = "polling"
-    WEBSOCKET: Final = "websocket"
+class SessionState(Enum):
+    """Where a session is in its life. It only moves down this list (UPGRADING may go back to OPEN
+    when an upgrade fails)."""
+
+    OPEN = auto()
+    """Open on its transport (``Session.transport``)."""
+    UPGRADING = auto()
+    """On long-polling, the WebSocket probe answered: a pending GET gets a noop, the client's "5" is
+    awaited on the WebSocket."""
+    CLOSED = auto()
+    """Ended (``Session.reason`` says why)."""
+
+
+class WebSocketSink(Protocol):
+    """Where a WebSocket session's packets go (the native front door's ``Outbound``, or another)."""
+
+    @property
+    def queued_bytes(self) -> int: ...
+
+    def deliver(self, item: Encoded, volatile: bool = False) -> bool:
+        """Send a pre-encoded packet, in order, never awaiting; False when dropped."""
+        ...
+
+    async def wait_writable(self) -> None:
+        """Wait until the queued bytes are under the bound (or the sink closed)."""
+        ...
 
 
 def new_engine_sid() -> str:
@@ -43,66 +79,78 @@ def new_engine_sid() -> str:
     return secrets.token_urlsafe(15)
 
 
-class EngineSession:
+async def _ignore_message(message: str | bytes) -> None:
+    await trio.lowlevel.checkpoint()
+
+
+class Session:
     """One Engine.IO session (one client connection, whatever its transport).
 
-    ``async for message in session`` yields each message (str or bytes) until the session ends;
-    ``send``/``write`` send. Created by the engine server, never by applications.
+    Args:
+        transport: the transport it opens on.
+        ping_interval: seconds between pings (after each pong).
+        ping_timeout: seconds a pong may take.
+        max_payload: the largest message or polling body accepted.
+        max_queued_bytes: the slow-consumer bound of its outbound path.
+        upgrades: what a polling session may upgrade to.
+        counters: the server's counters.
+        address: the client's address.
+        secure: whether it came over TLS.
     """
 
     def __init__(
         self,
         *,
-        transport: str,
+        transport: Transport,
         ping_interval: float,
         ping_timeout: float,
         max_payload: int,
         max_queued_bytes: int,
-        upgrades: tuple[str, ...],
+        upgrades: tuple[Transport, ...],
         counters: Counters,
+        address: str = "",
+        secure: bool = False,
     ) -> None:
         self.sid = new_engine_sid()
         self.transport = transport
+        self.state = SessionState.OPEN
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
         self.max_payload = max_payload
-        self.upgrades = upgrades if transport == Transport.POLLING else ()
+        self.upgrades = upgrades if transport is Transport.POLLING else ()
         self.counters = counters
+        self.address = address
+        self.secure = secure
         self.reason: DisconnectReason | None = None
         #: True when the client asked to close (a close packet): a pending GET then gets a noop.
         self.closed_by_client = False
-        self.outbound: Outbound | None = None
+        self.sink: WebSocketSink | None = None
         self.poll = PollBuffer(max_bytes=max_queued_bytes, counters=counters, on_overflow=self._overflow)
         self.get_pending = False
         self.post_pending = False
-        self.upgrading = False
+        self._receiver: Receiver = _ignore_message
         self._closed = trio.Event()
         self._pong_deadline = math.inf
         self._hb_generation = 0
         self._heartbeats: Heartbeats | None = None
-        # Messages go to the receiver when one is set (the Socket.IO server's), else to a channel
-        # made on first use (``async for message in session``).
-        self._receiver: Callable[[str | bytes], Awaitable[None]] | None = None
-        self._inbound_send: trio.MemorySendChannel[str | bytes] | None = None
-        self._inbound: trio.MemoryReceiveChannel[str | bytes] | None = None
         self._ws_scope: trio.CancelScope | None = None
         self._end_callbacks: list[Callable[[], None]] = []
-        #: The request that opened the session (the Socket.IO server drops it once it has made the
-        #: handshake from it), the client's address, and whether it came over TLS.
-        self.request: HttpRequest | None = None
-        self.address = ""
-        self.secure = False
         self._final_delivered = False
         self._final_event: trio.Event | None = None
 
     def __repr__(self) -> str:
-        return f"<EngineSession {self.sid} {self.transport} reason={self.reason}>"
+        return f"<Session {self.sid} {self.transport} {self.state.name} reason={self.reason}>"
 
     # -- state ------------------------------------------------------------------------------------
     @property
     def closed(self) -> bool:
         """True once the session ended (``reason`` says why)."""
-        return self.reason is not None
+        return self.state is SessionState.CLOSED
+
+    @property
+    def upgrading(self) -> bool:
+        """True between a successful probe and the end of the upgrade."""
+        return self.state is SessionState.UPGRADING
 
     def open_packet(self) -> EnginePacket:
         """The open packet of this session (exact milliseconds, sub-second values included)."""
@@ -121,28 +169,31 @@ class EngineSession:
     @property
     def queued_bytes(self) -> int:
         """Bytes waiting to be sent on the current transport."""
-        return self.outbound.queued_bytes if self.outbound is not None else self.poll.queued_bytes
+        return self.sink.queued_bytes if self.sink is not None else self.poll.queued_bytes
 
     @property
     def max_queued_bytes(self) -> int:
         """The slow-consumer bound."""
         return self.poll.max_bytes
 
+    def set_receiver(self, receiver: Receiver) -> None:
+        """Hand every message to ``await receiver(message)``, in order, from the task that reads it
+        (the WebSocket's reader or the POST's): the transport reads no further until it returns.
+        Set once by the engine when it opens the session, before the transport reads anything."""
+        self._receiver = receiver
+
     # -- writing ----------------------------------------------------------------------------------
     @property
     def deliver(self) -> Callable[[Encoded, bool], bool]:
         """What writes a pre-encoded packet now (never awaits; the broadcast path): ``write`` while
-        the session polls, its WebSocket's ``Outbound.deliver`` once it has one (one call less)."""
-        return self.outbound.deliver if self.outbound is not None else self.write
+        the session polls, its WebSocket sink's ``deliver`` once it has one (one call less)."""
+        return self.sink.deliver if self.sink is not None else self.write
 
     def write(self, item: Encoded, volatile: bool = False) -> bool:
-        """Send a pre-encoded packet on the current transport (never awaits); False when dropped.
-
-        This is the broadcast path (``Socket.deliver`` is this method): keep it short.
-        """
-        outbound = self.outbound
-        if outbound is not None:
-            return outbound.write(item.frames, volatile)
+        """Send a pre-encoded packet on the current transport (never awaits); False when dropped."""
+        sink = self.sink
+        if sink is not None:
+            return sink.deliver(item, volatile)
         if self.reason is not None:
             return False
         return self.poll.write(item, volatile=volatile)
@@ -154,75 +205,31 @@ class EngineSession:
     async def wait_writable(self) -> None:
         """Wait until the current transport's queue is under the bound (or the session ends)."""
         while self.queued_bytes >= self.max_queued_bytes and self.reason is None:
-            if self.outbound is not None:
-                await self.outbound.wait_writable()
+            if self.sink is not None:
+                await self.sink.wait_writable()
             else:
                 await self.poll.wait_writable()
         await trio.lowlevel.checkpoint()
 
-    async def send(self, message: str | bytes) -> None:
-        """Send one Engine.IO message, waiting for queue space (the public Engine.IO API).
-
-        Raises:
-            trio.ClosedResourceError: the session is closed.
-        """
-        await self.wait_writable()
-        if self.reason is not None:
-            raise trio.ClosedResourceError(f"session closed: {self.reason}")
-        self.write(Encoded(("4" + message,) if isinstance(message, str) else (bytes(message),)))
-
     # -- reading ----------------------------------------------------------------------------------
-    def __aiter__(self) -> AsyncIterator[str | bytes]:
-        return self._messages()
-
-    def _channel(self) -> tuple[trio.MemorySendChannel[str | bytes], trio.MemoryReceiveChannel[str | bytes]]:
-        if self._inbound_send is None or self._inbound is None:
-            self._inbound_send, self._inbound = trio.open_memory_channel[str | bytes](INBOUND_SIZE)
-            if self.reason is not None:
-                self._inbound_send.close()
-        return self._inbound_send, self._inbound
-
-    async def _messages(self) -> AsyncIterator[str | bytes]:
-        # After the session ended, what the client sent before ending it is still yielded (a
-        # DISCONNECT followed by a close, say), then the iteration stops.
-        _send, inbound = self._channel()
-        while True:
-            try:
-                message = await inbound.receive()
-            except (trio.EndOfChannel, trio.ClosedResourceError):
-                return
-            yield message
-
-    def set_receiver(self, receiver: Callable[[str | bytes], Awaitable[None]]) -> None:
-        """Hand every message to ``await receiver(message)``, in order, from the task that reads it
-        (the WebSocket's reader or the POST's), instead of ``async for``: the transport reads no
-        further until it returns. Set it once, before the first message (the Socket.IO server does)."""
-        self._receiver = receiver
-
     async def feed(self, packet: EnginePacket) -> None:
         """Handle one Engine.IO packet from the client (from a POST or the WebSocket).
 
-        Waits while the consumer's queue is full (so reading pauses). A packet a client may not
-        send closes the session with "parse error".
+        A packet a client may not send closes the session with "parse error".
         """
         kind = packet.type
         if kind is EnginePacketType.MESSAGE:
-            if self._receiver is not None:
-                if self.reason is None:
-                    await self._receiver(packet.data)
-                else:
-                    await trio.lowlevel.checkpoint()  # the session ended: the message is moot
-                return
-            # Closed meanwhile: the message is moot.
-            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
-                await self._channel()[0].send(packet.data)
+            if self.reason is None:
+                await self._receiver(packet.data)
+            else:
+                await trio.lowlevel.checkpoint()  # the session ended: the message is moot
         elif kind is EnginePacketType.PONG:
             if self._pong_deadline != math.inf:
                 self._next_ping(trio.current_time())
             await trio.lowlevel.checkpoint()
         elif kind is EnginePacketType.CLOSE:
             self.closed_by_client = True
-            self.end(DisconnectReason.TRANSPORT_CLOSE)
+            self.close(DisconnectReason.TRANSPORT_CLOSE)
             await trio.lowlevel.checkpoint()
         elif kind is EnginePacketType.NOOP:
             await trio.lowlevel.checkpoint()
@@ -234,31 +241,26 @@ class EngineSession:
         """Count, log in one line and close with "parse error"."""
         self.counters.protocol_errors += 1
         logger.warning("closing Engine.IO session %s: %s: %s", self.sid, type(exc).__name__, exc.message)
-        self.end(DisconnectReason.PARSE_ERROR)
+        self.close(DisconnectReason.PARSE_ERROR)
 
     # -- closing ----------------------------------------------------------------------------------
-    async def close(self) -> None:
-        """Close the session (reason "forced close"); what is queued is still flushed."""
-        self.end(DisconnectReason.FORCED_CLOSE)
-        await trio.lowlevel.checkpoint()
-
-    def on_end(self, callback: Callable[[], None]) -> None:
+    def on_close(self, callback: Callable[[], None]) -> None:
         """Call ``callback()`` (synchronously) when the session ends; at once if it has ended."""
         if self.reason is not None:
             callback()
         else:
             self._end_callbacks.append(callback)
 
-    def end(self, reason: DisconnectReason) -> None:
-        """End the session now (synchronous; the first reason is kept)."""
+    def close(self, reason: DisconnectReason = DisconnectReason.FORCED_CLOSE) -> None:
+        """End the session now (synchronous: it runs in ``finally`` and in cancelled scopes; the
+        first reason is kept). What is queued is still flushed by the transport."""
         if self.reason is not None:
             return
         self.reason = reason
+        self.state = SessionState.CLOSED
         for callback in self._end_callbacks:
             callback()
         self._end_callbacks.clear()
-        if self._inbound_send is not None:
-            self._inbound_send.close()
         self._closed.set()
         if self._ws_scope is not None:
             self._ws_scope.cancel()
@@ -266,7 +268,13 @@ class EngineSession:
         self.poll.close()
         # Drop what refers back to the session's owners, so that an ended session and its
         # connection hold no reference cycle: reference counting frees them at once.
-        self._receiver = None
+        self._receiver = _ignore_message
+
+    def close_slow_consumer(self) -> None:
+        """End the session as a slow consumer (counted once per session, whoever notices first)."""
+        if self.reason is None:
+            self.counters.slow_consumers_closed += 1
+            self.close(DisconnectReason.SLOW_CONSUMER)
 
     async def wait_closed(self) -> DisconnectReason:
         """Wait until the session ends; return the reason."""
@@ -277,11 +285,12 @@ class EngineSession:
     def _overflow(self) -> None:
         self.close_slow_consumer()
 
-    def close_slow_consumer(self) -> None:
-        """End the session as a slow consumer (counted once per session, whoever notices first)."""
-        if self.reason is None:
-            self.counters.slow_consumers_closed += 1
-            self.end(DisconnectReason.SLOW_CONSUMER)
+    # -- the last packets of a closed polling session -----------------------------------------------
+    @property
+    def collectable(self) -> bool:
+        """Whether this closed polling session keeps its last packets for the next GET (a close
+        decided by the server, not by the client)."""
+        return self.reason in _COLLECTABLE and not self.closed_by_client
 
     @property
     def final_delivered(self) -> bool:
@@ -303,10 +312,20 @@ class EngineSession:
             self._final_event = trio.Event()
         await self._final_event.wait()
 
-    def final_polling_item(self) -> Encoded:
-        """What a pending GET gets once the session is closed: a noop when the client asked to
-        close, else a close packet (after whatever was still queued)."""
-        return NOOP_ITEM if self.closed_by_client else CLOSE_ITEM
+    def polling_answer(self) -> str:
+        """The body of the answer to a GET that waited (or needed not wait): what is queued; a noop
+        during an upgrade or after it; for a closed session, the last packets and then a close packet
+        (a noop when the client asked to close)."""
+        if self.closed:
+            if self.closed_by_client:
+                return NOOP_ITEM.polling
+            items = self.poll.take()
+            items.append(CLOSE_ITEM)
+            self.set_final_delivered()
+            return polling_payload(items)
+        if self.upgrading or self.transport is not Transport.POLLING:
+            return NOOP_ITEM.polling
+        return self.poll.payload()
 
     # -- heartbeat --------------------------------------------------------------------------------
     def start_heartbeat(self, heartbeats: Heartbeats) -> None:
@@ -337,20 +356,23 @@ class EngineSession:
             self.write(PING_ITEM)
             heartbeats.schedule(self, self._pong_deadline, self._hb_generation)
         else:
-            self.end(DisconnectReason.PING_TIMEOUT)
+            self.close(DisconnectReason.PING_TIMEOUT)
 
     # -- transports -------------------------------------------------------------------------------
-    def attach_websocket(self, outbound: Outbound, scope: trio.CancelScope) -> None:
-        """Make ``outbound`` the session's transport (a fresh WebSocket session or an upgrade).
+    def attach_websocket(self, sink: WebSocketSink, scope: trio.CancelScope) -> None:
+        """Make ``sink`` the session's transport (a fresh WebSocket session or an upgrade).
 
         On an upgrade, what waited for the next GET goes out first on the WebSocket, in order.
         ``scope`` (the WebSocket reader's) is cancelled when the session closes.
         """
+        if self.transport is Transport.WEBSOCKET and self.sink is not None:
+            raise LocalProtocolError("the session already has its WebSocket")
         for item in self.poll.take():
-            outbound.write(item.frames)
-        self.outbound = outbound
+            sink.deliver(item)
+        self.sink = sink
         self.transport = Transport.WEBSOCKET
-        self.upgrading = False
+        if self.state is SessionState.UPGRADING:
+            self.state = SessionState.OPEN
         self._ws_scope = scope
         self.poll.wake()  # a GET still pending gets its noop
         if self.reason is not None:
@@ -358,9 +380,11 @@ class EngineSession:
 
     def start_upgrade(self) -> None:
         """The probe succeeded: a pending GET (and any until the upgrade ends) gets a noop now."""
-        self.upgrading = True
+        if self.state is SessionState.OPEN and self.transport is Transport.POLLING:
+            self.state = SessionState.UPGRADING
         self.poll.wake()
 
     def abort_upgrade(self) -> None:
         """The upgrade failed: stay on polling."""
-        self.upgrading = False
+        if self.state is SessionState.UPGRADING:
+            self.state = SessionState.OPEN

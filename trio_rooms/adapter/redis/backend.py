@@ -15,8 +15,8 @@ from typing import Any, Final
 
 import trio
 
-from ..errors import AdapterError
-from .cluster_messages import INSTALL_HINT
+from ...errors import AdapterError
+from ...protocol.cluster.messages import INSTALL_HINT
 
 __all__ = ["RedisLink", "import_coredis", "map_redis_errors", "open_link"]
 

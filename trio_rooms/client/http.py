@@ -16,8 +16,8 @@ from urllib.parse import quote, urlsplit
 import h11
 import trio
 
-from ._http11 import Http11Connection
-from .errors import TrioRoomsError
+from ..errors import TrioRoomsError
+from ..protocol.http11 import Http11Connection
 
 __all__ = ["EngineClosed", "EngineOptions", "HttpConnection", "Target", "parse_target"]
 

@@ -10,22 +10,18 @@ channel, so that a full channel stands for a slow consumer; tests decode what ar
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterable, Set
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import Awaitable, Callable, Iterable, Set
+from typing import Any, cast
 
 import trio
 from wsproto.frame_protocol import FrameProtocol, Opcode
 
 from trio_rooms._util import rooms_arg
-from trio_rooms.adapter.base import Room, SocketId
 from trio_rooms.adapter.memory import InMemoryAdapter
 from trio_rooms.broadcast import BroadcastOperator
-from trio_rooms.handshake import Handshake
 from trio_rooms.protocol import Decoder, EnginePacketType, Packet, PacketType, decode_ws
-from trio_rooms.transport.polling import Encoded
-
-if TYPE_CHECKING:
-    from trio_rooms.namespace import Namespace
+from trio_rooms.protocol.encoded import Encoded
+from trio_rooms.types import Handshake, Room, SocketId
 
 __all__ = ["FakeNamespace", "FakeSocket", "decode_frames", "make_handshake"]
 
@@ -192,16 +188,19 @@ class FakeSocket:
 
 
 class FakeNamespace:
-    """The part of ``Namespace`` the adapter uses: ``name``, ``sockets``, ``next_ack_id()``, ``adapter``."""
+    """The part of ``Namespace`` the adapter uses (``adapter.base.NamespaceView``), and its adapter."""
 
     def __init__(self, name: str = "/") -> None:
         self.name = name
         self.sockets: dict[SocketId, FakeSocket] = {}
         self._ack_ids = itertools.count()
-        self.adapter = InMemoryAdapter(cast("Namespace", self))
+        self.adapter = InMemoryAdapter(self)
 
     def next_ack_id(self) -> int:
         return next(self._ack_ids)
+
+    def server_side_handler(self, event: str) -> Callable[..., Awaitable[Any]] | None:
+        return None
 
     def connect(self, sid: str, rooms: Iterable[str] = (), *, capacity: int = 64) -> FakeSocket:
         """A socket connects as in ``Socket.run``: registered, then in its own room; then joins ``rooms``."""

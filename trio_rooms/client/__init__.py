@@ -1,0 +1,9 @@
+"""The Trio Socket.IO client: ``async with open_client(url) as client``.
+
+Rule: imports nothing of the server side (only the bottom and ``protocol``).
+"""
+
+from .client import Client as Client
+from .client import open_client as open_client
+
+__all__ = ["Client", "open_client"]
