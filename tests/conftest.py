@@ -1,4 +1,5 @@
-"""Shared fixtures: the real Redis servers of tests/helpers/redis_fixtures.py, re-exported for every test module."""
+"""Shared fixtures: the real Redis servers of tests/helpers/redis_fixtures.py, re-exported for every
+test module."""
 
 from helpers.redis_fixtures import redis_cluster_urls as redis_cluster_urls
 from helpers.redis_fixtures import redis_server as redis_server

@@ -1,4 +1,5 @@
-"""RedisAdapter: three trio_rooms servers (separate processes, tests/helpers/cluster_server.py) on a real Redis.
+"""RedisAdapter: three trio_rooms servers (separate processes, tests/helpers/cluster_server.py) on a
+real Redis.
 
 Clients connect to every server over TCP; each check drives one server through its clients' events
 and asserts what every client receives. Real time throughout (subprocesses and Redis): every wait is

@@ -15,10 +15,11 @@ from functools import partial
 import pytest
 import trio
 import trio.testing
+from helpers.raw_clients import SIO_PATH, open_polling, post, sio_client
 from helpers.worst_shapes import CONTINUATION as MORE
 from helpers.worst_shapes import PING, TEXT, WS_SHAPES, polling_body, shape, websocket_messages, ws_frame
 from test_abuse import exchange, handshake, status_of
-from test_conformance import SIO_PATH, SLOW_PINGS, open_polling, post, reference_server, serving, sio_client
+from test_conformance import SLOW_PINGS, reference_server, serving
 
 from trio_rooms.client.http import MAX_RESPONSE_HEAD, EngineClosed, EngineOptions, HttpConnection, Target
 from trio_rooms.engine.h11io import MAX_REQUEST_HEAD_BYTES

@@ -171,6 +171,10 @@ class TestClient:
         """Send one WebSocket message as is."""
         await self._send(Message(data=message))
 
+    async def send_raw_many(self, messages: list[str | bytes]) -> None:
+        """Send several WebSocket messages as is, in one write (the server reads them at once)."""
+        await self.stream.send_all(b"".join(self._ws.send(Message(data=message)) for message in messages))
+
     async def send(self, packet: Packet) -> None:
         """Send one Socket.IO packet (with its binary attachments)."""
         text, attachments = encode(packet)

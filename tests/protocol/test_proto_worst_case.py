@@ -1,6 +1,6 @@
-"""Worst cases of every sans-IO decoder of a peer's bytes (tests/helpers/worst_shapes.py), at 1 KB, 64 KB and the
-payload limit (max_payload, 1 MB): each is decoded or refused with the documented error, within the hang
-guard.
+"""Worst cases of every sans-IO decoder of a peer's bytes (tests/helpers/worst_shapes.py), at 1 KB,
+64 KB and the payload limit (max_payload, 1 MB): each is decoded or refused with the documented
+error, within the hang guard.
 
 The hang guard (``elapsed < HANG_GUARD``) is not a performance figure: a linear decoder meets it many times
 over at 1 MB, a quadratic one cannot (issue 11: 32 KB took the JSON depth check 2.6 s, 96 KB 43 s).

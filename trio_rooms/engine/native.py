@@ -291,7 +291,9 @@ class _HttpConnection:
             session.close(DisconnectReason.TRANSPORT_CLOSE)
             return After.CLOSE
 
-    async def _poll_post(self, request: HttpRequest, session: Session, cors: Sequence[tuple[str, str]]) -> After:
+    async def _poll_post(
+        self, request: HttpRequest, session: Session, cors: Sequence[tuple[str, str]]
+    ) -> After:
         opts, http = self.options, self.http
         if session.expired():
             session.close(DisconnectReason.PING_TIMEOUT)
@@ -372,7 +374,9 @@ async def _read_hosted(
         await read_messages(session, reader, scope)
 
 
-async def _serve_upgrade(engine: EngineCore, stream: trio.abc.Stream, trailing: bytes, session: Session) -> None:
+async def _serve_upgrade(
+    engine: EngineCore, stream: trio.abc.Stream, trailing: bytes, session: Session
+) -> None:
     """The WebSocket of a polling session's upgrade: the probe, then the session's messages."""
     outbound, reader = _websocket_parts(engine, stream, trailing, session)
     if session.transport is not Transport.POLLING or session.upgrading or session.closed:

@@ -87,4 +87,6 @@ class EngineOptions:
         object.__setattr__(self, "path", "/" + self.path.strip("/") + "/")
         networks = tuple(ipaddress.ip_network(p, strict=False) for p in self.trusted_proxies)
         object.__setattr__(self, "proxy_networks", networks)
-        object.__setattr__(self, "cors_policy", CorsPolicy.of(self.cors_allowed_origins, self.cors_credentials))
+        object.__setattr__(
+            self, "cors_policy", CorsPolicy.of(self.cors_allowed_origins, self.cors_credentials)
+        )
