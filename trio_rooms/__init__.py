@@ -1,9 +1,9 @@
 """trio_rooms: a Socket.IO v5 server (and client) for Trio, built around rooms."""
 
 from .adapter.base import Adapter as Adapter
+from .adapter.base import RemoteSocket as RemoteSocket
 from .adapter.memory import InMemoryAdapter as InMemoryAdapter
 from .adapter.redis import RedisAdapter as RedisAdapter
-from .adapter.remote import RemoteSocket as RemoteSocket
 from .broadcast import BroadcastOperator as BroadcastOperator
 from .client import Client as Client
 from .client import open_client as open_client

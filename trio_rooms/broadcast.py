@@ -11,8 +11,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from ._util import rooms_arg
-from .adapter.base import Adapter
-from .adapter.remote import RemoteSocket
+from .adapter.base import Adapter, RemoteSocket
 from .protocol.socketio import event_packet
 from .types import BroadcastFlags, BroadcastOptions, Room
 

@@ -16,9 +16,8 @@ from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 import trio
 
 from ._util import check_async_callable
-from .adapter.base import Adapter
+from .adapter.base import Adapter, RemoteSocket
 from .adapter.parent import ParentAdapter
-from .adapter.remote import RemoteSocket
 from .broadcast import BroadcastOperator
 from .types import SocketId
 

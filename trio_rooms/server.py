@@ -16,9 +16,8 @@ import trio
 
 from ._gc import freeze_new_objects
 from ._util import unwrap_group
-from .adapter.base import Adapter, has_background_work
+from .adapter.base import Adapter, RemoteSocket, has_background_work
 from .adapter.memory import InMemoryAdapter
-from .adapter.remote import RemoteSocket
 from .broadcast import BroadcastOperator
 from .connection import Connection, ConnectionOptions
 from .engine.http import HttpRequest, HttpResponse

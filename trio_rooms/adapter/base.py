@@ -1,4 +1,5 @@
-"""The room adapter contract: membership (synchronous) and operations on sets of sockets (async).
+"""The room adapter contract: membership (synchronous) and operations on sets of sockets (async), and
+``RemoteSocket``, what ``fetch_sockets`` finds.
 
 Rule: membership changes are plain ``def``s, so that cleanup in ``finally`` runs even inside a
 cancelled scope; operations that may cross servers are ``async``. An adapter sees its namespace and
@@ -7,6 +8,7 @@ that namespace's sockets through the narrow protocols below, never the Socket.IO
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Set
@@ -14,18 +16,20 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 import trio
 
+from .._util import rooms_arg
 from ..protocol.encoded import Encoded
+from ..protocol.socketio import event_packet
 from ..types import BroadcastFlags, BroadcastOptions, Handshake, Room, SocketId
 
 if TYPE_CHECKING:
     from ..protocol.socketio import Packet
-    from .remote import RemoteSocket
 
 __all__ = [
     "Adapter",
     "BroadcastFlags",
     "BroadcastOptions",
     "NamespaceView",
+    "RemoteSocket",
     "Room",
     "RoomEvent",
     "SocketId",
@@ -207,3 +211,45 @@ def has_background_work(adapter: Adapter) -> bool:
     """Whether ``adapter`` overrides ``run`` (the server then runs it in a task of its own; an
     adapter without background work, such as the in-memory one, costs no task)."""
     return type(adapter).run is not Adapter.run
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RemoteSocket:
+    """A socket found by ``fetch_sockets``, on this server or another: a snapshot plus actions.
+
+    Attributes:
+        id: the socket id.
+        handshake: its handshake.
+        rooms: its rooms when fetched.
+        data: its ``data`` dict when fetched (a copy for a remote socket).
+    """
+
+    id: SocketId
+    handshake: Handshake
+    rooms: Set[Room]
+    data: dict[str, Any]
+    _adapter: Adapter = dataclasses.field(repr=False, compare=False)
+
+    @classmethod
+    def of_local(cls, socket: SocketView, adapter: Adapter) -> RemoteSocket:
+        """The RemoteSocket of a socket of this server."""
+        return cls(socket.id, socket.handshake, frozenset(socket.rooms), socket.data, adapter)
+
+    def _self(self) -> BroadcastOptions:
+        return BroadcastOptions(frozenset((self.id,)))
+
+    async def emit(self, event: str, *args: Any) -> None:
+        """Send ``event`` to this socket, wherever it is connected."""
+        await self._adapter.broadcast(event_packet(self._adapter.nsp.name, event, args), self._self())
+
+    async def join(self, room_or_rooms: str | Iterable[str]) -> None:
+        """Make this socket join ``room_or_rooms``."""
+        await self._adapter.add_sockets(self._self(), rooms_arg(room_or_rooms))
+
+    async def leave(self, room: str) -> None:
+        """Make this socket leave ``room``."""
+        await self._adapter.del_sockets(self._self(), rooms_arg(room))
+
+    async def disconnect(self, close: bool = False) -> None:
+        """Disconnect this socket."""
+        await self._adapter.disconnect_sockets(self._self(), close)

@@ -17,8 +17,7 @@ import trio
 from ..errors import AckTimeout
 from ..protocol.encoded import Encoded
 from ..types import BroadcastOptions, Room, SocketId
-from .base import Adapter, NamespaceView
-from .remote import RemoteSocket
+from .base import Adapter, NamespaceView, RemoteSocket
 
 if TYPE_CHECKING:
     from ..protocol.socketio import Packet

@@ -14,7 +14,7 @@ from .base import Adapter, NamespaceView
 
 if TYPE_CHECKING:
     from ..protocol.socketio import Packet
-    from .remote import RemoteSocket
+    from .base import RemoteSocket
 
 __all__ = ["ChildView", "FamilyView", "ParentAdapter"]
 

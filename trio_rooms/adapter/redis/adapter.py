@@ -32,8 +32,7 @@ from .backend import RedisLink, import_coredis, open_link
 from .inbound import RedisInbound, _AckState, _Pending
 
 if TYPE_CHECKING:
-    from ..base import NamespaceView
-    from ..remote import RemoteSocket
+    from ..base import NamespaceView, RemoteSocket
 
 __all__ = ["RedisAdapter"]
 
@@ -446,7 +445,7 @@ class RedisAdapter(RedisInbound):
             )
         except AckTimeout as exc:
             raise AdapterError(f"fetch_sockets: {exc}") from None
-        from ..remote import RemoteSocket
+        from ..base import RemoteSocket
 
         for answer in answers:
             for item in answer if isinstance(answer, list) else ():
