@@ -1,8 +1,17 @@
 """Shared fixtures: the real Redis servers of tests/helpers/redis_fixtures.py, re-exported for every
 test module."""
 
+import os
+
 from helpers.redis_fixtures import redis_cluster_urls as redis_cluster_urls
 from helpers.redis_fixtures import redis_server as redis_server
 from helpers.redis_fixtures import redis_url as redis_url
+from hypothesis import settings
 
 __all__ = ["redis_cluster_urls", "redis_server", "redis_url"]
+
+# On CI, the property tests draw the same examples every run (a failure there is reproducible, never a
+# flake); elsewhere they explore anew each time.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI") == "true":
+    settings.load_profile("ci")

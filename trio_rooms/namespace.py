@@ -22,12 +22,9 @@ from .broadcast import BroadcastOperator
 from .types import SocketId
 
 if TYPE_CHECKING:
-    from .socket import Socket
+    from .socket import ConnectionHandler, Middleware, Socket
 
-__all__ = ["Namespace", "ParentNamespace", "Middleware", "ConnectionHandler", "NamespaceMatcher"]
-
-Middleware: TypeAlias = Callable[["Socket"], Awaitable[None]]
-ConnectionHandler: TypeAlias = Callable[["Socket"], Awaitable[Any]]
+__all__ = ["Namespace", "NamespaceMatcher", "ParentNamespace"]
 NamespaceMatcher: TypeAlias = "re.Pattern[str] | Callable[[str, dict[str, Any]], bool | Awaitable[bool]]"
 AdapterFactory: TypeAlias = Callable[["Namespace"], Adapter]
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
@@ -67,16 +64,34 @@ class Namespace:
         #: The parent namespace of a child made by ``server.of(regex)`` / ``server.of(callable)``.
         self.parent: ParentNamespace | None = None
         #: Sockets of this namespace whose task runs (connecting, connected or tearing down).
-        self.running_sockets = 0
+        self._running_sockets = 0
         self.adapter: Adapter = adapter_factory(self)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r} sockets={len(self.sockets)}>"
 
+    # -- its sockets' lives (called by each socket's task) ------------------------------------------
+    def socket_started(self) -> None:
+        """A socket of this namespace started (connecting)."""
+        self._running_sockets += 1
+
+    def socket_connected(self, socket: Socket) -> None:
+        """``socket`` connected: one of ``sockets`` now."""
+        self.sockets[socket.id] = socket
+
+    def socket_disconnected(self, socket: Socket) -> None:
+        """``socket`` left ``sockets``."""
+        self.sockets.pop(socket.id, None)
+
+    def socket_ended(self) -> None:
+        """A socket's task ended."""
+        self._running_sockets -= 1
+        self.release_if_unused()
+
     def release_if_unused(self) -> None:
         """A socket's task ended (or a CONNECT gave up): a child namespace that no socket uses any
         more is reported (``on_unused``), for the server to remove it with its adapter."""
-        if self._on_unused is not None and self.running_sockets == 0 and not self.sockets:
+        if self._on_unused is not None and self._running_sockets == 0 and not self.sockets:
             self._on_unused(self)
 
     def next_ack_id(self) -> int:

@@ -10,8 +10,8 @@ import dataclasses
 import inspect
 import logging
 import secrets
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Set
-from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence, Set
+from typing import TYPE_CHECKING, Any, Final, Protocol, TypeAlias, TypeVar
 
 import trio
 
@@ -23,10 +23,10 @@ from .protocol.socketio import Packet, PacketType, ack_args, ack_value, event_pa
 from .types import Handshake, Room, SocketId
 
 if TYPE_CHECKING:
+    from .adapter.base import Adapter
     from .engine.session import Session
-    from .namespace import Namespace
 
-__all__ = ["Socket", "SocketHost", "SocketOptions"]
+__all__ = ["ConnectionHandler", "Middleware", "Socket", "SocketHost", "SocketNamespace", "SocketOptions"]
 
 logger = logging.getLogger("trio_rooms")
 
@@ -37,6 +37,11 @@ _TEARDOWN_EVENTS: Final = frozenset({"disconnecting", "disconnect"})
 _UNREGISTERABLE: Final = frozenset({"connect", "connect_error", "newListener", "removeListener"})
 _NO_ANSWER: Final = object()
 
+Middleware: TypeAlias = "Callable[[Socket], Awaitable[None]]"
+"""``async def middleware(socket)``: raising ``ConnectionRefused`` refuses the connection."""
+ConnectionHandler: TypeAlias = "Callable[[Socket], Awaitable[Any]]"
+"""``async def handler(socket)``: runs once the socket is connected."""
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class SocketOptions:
@@ -46,6 +51,63 @@ class SocketOptions:
     max_pending_acks: int
     max_events_in_flight: int
     teardown_timeout: float
+
+
+class SocketNamespace(Protocol):
+    """What a socket uses of its namespace (a ``Namespace``), and what ``socket.nsp`` offers."""
+
+    @property
+    def name(self) -> str:
+        """The namespace name ("/" for the main one)."""
+        ...
+
+    @property
+    def adapter(self) -> Adapter:
+        """The rooms of the namespace."""
+        ...
+
+    @property
+    def sockets(self) -> Mapping[SocketId, Socket]:
+        """The connected sockets of the namespace on this server, by id."""
+        ...
+
+    @property
+    def middlewares(self) -> Sequence[Middleware]: ...
+
+    @property
+    def connection_handlers(self) -> Sequence[ConnectionHandler]: ...
+
+    def next_ack_id(self) -> int:
+        """A fresh ack id, unique in the namespace."""
+        ...
+
+    def socket_started(self) -> None:
+        """A socket of the namespace started (its task runs: connecting, connected or closing)."""
+        ...
+
+    def socket_connected(self, socket: Socket) -> None:
+        """``socket`` connected: it is one of the namespace's sockets."""
+        ...
+
+    def socket_disconnected(self, socket: Socket) -> None:
+        """``socket`` is gone from the namespace's sockets."""
+        ...
+
+    def socket_ended(self) -> None:
+        """A socket's task ended (a child namespace no socket uses may then be removed)."""
+        ...
+
+    def to(self, room_or_rooms: str | Iterable[str]) -> BroadcastOperator:
+        """Target the members of ``room_or_rooms``."""
+        ...
+
+    def except_(self, room_or_rooms: str | Iterable[str]) -> BroadcastOperator:
+        """Every socket of the namespace but the members of ``room_or_rooms``."""
+        ...
+
+    async def emit(self, event: str, *args: Any) -> None:
+        """Send ``event`` to every socket of the namespace."""
+        ...
 
 
 class SocketHost(Protocol):
@@ -120,7 +182,7 @@ class Socket:
     deliver: Callable[[Encoded, bool], bool]
 
     def __init__(
-        self, namespace: Namespace, host: SocketHost, handshake: Handshake, options: SocketOptions
+        self, namespace: SocketNamespace, host: SocketHost, handshake: Handshake, options: SocketOptions
     ) -> None:
         self.id = new_socket_id()
         self.nsp = namespace
@@ -326,7 +388,7 @@ class Socket:
     async def run(self, inbox: trio.MemoryReceiveChannel[Packet]) -> None:
         """Connect (middleware, CONNECT ack, connection handlers), dispatch events, tear down."""
         nsp = self.nsp
-        nsp.running_sockets += 1
+        nsp.socket_started()
         try:
             # One nursery holds the middlewares, the connection handlers and the event handlers;
             # its scope is the socket's (``close`` cancels it).
@@ -348,7 +410,7 @@ class Socket:
                     error = {"message": "server error"}
                     self._session.send_packet(Packet(PacketType.CONNECT_ERROR, nsp.name, error))
                     return
-                nsp.sockets[self.id] = self
+                nsp.socket_connected(self)
                 self._connected = True
                 nsp.adapter.add_all(self.id, (self.id,))
                 self._session.send_packet(Packet(PacketType.CONNECT, nsp.name, {"sid": self.id}))
@@ -377,8 +439,7 @@ class Socket:
                     # no reference cycle and reference counting frees it at once.
                     self._handlers.clear()
                     self._teardown_handlers.clear()
-                    nsp.running_sockets -= 1
-                    nsp.release_if_unused()
+                    nsp.socket_ended()
 
     async def _dispatch(self, packet: Packet) -> None:
         try:
@@ -424,7 +485,7 @@ class Socket:
         finally:
             # Synchronous, so it runs even when the teardown deadline cancelled the handlers.
             self.nsp.adapter.remove_all(self.id)
-            self.nsp.sockets.pop(self.id, None)
+            self.nsp.socket_disconnected(self)
         await self._run_teardown_handlers("disconnect", reason)
 
     async def _run_teardown_handlers(self, event: str, reason: DisconnectReason) -> None:
