@@ -5,5 +5,6 @@ Rule: imports nothing of the server side (only the bottom and ``protocol``).
 
 from .client import Client as Client
 from .client import open_client as open_client
+from .state import ClientDisconnectReason as ClientDisconnectReason
 
-__all__ = ["Client", "open_client"]
+__all__ = ["Client", "ClientDisconnectReason", "open_client"]

@@ -1,43 +1,40 @@
 """The Trio Socket.IO v5 client: ``async with open_client(url) as client``, one namespace, reconnection.
 
-Rule: one manager task owns the connection (connect, serve, back off, reconnect); the Engine.IO
-session lives in ``client_transport``; public calls raise bare exceptions, never exception groups.
+Rule: one manager task owns the connection (connect, serve, back off, reconnect) and alone moves its
+state; the Engine.IO session lives in ``transport``; public calls raise bare exceptions, never groups.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 import ssl
-from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager, suppress
-from dataclasses import dataclass, field
-from typing import Any, Final
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
+from functools import partial
+from types import TracebackType
+from typing import Any, Final, ParamSpec
 
 import trio
 
 from .._backoff import Backoff
 from .._util import unwrap_group
 from ..errors import AckTimeout, Disconnected, NamespaceRejected, RemoteProtocolError
-from ..protocol.socketio import (
-    MAX_ACK_ID,
-    RESERVED_EVENTS,
-    Decoder,
-    Packet,
-    PacketType,
-    ack_args,
-    ack_value,
-    encode,
-)
-from .handlers import H, Handler, HandlerTable
-from .transport import Engine, EngineClosed, EngineOptions, parse_target
+from ..protocol.socketio import Decoder, Packet, PacketType, ack_args, encode, event_packet
+from ..types import Transport
+from .handlers import H, HandlerRunner, HandlerTable
+from .http import EngineClosed, TransportOptions, parse_target
+from .pending import Ack, Outbox, PendingAcks
+from .state import FINAL_REASONS, ClientDisconnectReason, ClientState, ConnectionState
+from .transport import Engine
 
 __all__ = ["Client", "open_client"]
 
 logger = logging.getLogger("trio_rooms.client")
 
-TRANSPORTS: Final = frozenset({"polling", "websocket"})
+P = ParamSpec("P")
+
 DEFAULT_TRANSPORTS: Final = ("polling", "websocket")
 DEFAULT_TIMEOUT: Final = 20.0
 DEFAULT_WAIT_TIMEOUT: Final = 20.0
@@ -45,7 +42,6 @@ DEFAULT_MAX_BUFFERED_PACKETS: Final = 1000
 DEFAULT_MAX_PENDING_ACKS: Final = 1024
 DEFAULT_MAX_HANDLERS_IN_FLIGHT: Final = 64
 DEFAULT_CLOSE_TIMEOUT: Final = 2.0
-_FINAL_REASONS: Final = frozenset({"io server disconnect", "io client disconnect"})
 
 
 class _AttemptFailedError(Disconnected):
@@ -56,16 +52,11 @@ class _ServerDisconnectError(Exception):
     """The server sent DISCONNECT for our namespace."""
 
 
-@dataclass(slots=True)
-class _Ack:
-    done: trio.Event = field(default_factory=trio.Event)
-    value: Any = None
-    error: Disconnected | None = None
-    sent: bool = False
-
-
 class Client:
-    """A Socket.IO client of one namespace, kept connected. Build it with ``open_client``.
+    """A Socket.IO client of one namespace, kept connected while its ``async with`` block runs.
+
+    Use ``async with open_client(url, ...) as client`` (or ``async with Client(url, ...) as client``):
+    entering connects (see ``open_client``), leaving disconnects. A client is entered once.
 
     Args:
         url: ``http(s)://host[:port]`` (or ``ws(s)://``), without path or query.
@@ -87,6 +78,10 @@ class Client:
         max_message_size: The largest message accepted from the server, in bytes.
         max_attachments: Binary attachments per packet. max_json_depth: JSON nesting.
         close_timeout: Seconds each step of a close may take.
+
+    Raises:
+        ValueError: an invalid URL, namespace, transport, bound, timeout or delay.
+        TypeError: ``auth`` is not a dict.
 
     Attributes:
         namespace: The namespace this client joins.
@@ -116,9 +111,10 @@ class Client:
         max_json_depth: int = 32,
         close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
     ) -> None:
-        transports = tuple(transports)
-        if not transports or len(set(transports)) != len(transports) or not set(transports) <= TRANSPORTS:
-            raise ValueError(f"transports must be distinct names among {sorted(TRANSPORTS)}: {transports}")
+        names = tuple(transports)
+        if not names or len(set(names)) != len(names) or not set(names) <= set(Transport):
+            known = sorted(transport.value for transport in Transport)
+            raise ValueError(f"transports must be distinct names among {known}: {names}")
         if not isinstance(namespace, str) or "," in namespace:
             raise ValueError(f"invalid namespace {namespace!r}")
         if auth is not None and not isinstance(auth, dict):
@@ -133,8 +129,8 @@ class Client:
         self._url = url
         self._target = parse_target(url, path)
         self._auth = auth
-        self._options = EngineOptions(
-            transports=transports,
+        self._options = TransportOptions(
+            transports=tuple(Transport(name) for name in names),
             ssl_context=ssl_context,
             connect_timeout=timeout,
             request_timeout=timeout,
@@ -147,42 +143,80 @@ class Client:
         self._timeout = timeout
         self._wait_timeout = wait_timeout
         self._close_timeout = close_timeout
-        self._max_buffered = max_buffered_packets
         self._max_attachments = max_attachments
         self._max_json_depth = max_json_depth
         self._handlers = HandlerTable()
-        self._handler_slots = trio.Semaphore(max_handlers_in_flight)
-        self._ack_slots = trio.Semaphore(max_pending_acks)
-        self._acks: dict[int, _Ack] = {}
-        self._next_ack_id = 0
-        self._buffer: deque[tuple[list[str | bytes], int | None]] = deque()
+        self._runner = HandlerRunner(self._handlers, max_handlers_in_flight)
+        self._acks = PendingAcks(max_pending_acks)
+        self._outbox = Outbox(max_buffered_packets)
         self._engine: Engine | None = None
         self._sid: str | None = None
-        self._state = "connecting"  # connecting, flushing, connected, reconnecting, closed
-        self._reason = ""
+        self._state = ConnectionState()
         self._closing = False
-        self._nursery: trio.Nursery | None = None
+        self._entered = False
+        self._block: AbstractAsyncContextManager[Client] | None = None
         self._manager_scope = trio.CancelScope()
         self._stopped = trio.Event()
-        # Set when the ``async with`` block starts: handlers registered at its top see every event.
-        self._ready = trio.Event()
 
     def __repr__(self) -> str:
-        return f"<Client {self._url} nsp={self.namespace!r} id={self._sid} state={self._state}>"
+        state = self._state.state.name.lower()
+        return f"<Client {self._url} nsp={self.namespace!r} id={self._sid} state={state}>"
+
+    # -- the async with block ----------------------------------------------------------------------
+    async def __aenter__(self) -> Client:
+        """Connect (see ``open_client`` for what is raised) and start delivering events.
+
+        Raises:
+            RuntimeError: the client was entered before.
+        """
+        if self._entered:
+            raise RuntimeError("a Client is entered once (make a new one to connect again)")
+        self._entered = True
+        self._block = self._lifetime()
+        try:
+            return await self._block.__aenter__()
+        except BaseException:
+            self._block = None
+            raise
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> bool | None:
+        """Disconnect cleanly and cancel the handlers still running."""
+        block, self._block = self._block, None
+        assert block is not None, "__aexit__ without __aenter__"
+        return await block.__aexit__(exc_type, exc, traceback)
+
+    @asynccontextmanager
+    async def _lifetime(self) -> AsyncIterator[Client]:
+        with unwrap_group():
+            async with trio.open_nursery() as nursery:
+                self._runner.attach(nursery)
+                await nursery.start(self._run)
+                self._runner.open()
+                try:
+                    yield self
+                finally:
+                    with trio.CancelScope(shield=True), trio.move_on_after(self._close_timeout * 3):
+                        await self.disconnect()
+                    nursery.cancel_scope.cancel()
 
     # -- state -------------------------------------------------------------------------------------
     @property
     def id(self) -> str | None:
         """The namespace socket id from the server's CONNECT answer (None while not connected)."""
-        return self._sid if self._state in ("flushing", "connected") else None
+        return self._sid if self._state.connected else None
 
     @property
     def connected(self) -> bool:
         """True while the namespace is connected."""
-        return self._state in ("flushing", "connected")
+        return self._state.connected
 
     @property
-    def transport(self) -> str | None:
+    def transport(self) -> Transport | None:
         """The Engine.IO transport in use ("polling" or "websocket"), None while not connected."""
         engine = self._engine
         return engine.transport if engine is not None and self.connected else None
@@ -193,9 +227,9 @@ class Client:
 
         The handler's return value answers the server's ack, if it asked for one: None sends no
         argument, a tuple spreads into several, anything else is one argument. Reserved events:
-        ``"connect"`` (no argument), ``"disconnect"`` (the reason, a str) and ``"connect_error"``
-        (the CONNECT_ERROR payload of a refused namespace, or a ``Disconnected`` error for a
-        connection attempt that failed).
+        ``"connect"`` (no argument), ``"disconnect"`` (the reason: a ``ClientDisconnectReason``, which
+        is a str) and ``"connect_error"`` (the CONNECT_ERROR payload of a refused namespace, or a
+        ``Disconnected`` error for a connection attempt that failed).
 
         Raises:
             TypeError: not an ``async def``, or a reserved handler with the wrong signature.
@@ -205,34 +239,26 @@ class Client:
 
     # -- emitting ----------------------------------------------------------------------------------
     def _encode_event(self, event: str, args: tuple[Any, ...], ack_id: int | None) -> list[str | bytes]:
-        if not isinstance(event, str):
-            raise TypeError("an event name is a str")
-        if event in RESERVED_EVENTS:
-            raise ValueError(f"{event!r} is a reserved event name")
-        text, attachments = encode(Packet(PacketType.EVENT, self.namespace, [event, *args], ack_id))
+        text, attachments = encode(event_packet(self.namespace, event, args, ack_id))
         return [text, *attachments]
 
     async def _transmit(self, messages: list[str | bytes], ack_id: int | None) -> None:
         """Send now when connected; buffer (bounded) while connecting or reconnecting."""
         engine = self._engine
-        if self._state == "connected" and engine is not None:
+        if self._state.state is ClientState.CONNECTED and engine is not None:
             try:
                 await engine.send(messages)
-                self._mark_sent(ack_id)
+                self._acks.mark_sent(ack_id)
                 return
             except EngineClosed as exc:
                 if not self._reconnection or self._closing:
                     raise Disconnected(exc.reason) from None
-        if self._state == "closed" or self._closing:
-            raise Disconnected(self._reason or "io client disconnect")
-        if len(self._buffer) >= self._max_buffered:
-            raise Disconnected(f"not connected and the send buffer is full ({self._max_buffered} packets)")
-        self._buffer.append((messages, ack_id))
+        if self._state.closed or self._closing:
+            raise Disconnected(self._state.reason or ClientDisconnectReason.IO_CLIENT_DISCONNECT)
+        if self._outbox.full:
+            raise Disconnected(f"not connected and the send buffer is full ({self._outbox.size} packets)")
+        self._outbox.append(messages, ack_id)
         await trio.lowlevel.checkpoint()
-
-    def _mark_sent(self, ack_id: int | None) -> None:
-        if ack_id is not None and (ack := self._acks.get(ack_id)) is not None:
-            ack.sent = True
 
     async def emit(self, event: str, *args: Any) -> None:
         """Send ``event`` with ``args`` (bytes anywhere in them travel as binary attachments).
@@ -260,31 +286,24 @@ class Client:
 
         Cancellation: the ack is forgotten (a late one is ignored); a still-buffered packet is dropped.
         """
-        ack_id = self._next_ack_id
-        self._next_ack_id = (ack_id + 1) % (MAX_ACK_ID + 1)
+        ack_id = self._acks.next_id()
         messages = self._encode_event(event, args, ack_id)
-        ack = _Ack()
+        ack = Ack()
         try:
             with trio.move_on_after(timeout):
-                async with self._ack_slots:
-                    self._acks[ack_id] = ack
+                async with self._acks.slots:
+                    self._acks.add(ack_id, ack)
                     await self._transmit(messages, ack_id)
                     await ack.done.wait()
         finally:
-            self._acks.pop(ack_id, None)
+            self._acks.forget(ack_id)
             if not ack.done.is_set():
-                self._drop_buffered(ack_id)
+                self._outbox.drop(ack_id)
         if ack.error is not None:
             raise ack.error
         if ack.done.is_set():
             return ack.value
         raise AckTimeout(f"no ack for {event!r} within {timeout} s")
-
-    def _drop_buffered(self, ack_id: int) -> None:
-        for item in self._buffer:
-            if item[1] == ack_id:
-                self._buffer.remove(item)
-                return
 
     # -- disconnecting -----------------------------------------------------------------------------
     async def disconnect(self) -> None:
@@ -301,105 +320,50 @@ class Client:
         self._closing = True
         was_connected = self.connected
         engine = self._engine
+        reason = ClientDisconnectReason.IO_CLIENT_DISCONNECT
         if engine is not None:
             with trio.move_on_after(self._close_timeout):
                 if was_connected:
                     with suppress(EngineClosed):
                         await engine.send([encode(Packet(PacketType.DISCONNECT, self.namespace))[0]])
-                await engine.aclose("io client disconnect")
-            engine.close("io client disconnect")
+                await engine.aclose(reason)
+            engine.close(reason)
         self._manager_scope.cancel()
-        self._set_closed("io client disconnect")
+        self._set_closed(reason)
         with trio.move_on_after(self._close_timeout):
             await self._stopped.wait()
         if was_connected:
-            await self._call_reserved("disconnect", "io client disconnect")
+            await self._runner.call("disconnect", reason)
 
     def _set_closed(self, reason: str) -> None:
-        if self._state != "closed":
-            self._state, self._reason = "closed", reason
-        self._fail_acks(self._reason, sent_only=False)
-        self._buffer.clear()
+        self._state.move_to(ClientState.CLOSED, reason)
+        self._acks.fail(self._state.reason, sent_only=False)
+        self._outbox.clear()
 
-    def _fail_acks(self, reason: str, *, sent_only: bool) -> None:
-        """Fail waiting acks; after a loss, only those of sent packets (buffered ones still wait)."""
-        for ack in self._acks.values():
-            if (ack.sent or not sent_only) and not ack.done.is_set():
-                ack.error = Disconnected(reason)
-                ack.done.set()
-
-    # -- handlers at work --------------------------------------------------------------------------
-    async def _call_reserved(self, event: str, *args: Any) -> None:
-        handler = self._handlers.reserved(event)
-        if handler is not None:
-            try:
-                await handler(*args)
-            except Exception:
-                logger.exception("client %r handler failed", event)
-
-    async def _fire(self, event: str, *args: Any) -> None:
-        """Start a reserved handler as a task in the client's nursery, in order with events.
-
-        Only "connect" waits for the ``async with`` block to start (no other handler exists before).
-        """
-        if event == "connect":
-            await self._ready.wait()
-        handler = self._handlers.reserved(event)
-        if handler is not None and self._nursery is not None:
-            await self._handler_slots.acquire()
-            with trio.CancelScope(shield=True):  # started is its first step: this cannot block
-                await self._nursery.start(self._run_handler, None, handler, event, args, None)
-
+    # -- what the server sends ---------------------------------------------------------------------
     async def _dispatch(self, engine: Engine, packet: Packet) -> None:
-        """Start the event's handler as a task; it runs up to its first checkpoint before we go on."""
-        await self._ready.wait()  # handlers registered at the top of the block see the first events
+        """Start the event's handler as a task (``HandlerRunner.dispatch``); it answers the ack."""
         event, *args = packet.data
-        handler = self._handlers.for_event(event, args)
-        if handler is None:
-            return
-        assert self._nursery is not None
-        await self._handler_slots.acquire()
-        await self._nursery.start(self._run_handler, engine, handler, event, args, packet.ack_id)
+        answer = None if packet.ack_id is None else partial(self._answer, engine, packet.ack_id, event)
+        await self._runner.dispatch(event, args, answer)
 
-    async def _run_handler(
-        self,
-        engine: Engine | None,
-        handler: Handler,
-        event: str,
-        args: Sequence[Any],
-        ack_id: int | None,
-        *,
-        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
-    ) -> None:
-        task_status.started()
-        try:
+    async def _answer(self, engine: Engine, ack_id: int, event: object, result: Any) -> None:
+        """Send the ACK of a server's event, if that session is still the connected one."""
+        if self._engine is engine and self.connected:
+            text, attachments = encode(Packet(PacketType.ACK, self.namespace, ack_args(result), ack_id))
             try:
-                result = await handler(*args)
-            except Exception:
-                logger.exception("client handler for %r failed", event)
-                return
-            if engine is not None and ack_id is not None and self._engine is engine and self.connected:
-                answer = Packet(PacketType.ACK, self.namespace, ack_args(result), ack_id)
-                text, attachments = encode(answer)
-                try:
-                    await engine.send([text, *attachments])
-                except EngineClosed:
-                    logger.debug("client: connection lost before the ack of %r was sent", event)
-        finally:
-            self._handler_slots.release()
+                await engine.send([text, *attachments])
+            except EngineClosed:
+                logger.debug("client: connection lost before the ack of %r was sent", event)
 
     def _on_ack(self, packet: Packet) -> None:
         assert packet.ack_id is not None
-        ack = self._acks.get(packet.ack_id)
-        if ack is None or ack.done.is_set():
+        if not self._acks.resolve(packet.ack_id, packet.data):
             logger.debug("client: ack %d is not pending (late or unknown); ignored", packet.ack_id)
-            return
-        ack.value = ack_value(packet.data)
-        ack.done.set()
 
     # -- the manager -------------------------------------------------------------------------------
     async def _run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Connect, serve, and reconnect until closed (``open_client`` runs it).
+        """Connect, serve, and reconnect until closed (the ``async with`` block runs it).
 
         ``started`` once the namespace is connected for the first time. Before that it raises
         ``NamespaceRejected`` (the server refused the namespace) or ``Disconnected`` (no connection
@@ -409,8 +373,8 @@ class Client:
             with self._manager_scope:
                 await self._manage(task_status)
         finally:
-            if self._state != "closed":
-                self._set_closed(self._reason or "io client disconnect")
+            if not self._state.closed:
+                self._set_closed(self._state.reason or ClientDisconnectReason.IO_CLIENT_DISCONNECT)
             self._engine = None
             self._stopped.set()
 
@@ -435,10 +399,10 @@ class Client:
                 self._set_closed(f"namespace rejected: {exc.message}")
                 if first:
                     raise
-                await self._fire("connect_error", {"message": exc.message, "data": exc.data})
+                await self._runner.fire("connect_error", {"message": exc.message, "data": exc.data})
                 return
             except _AttemptFailedError as exc:
-                await self._fire("connect_error", Disconnected(exc.reason))
+                await self._runner.fire("connect_error", Disconnected(exc.reason))
                 delay = self._backoff.next_delay()
                 gave_up = not self._reconnection or self._backoff.attempts > self._max_attempts
                 if gave_up or (first and trio.current_time() + delay >= deadline):
@@ -450,20 +414,19 @@ class Client:
                 continue
             # The namespace was connected, then the session ended.
             self._sid = None
-            final = reason in _FINAL_REASONS or not self._reconnection or self._closing
+            final = reason in FINAL_REASONS or not self._reconnection or self._closing
             if final:
                 self._set_closed(reason)
             else:
-                self._state = "reconnecting"
-                self._reason = reason
-                self._fail_acks(reason, sent_only=True)
+                self._state.move_to(ClientState.RECONNECTING, reason)
+                self._acks.fail(reason, sent_only=True)
             if not self._closing:
-                await self._fire("disconnect", reason)
+                await self._runner.fire("disconnect", reason)
             if final:
                 return
             await trio.sleep(self._backoff.next_delay())
 
-    async def _session(self, on_connected: Callable[[], None], deadline: float) -> str:
+    async def _session(self, on_connected: Callable[[], None], deadline: float) -> ClientDisconnectReason:
         """One Engine.IO session: open, CONNECT, serve; returns why it ended after connecting.
 
         Raises ``_AttemptFailedError`` (ended before connecting) or ``NamespaceRejected``.
@@ -476,11 +439,11 @@ class Client:
                 finally:  # a graceful, bounded close while trio-websocket's reader still runs
                     self._engine = None
                     with trio.CancelScope(shield=True):
-                        await engine.aclose("io client disconnect")
+                        await engine.aclose(ClientDisconnectReason.IO_CLIENT_DISCONNECT)
 
     async def _serve(
         self, nursery: trio.Nursery, engine: Engine, on_connected: Callable[[], None], deadline: float
-    ) -> str:
+    ) -> ClientDisconnectReason:
         decoder = Decoder(max_attachments=self._max_attachments, max_depth=self._max_json_depth)
         try:
             with trio.move_on_at(deadline) as scope:
@@ -495,15 +458,15 @@ class Client:
         except RemoteProtocolError as exc:
             raise _AttemptFailedError(f"parse error: {exc.message}") from None
         self._sid = sid
-        self._state = "flushing"
+        self._state.move_to(ClientState.FLUSHING)
         on_connected()
-        await self._fire("connect")
+        await self._runner.fire("connect")
         try:
-            while self._buffer:  # emits made meanwhile join the end of the buffer: order is kept
-                messages, ack_id = self._buffer.popleft()
+            while self._outbox:  # emits made meanwhile join the end of the buffer: order is kept
+                messages, ack_id = self._outbox.popleft()
                 await engine.send(messages)
-                self._mark_sent(ack_id)
-            self._state = "connected"
+                self._acks.mark_sent(ack_id)
+            self._state.move_to(ClientState.CONNECTED)
             while True:
                 packet = decoder.feed(await engine.receive())
                 if packet is not None:
@@ -512,12 +475,12 @@ class Client:
             return exc.reason
         except RemoteProtocolError as exc:
             logger.warning("client: closing the connection: %s", exc.message)
-            return "parse error"
+            return ClientDisconnectReason.PARSE_ERROR
         except _ServerDisconnectError:
-            self._state = "closed"
-            self._reason = "io server disconnect"
-            await engine.aclose("io server disconnect")
-            return "io server disconnect"
+            reason = ClientDisconnectReason.IO_SERVER_DISCONNECT
+            self._state.move_to(ClientState.CLOSED, reason)
+            await engine.aclose(reason)
+            return reason
 
     async def _await_connect(self, engine: Engine, decoder: Decoder) -> str:
         while True:
@@ -551,19 +514,28 @@ class Client:
             raise RemoteProtocolError(f"unexpected {kind.name} packet while connected")
 
 
+def _parameters_of(
+    cls: Callable[P, Client],
+) -> Callable[
+    [Callable[..., AbstractAsyncContextManager[Client]]], Callable[P, AbstractAsyncContextManager[Client]]
+]:
+    """Give an opener of ``cls`` the parameters of ``cls``: for type checkers (``P``) and for
+    ``help()`` and ``inspect.signature`` (``__signature__``), written once, in ``Client.__init__``."""
+    signature = inspect.signature(cls).replace(return_annotation="AbstractAsyncContextManager[Client]")
+
+    def adopt(
+        opener: Callable[..., AbstractAsyncContextManager[Client]],
+    ) -> Callable[P, AbstractAsyncContextManager[Client]]:
+        opener.__signature__ = signature  # type: ignore[attr-defined]
+        return opener
+
+    return adopt
+
+
+@_parameters_of(Client)
 @asynccontextmanager
-async def open_client(
-    url: str,
-    *,
-    namespace: str = "/",
-    auth: dict[str, Any] | None = None,
-    transports: Sequence[str] = DEFAULT_TRANSPORTS,
-    reconnection: bool = True,
-    reconnection_delay: float = 1.0,
-    reconnection_delay_max: float = 5.0,
-    **options: Any,
-) -> AsyncIterator[Client]:
-    """Connect a ``Client`` to ``url`` and keep it connected for the block (arguments: ``Client``).
+async def open_client(*args: Any, **kwargs: Any) -> AsyncIterator[Client]:
+    """Connect a ``Client`` to ``url`` and keep it connected for the block (the parameters: ``Client``).
 
     The first connection: one attempt without reconnection; with it, attempts with the backoff until
     ``wait_timeout``. Leaving the block disconnects cleanly (DISCONNECT, Engine.IO close, socket
@@ -573,29 +545,11 @@ async def open_client(
     Raises:
         NamespaceRejected: the server refused the namespace (CONNECT_ERROR) on the first connection.
         Disconnected: no connection could be made (the message says why).
+        ValueError, TypeError: invalid arguments (see ``Client``).
         The block's own exceptions, bare. An exception group escapes only if the block and a client
         task fail together (client tasks do not fail by design: handler errors are logged).
 
     Cancellation: the client is still disconnected, abruptly if the close cannot finish in time.
     """
-    client = Client(
-        url,
-        namespace=namespace,
-        auth=auth,
-        transports=transports,
-        reconnection=reconnection,
-        reconnection_delay=reconnection_delay,
-        reconnection_delay_max=reconnection_delay_max,
-        **options,
-    )
-    with unwrap_group():
-        async with trio.open_nursery() as nursery:
-            client._nursery = nursery
-            await nursery.start(client._run)
-            client._ready.set()
-            try:
-                yield client
-            finally:
-                with trio.CancelScope(shield=True), trio.move_on_after(client._close_timeout * 3):
-                    await client.disconnect()
-                nursery.cancel_scope.cancel()
+    async with Client(*args, **kwargs) as client:
+        yield client

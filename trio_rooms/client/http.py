@@ -1,5 +1,5 @@
-"""The client's HTTP/1.1 side: where the server is, the session's settings and end signal, and a
-tiny keep-alive HTTP client on h11 for long-polling.
+"""The client's HTTP/1.1 side: where the server is, the transports' settings, the session's end signal,
+and a tiny keep-alive HTTP client on h11 for long-polling.
 
 Rule: one request at a time per connection, every read bounded in size and time.
 """
@@ -18,8 +18,17 @@ import trio
 
 from ..errors import TrioRoomsError
 from ..protocol.http11 import Http11Connection
+from ..types import Transport
+from .state import ClientDisconnectReason
 
-__all__ = ["EngineClosed", "EngineOptions", "HttpConnection", "Target", "parse_target"]
+__all__ = [
+    "MAX_RESPONSE_HEAD",
+    "EngineClosed",
+    "HttpConnection",
+    "Target",
+    "TransportOptions",
+    "parse_target",
+]
 
 logger = logging.getLogger("trio_rooms.client")
 
@@ -29,16 +38,17 @@ MAX_RESPONSE_HEAD: Final = 16 * 1024
 
 
 class EngineClosed(TrioRoomsError):  # noqa: N818 - an internal signal, not a public error
-    """The Engine.IO session ended (or could not start); ``reason`` is a socket.io-client reason.
+    """The Engine.IO session ended (or could not start); ``reason`` says why, ``detail`` how."""
 
-    Reasons: "transport close", "transport error", "ping timeout", "parse error",
-    "io client disconnect".
-    """
-
-    def __init__(self, reason: str, detail: str = "") -> None:
+    def __init__(self, reason: ClientDisconnectReason, detail: str = "") -> None:
         super().__init__(f"{reason}: {detail}" if detail else reason)
         self.reason = reason
         self.detail = detail
+
+    @classmethod
+    def from_error(cls, reason: ClientDisconnectReason, exc: BaseException) -> EngineClosed:
+        """The end of the session for ``reason``, caused by ``exc`` (named in the detail)."""
+        return cls(reason, f"{type(exc).__name__}: {exc}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,14 +66,14 @@ class Target:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return host if self.port == (443 if self.secure else 80) else f"{host}:{self.port}"
 
-    def target(self, transport: str, sid: str | None = None) -> str:
+    def target(self, transport: Transport, sid: str | None = None) -> str:
         """The request target (path and query) for ``transport``, with the session id if any."""
         query = f"{self.path}?EIO=4&transport={transport}"
         return query if sid is None else f"{query}&sid={quote(sid, safe='')}"
 
     def ws_url(self, sid: str | None = None) -> str:
         """The WebSocket URL, with the session id for an upgrade."""
-        return f"{'wss' if self.secure else 'ws'}://{self.host_header}{self.target('websocket', sid)}"
+        return f"{'wss' if self.secure else 'ws'}://{self.host_header}{self.target(Transport.WEBSOCKET, sid)}"
 
 
 def parse_target(url: str, path: str) -> Target:
@@ -84,8 +94,13 @@ def parse_target(url: str, path: str) -> Target:
 
 
 @dataclass(frozen=True, slots=True)
-class EngineOptions:
-    """Client-side Engine.IO settings (seconds and bytes)."""
+class TransportOptions:
+    """The client's Engine.IO transport settings (seconds and bytes).
+
+    Attributes:
+        transports: The transports' names (``Transport`` values), in order: the first opens the
+            session, a later ``"websocket"`` allows the upgrade.
+    """
 
     transports: tuple[str, ...]
     ssl_context: ssl.SSLContext | None = None
@@ -94,10 +109,6 @@ class EngineOptions:
     upgrade_timeout: float = 10.0
     close_timeout: float = 2.0
     max_message_size: int = 10_000_000
-
-
-def _closed(reason: str, exc: BaseException) -> EngineClosed:
-    return EngineClosed(reason, f"{type(exc).__name__}: {exc}")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -112,7 +123,7 @@ class _StaleConnectionError(Exception):
 class HttpConnection:
     """A tiny keep-alive HTTP/1.1 client on h11 (one request at a time; reconnects when needed)."""
 
-    def __init__(self, target: Target, options: EngineOptions) -> None:
+    def __init__(self, target: Target, options: TransportOptions) -> None:
         self._target = target
         self._options = options
         self._stream: trio.abc.Stream | None = None
@@ -140,9 +151,11 @@ class HttpConnection:
             answered = True
             return response
         except (OSError, trio.BrokenResourceError, trio.ClosedResourceError, h11.ProtocolError) as exc:
-            raise _closed("transport error", exc) from None
+            raise EngineClosed.from_error(ClientDisconnectReason.TRANSPORT_ERROR, exc) from None
         except trio.TooSlowError:
-            raise EngineClosed("transport error", f"HTTP {method} timed out after {timeout} s") from None
+            raise EngineClosed(
+                ClientDisconnectReason.TRANSPORT_ERROR, f"HTTP {method} timed out after {timeout} s"
+            ) from None
         finally:
             if not answered:
                 # Failed or cancelled mid-request: the connection's state is unknown. aclose is

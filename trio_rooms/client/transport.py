@@ -20,9 +20,11 @@ from .._util import unwrap_group
 from ..errors import RemoteProtocolError
 from ..protocol import engineio as eio
 from ..protocol.engineio import EnginePacket, EnginePacketType, OpenInfo
-from .http import EngineClosed, EngineOptions, HttpConnection, Target, _closed, parse_target
+from ..types import Transport
+from .http import EngineClosed, HttpConnection, Target, TransportOptions
+from .state import ClientDisconnectReason
 
-__all__ = ["Engine", "EngineClosed", "EngineOptions", "Target", "parse_target"]
+__all__ = ["Engine", "PollingTransport", "WebSocketTransport"]
 
 logger = logging.getLogger("trio_rooms.client")
 
@@ -37,9 +39,9 @@ GET_SLACK: Final = 5.0
 class PollingTransport:
     """HTTP long-polling: one keep-alive connection for GETs, one for POSTs."""
 
-    name = "polling"
+    name: Final = Transport.POLLING
 
-    def __init__(self, target: Target, options: EngineOptions) -> None:
+    def __init__(self, target: Target, options: TransportOptions) -> None:
         self._target = target
         self._options = options
         self._get = HttpConnection(target, options)
@@ -54,13 +56,17 @@ class PollingTransport:
     async def _poll(self, path: str) -> list[EnginePacket]:
         status, body = await self._get.request("GET", path, b"", timeout=self.get_timeout)
         if status != 200:
-            raise EngineClosed("transport error", f"GET answered {status}: {body[:200]!r}")
+            raise EngineClosed(
+                ClientDisconnectReason.TRANSPORT_ERROR, f"GET answered {status}: {body[:200]!r}"
+            )
         try:
             return eio.decode_payload(body.decode("utf-8"))
         except UnicodeDecodeError:
-            raise EngineClosed("parse error", "a polling body that is not UTF-8") from None
+            raise EngineClosed(
+                ClientDisconnectReason.PARSE_ERROR, "a polling body that is not UTF-8"
+            ) from None
         except RemoteProtocolError as exc:
-            raise EngineClosed("parse error", exc.message) from None
+            raise EngineClosed(ClientDisconnectReason.PARSE_ERROR, exc.message) from None
 
     async def receive(self) -> list[EnginePacket]:
         """One long-polling GET."""
@@ -72,7 +78,9 @@ class PollingTransport:
         path = self._target.target(self.name, self.sid)
         status, answer = await self._post.request("POST", path, body, timeout=self._options.request_timeout)
         if status != 200:
-            raise EngineClosed("transport error", f"POST answered {status}: {answer[:200]!r}")
+            raise EngineClosed(
+                ClientDisconnectReason.TRANSPORT_ERROR, f"POST answered {status}: {answer[:200]!r}"
+            )
 
     async def aclose(self) -> None:
         """Close both HTTP connections."""
@@ -83,15 +91,15 @@ class PollingTransport:
 class WebSocketTransport:
     """WebSocket (trio-websocket): one Engine.IO packet per message."""
 
-    name = "websocket"
+    name: Final = Transport.WEBSOCKET
 
-    def __init__(self, ws: trio_websocket.WebSocketConnection, options: EngineOptions) -> None:
+    def __init__(self, ws: trio_websocket.WebSocketConnection, options: TransportOptions) -> None:
         self.ws = ws
         self._options = options
 
     @classmethod
     async def connect(
-        cls, nursery: trio.Nursery, target: Target, options: EngineOptions, sid: str | None = None
+        cls, nursery: trio.Nursery, target: Target, options: TransportOptions, sid: str | None = None
     ) -> WebSocketTransport:
         """Open the WebSocket; a task in ``nursery`` hosts trio-websocket's reader task.
 
@@ -108,13 +116,14 @@ class WebSocketTransport:
             message = await self.ws.get_message()
         except trio_websocket.ConnectionClosed as exc:
             code = exc.reason.code if exc.reason is not None else None
+            clean = code in (1000, 1001, 1005)
             raise EngineClosed(
-                "transport close" if code in (1000, 1001, 1005) else "transport error"
+                ClientDisconnectReason.TRANSPORT_CLOSE if clean else ClientDisconnectReason.TRANSPORT_ERROR
             ) from None
         try:
             return [eio.decode_ws(message)]
         except RemoteProtocolError as exc:
-            raise EngineClosed("parse error", exc.message) from None
+            raise EngineClosed(ClientDisconnectReason.PARSE_ERROR, exc.message) from None
 
     async def send(self, packets: Sequence[EnginePacket]) -> None:
         """One message per packet."""
@@ -122,9 +131,9 @@ class WebSocketTransport:
             for packet in packets:
                 await self.ws.send_message(eio.encode_ws(packet))
         except trio_websocket.ConnectionClosed:
-            raise EngineClosed("transport close") from None
+            raise EngineClosed(ClientDisconnectReason.TRANSPORT_CLOSE) from None
         except (OSError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-            raise _closed("transport error", exc) from None
+            raise EngineClosed.from_error(ClientDisconnectReason.TRANSPORT_ERROR, exc) from None
 
     async def aclose(self) -> None:
         """Close handshake, bounded by the close timeout (never raises)."""
@@ -158,7 +167,7 @@ def _connection_error(exc: BaseException) -> BaseException | None:
 async def _host_websocket(
     url: str,
     ssl_context: ssl.SSLContext | None,
-    options: EngineOptions,
+    options: TransportOptions,
     *,
     task_status: trio.TaskStatus[trio_websocket.WebSocketConnection],
 ) -> None:
@@ -177,7 +186,7 @@ async def _host_websocket(
         if error is None:
             raise
         if not started:
-            raise _closed("transport error", error) from None
+            raise EngineClosed.from_error(ClientDisconnectReason.TRANSPORT_ERROR, error) from None
         logger.debug("websocket %s ended: %r", url, error)
 
 
@@ -193,11 +202,11 @@ class Engine:
     handshake fails); then ``send``/``receive`` until ``receive`` raises ``EngineClosed``.
     """
 
-    def __init__(self, target: Target, options: EngineOptions) -> None:
+    def __init__(self, target: Target, options: TransportOptions) -> None:
         self._target = target
         self._options = options
         self.info: OpenInfo | None = None
-        self.reason: str | None = None
+        self.reason: ClientDisconnectReason | None = None
         self._transport: _Transport | None = None
         self._upgraded: WebSocketTransport | None = None
         self._probe: WebSocketTransport | None = None
@@ -212,18 +221,20 @@ class Engine:
         self._carry: list[EnginePacket] | None = None
 
     @property
-    def transport(self) -> str | None:
+    def transport(self) -> Transport | None:
         """The current transport's name, or None before the handshake."""
         return None if self._transport is None else self._transport.name
 
-    def close(self, reason: str) -> None:
+    def close(self, reason: ClientDisconnectReason) -> None:
         """End the session now (synchronous; the first reason is kept)."""
         if self.reason is None:
             self.reason = reason
         self._scope.cancel()
         self._close_written.set()  # wakes aclose(): nothing more will be written
 
-    async def aclose(self, reason: str = "io client disconnect") -> None:
+    async def aclose(
+        self, reason: ClientDisconnectReason = ClientDisconnectReason.IO_CLIENT_DISCONNECT
+    ) -> None:
         """Flush what is queued, write a CLOSE packet, then end (bounded by the close timeout).
 
         Cancellation: the session ends at once, without the CLOSE packet if it was not written.
@@ -255,7 +266,7 @@ class Engine:
         try:
             await self._out_send.send(packets)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
-            raise EngineClosed(self.reason or "transport close") from None
+            raise EngineClosed(self.reason or ClientDisconnectReason.TRANSPORT_CLOSE) from None
 
     async def receive(self) -> str | bytes:
         """The next message; messages received before the end are all delivered first.
@@ -266,7 +277,7 @@ class Engine:
         try:
             return await self._in_recv.receive()
         except (trio.EndOfChannel, trio.ClosedResourceError):
-            raise EngineClosed(self.reason or "transport close") from None
+            raise EngineClosed(self.reason or ClientDisconnectReason.TRANSPORT_CLOSE) from None
 
     # -- the session's tasks -----------------------------------------------------------------------
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -292,15 +303,15 @@ class Engine:
                         tasks.start_soon(self._watchdog)
                         assert self.info is not None
                         if (
-                            self.transport == "polling"
-                            and "websocket" in self._options.transports
-                            and "websocket" in self.info.upgrades
+                            self.transport is Transport.POLLING
+                            and Transport.WEBSOCKET in self._options.transports
+                            and Transport.WEBSOCKET in self.info.upgrades
                         ):
                             tasks.start_soon(self._upgrade, ws_tasks)
                         task_status.started()
             finally:
                 if self.reason is None:
-                    self.reason = "io client disconnect"
+                    self.reason = ClientDisconnectReason.IO_CLIENT_DISCONNECT
                 self._in_send.close()
                 self._out_recv.close()
                 with trio.CancelScope(shield=True):
@@ -315,7 +326,7 @@ class Engine:
         options = self._options
         try:
             with trio.fail_after(options.connect_timeout):
-                if options.transports[0] == "polling":
+                if options.transports[0] == Transport.POLLING:
                     polling = PollingTransport(self._target, options)
                     self._transport = polling
                     packets = await polling.handshake()
@@ -324,13 +335,15 @@ class Engine:
                     self._transport = ws
                     packets = await ws.receive()
         except trio.TooSlowError:
-            raise EngineClosed("transport error", "the Engine.IO handshake timed out") from None
+            raise EngineClosed(
+                ClientDisconnectReason.TRANSPORT_ERROR, "the Engine.IO handshake timed out"
+            ) from None
         if not packets or packets[0].type is not EnginePacketType.OPEN:
-            raise EngineClosed("parse error", "the first packet is not OPEN")
+            raise EngineClosed(ClientDisconnectReason.PARSE_ERROR, "the first packet is not OPEN")
         try:
             info = eio.parse_open(str(packets[0].data))
         except RemoteProtocolError as exc:
-            raise EngineClosed("parse error", exc.message) from None
+            raise EngineClosed(ClientDisconnectReason.PARSE_ERROR, exc.message) from None
         if isinstance(self._transport, PollingTransport):
             self._transport.sid = info.sid
             self._transport.get_timeout = (info.ping_interval_ms + info.ping_timeout_ms) / 1000 + GET_SLACK
@@ -364,14 +377,14 @@ class Engine:
             self._ping_deadline = trio.current_time() + interval
             await self._out_send.send([eio.PONG])
         elif kind is EnginePacketType.CLOSE:
-            raise EngineClosed("transport close")
+            raise EngineClosed(ClientDisconnectReason.TRANSPORT_CLOSE)
         elif kind is not EnginePacketType.NOOP:
-            raise EngineClosed("parse error", f"unexpected {kind.name} packet")
+            raise EngineClosed(ClientDisconnectReason.PARSE_ERROR, f"unexpected {kind.name} packet")
 
     def _next_batch(self, first: list[EnginePacket]) -> list[EnginePacket]:
         """``first`` plus what else is queued, up to the server's maxPayload (polling only)."""
         batch = list(first)
-        if self.transport != "polling":
+        if self.transport is not Transport.POLLING:
             return batch
         assert self.info is not None
         budget = self.info.max_payload - sum(_size(p) for p in batch)
@@ -404,7 +417,7 @@ class Engine:
         except EngineClosed as exc:
             self.close(exc.reason)
         except trio.TooSlowError:
-            self.close("transport error")
+            self.close(ClientDisconnectReason.TRANSPORT_ERROR)
         except trio.EndOfChannel:
             pass
 
@@ -412,7 +425,7 @@ class Engine:
         while True:
             await trio.sleep_until(self._ping_deadline)
             if trio.current_time() >= self._ping_deadline:
-                self.close("ping timeout")
+                self.close(ClientDisconnectReason.PING_TIMEOUT)
                 return
 
     async def _upgrade(self, ws_tasks: trio.Nursery) -> None:
@@ -426,7 +439,7 @@ class Engine:
                 await probe.send([eio.PROBE_PING])
                 answer = await probe.receive()
             if answer != [eio.PROBE_PONG]:
-                raise EngineClosed("parse error", f"probe answered {answer!r}")
+                raise EngineClosed(ClientDisconnectReason.PARSE_ERROR, f"probe answered {answer!r}")
         except (EngineClosed, trio.TooSlowError) as exc:
             logger.info("engine %s: upgrade to websocket failed (%s); staying on polling", self.info.sid, exc)
             if self._probe is not None:
