@@ -1,8 +1,8 @@
 """A trio_rooms server with the RedisAdapter, run as its own process by tests/test_redis_adapter.py.
 
 Usage: ``python tests/helpers/cluster_server.py NAME REDIS_URL KEY [--sharded MODE]``; prints
-``PORT <n>`` once serving. Its clients drive it with events ("do_broadcast", "do_fetch", ...), each answered by ack, so
-a test can make any server act on the cluster and see what every client receives.
+``PORT <n>`` once serving. Its clients drive it with events ("do_broadcast", "do_fetch", ...), each
+answered by ack, so a test can make any server act on the cluster and see what every client receives.
 """
 
 from __future__ import annotations
