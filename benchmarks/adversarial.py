@@ -4,8 +4,8 @@ Not a test (see README.md). Two parts:
 
 (a) sans IO, in process: the decoding time per byte of each worst shape (tests/helpers/worst_shapes.py,
     plus the transport shapes: HTTP heads and chunked bodies on Http11Connection, WebSocket frames on
-    wsproto as WebSocketReader drives it) at 1 KB, 64 KB and 1 MB: the best of a few runs, in ns per byte. Linear
-    decoders keep the figure flat across the sizes.
+    wsproto as WebSocketReader drives it) at 1 KB, 64 KB and 1 MB: the best of a few runs, in ns per
+    byte. Linear decoders keep the figure flat across the sizes.
 (b) end to end: a trio_rooms ``Server`` (default options: max_payload 1 MB) in a subprocess on 127.0.0.1,
     a control client emitting ``echo`` with an ack every 50 ms, and an attacker sending each worst shape
     at just under max_payload, over WebSocket and over long-polling, ``--rounds`` times; the table gives
