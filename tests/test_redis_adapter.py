@@ -27,6 +27,7 @@ from helpers.redis_fixtures import RedisServer
 
 from trio_rooms import Client, open_client
 from trio_rooms.adapter.base import BroadcastFlags, BroadcastOptions
+from trio_rooms.protocol.cluster.classic import ClassicWire
 from trio_rooms.protocol.cluster.messages import (
     INSTALL_HINT,
     BroadcastMessage,
@@ -37,7 +38,8 @@ from trio_rooms.protocol.cluster.messages import (
     RequestType,
     Response,
 )
-from trio_rooms.protocol.cluster.wire import ClassicWire, Op, ShardedWire
+from trio_rooms.protocol.cluster.model import Broadcast, ServerSideEmit
+from trio_rooms.protocol.cluster.sharded import ShardedWire
 from trio_rooms.protocol.socketio import Packet, PacketType
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX processes and signals")
@@ -502,8 +504,8 @@ def test_classic_broadcast_golden_value() -> None:
     inbound = wire.decode(b"socket.io#/#", node)
     assert (
         inbound is not None
-        and inbound.op == Op.BROADCAST
-        and inbound.packet == Packet(PacketType.EVENT, "/", ["e"])
+        and isinstance(inbound.message, Broadcast)
+        and inbound.message.packet == Packet(PacketType.EVENT, "/", ["e"])
     )
 
 
@@ -531,7 +533,7 @@ def test_classic_requests_and_responses() -> None:
     wire = ClassicWire("k", "/")
     as_json = wire.decode(b"k-request#/#", b'{"type":6,"uid":"o","data":["ev",1]}')
     as_msgpack = wire.decode(b"k-request#/#", msgpack.packb({"type": 6, "uid": "o", "data": ["ev", 1]}))
-    assert as_json == as_msgpack and as_json is not None and as_json.op == Op.SERVER_SIDE_EMIT
+    assert as_json == as_msgpack and as_json is not None and isinstance(as_json.message, ServerSideEmit)
     for garbage in (b"", b"\xc1", b"{", msgpack.packb("str"), b'{"type":99}', b'{"type":7,"uid":"o"}'):
         with pytest.raises(MessageError):
             wire.decode(b"k-request#/#", garbage)

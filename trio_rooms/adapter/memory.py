@@ -190,6 +190,33 @@ class InMemoryAdapter(Adapter):
         finally:
             self._unfinished = [pending for pending in self._unfinished if pending is not mine]
 
+    async def deliver_acked(
+        self,
+        targets: Collection[SocketId],
+        packet: Packet,
+        ack_id: int,
+        volatile: bool,
+        dropped: Callable[[], None],
+    ) -> None:
+        """Write ``packet`` with ``ack_id`` to ``targets``, in order with this server's other deliveries.
+
+        The targets' ack callbacks are registered by the caller. For each write not taken (a volatile
+        packet dropped, a slow consumer closed), that socket's callback is removed and, if it was still
+        there, ``dropped()`` is called: that client will not answer (a socket already gone was counted
+        by its teardown, which calls every ``gone``).
+
+        Cancellation: the targets not reached yet get nothing (their callbacks stay the caller's).
+        """
+        sockets = self.nsp.sockets
+
+        def not_taken(sid: SocketId) -> None:
+            socket = sockets.get(sid)
+            if socket is not None and socket.remove_ack_callback(ack_id):
+                dropped()
+
+        frames = Encoded.of(dataclasses.replace(packet, ack_id=ack_id))
+        await self._write_all(targets, frames, volatile, not_taken)
+
     async def broadcast_with_ack(self, packet: Packet, opts: BroadcastOptions) -> list[Any]:
         timeout = opts.flags.timeout
         if timeout is None:
@@ -197,20 +224,12 @@ class InMemoryAdapter(Adapter):
         targets = list(self.local_targets(opts))
         ack_id = self.nsp.next_ack_id()
         collector = _AckCollector(len(targets))
-        frames = Encoded.of(dataclasses.replace(packet, ack_id=ack_id))
         sockets = self.nsp.sockets
         for sid in targets:
             sockets[sid].add_ack_callback(ack_id, collector.answer, collector.gone)
-
-        def dropped(sid: SocketId) -> None:
-            # A socket already gone was counted by its teardown (which calls every ``gone``).
-            socket = sockets.get(sid)
-            if socket is not None and socket.remove_ack_callback(ack_id):
-                collector.gone()
-
         try:
             with trio.move_on_after(timeout):
-                await self._write_all(targets, frames, opts.flags.volatile, dropped)
+                await self.deliver_acked(targets, packet, ack_id, opts.flags.volatile, collector.gone)
                 await collector.done.wait()
         finally:
             for sid in targets:

@@ -2,7 +2,9 @@
 
 Rule: membership stays local (as in Node); an operation acts on this server first, then is published
 in Node's ``@socket.io/redis-adapter`` 8.x format, so that trio_rooms and Node socket.io servers share
-one cluster. Redis failures are raised as ``AdapterError``, never only logged.
+one cluster. Redis failures are raised as ``AdapterError``, never only logged. The adapter is a
+composition: ``InMemoryAdapter`` (this server), ``RedisBus`` (Redis), ``InboundHandler`` (the other servers'
+messages), ``Requests`` (ours, waiting for replies), and a ``Wire`` (the format).
 
 What pub/sub loses while this server is disconnected from Redis: every message published meanwhile
 (broadcasts, requests and answers) is gone for it, in both directions; Redis keeps nothing. Local
@@ -14,29 +16,41 @@ reconnection every channel is subscribed again and traffic resumes from that mom
 from __future__ import annotations
 
 import functools
-import logging
-import math
-from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, Final
+from collections.abc import Callable, Collection, Iterable, Mapping, Set
+from typing import Any, Final, TypeVar
 
 import trio
 
-from ..._backoff import Backoff
 from ...errors import AckTimeout, AdapterError
-from ...protocol.cluster.messages import MessageError, handshake_from_json
-from ...protocol.cluster.wire import SUBSCRIPTION_MODES, ClassicWire, Op, ShardedWire, Wire
+from ...protocol.cluster.classic import ClassicWire
+from ...protocol.cluster.messages import import_msgpack
+from ...protocol.cluster.model import (
+    AllRooms,
+    AllRoomsResponse,
+    Broadcast,
+    BroadcastWithAck,
+    Command,
+    DisconnectSockets,
+    FetchSockets,
+    FetchSocketsResponse,
+    Reply,
+    ServerSideEmit,
+    ServerSideEmitResponse,
+    SocketsJoin,
+    SocketsLeave,
+)
+from ...protocol.cluster.sharded import ShardedWire
+from ...protocol.cluster.wire import SUBSCRIPTION_MODES, Wire
 from ...protocol.encoded import Encoded
 from ...protocol.socketio import Packet
-from ..base import BroadcastOptions, Room, SocketId
-from .backend import RedisLink, import_coredis, open_link
-from .inbound import RedisInbound, _AckState, _Pending
-
-if TYPE_CHECKING:
-    from ..base import NamespaceView, RemoteSocket
+from ...types import BroadcastOptions, Room, SocketId
+from ..base import ROOM_EVENTS, Adapter, NamespaceView, RemoteSocket
+from ..memory import InMemoryAdapter
+from .backend import RedisBus, import_coredis
+from .inbound import InboundHandler
+from .requests import Gathering, Requests
 
 __all__ = ["RedisAdapter"]
-
-logger = logging.getLogger("trio_rooms.redis")
 
 DEFAULT_URL: Final = "redis://127.0.0.1:6379"
 DEFAULT_KEY: Final = "socket.io"
@@ -48,21 +62,10 @@ DEFAULT_RECONNECT_DELAY: Final = 0.05
 DEFAULT_RECONNECT_DELAY_MAX: Final = 0.5
 DEFAULT_MAX_HANDLER_TASKS: Final = 1000
 
-_COUNTERS: Final = (
-    "published",
-    "publish_errors",
-    "received",
-    "ignored",
-    "invalid",
-    "handled",
-    "dropped_overload",
-    "connects",
-    "disconnects",
-    "request_timeouts",
-)
+R = TypeVar("R", bound=Reply)
 
 
-class RedisAdapter(RedisInbound):
+class RedisAdapter(Adapter):
     """Rooms across servers through Redis: Node's ``@socket.io/redis-adapter`` 8.x wire format.
 
     Build it with ``Server(adapter=RedisAdapter.factory(url, ...))``; the server runs ``run()``, which
@@ -119,19 +122,39 @@ class RedisAdapter(RedisInbound):
             else ClassicWire(key, namespace.name, specific_response_channel=specific_response_channel)
         )
         self.uid = self.wire.uid
-        self._backoff = Backoff(reconnect_delay, reconnect_delay_max)
-        self._max_handler_tasks = max_handler_tasks
-        self._link: RedisLink | None = None
-        self._tasks: trio.Nursery | None = None
-        self._handler_tasks = 0
-        self._pending: dict[str, _Pending] = {}
-        self._acks: dict[str, _AckState] = {}
-        self._counters = dict.fromkeys(_COUNTERS, 0)
-        # Room channels to (un)subscribe (sharded dynamic modes): room events are synchronous.
-        self._room_changes_send, self._room_changes = trio.open_memory_channel[tuple[bool, str]](math.inf)
+        name = f"{self.uid} ({namespace.name})"
+        self._local = InMemoryAdapter(namespace)
+        self._bus = RedisBus(
+            url,
+            sharded=sharded,
+            publish_timeout=self.publish_timeout,
+            subscribe_timeout=self.request_timeout,
+            reconnect_delay=reconnect_delay,
+            reconnect_delay_max=reconnect_delay_max,
+            name=name,
+        )
+        self._requests = Requests(self.wire.new_request_id)
+        self._inbound = InboundHandler(
+            namespace,
+            self._local,
+            self.wire,
+            self._requests,
+            self._bus.publish,
+            request_timeout=self.request_timeout,
+            max_tasks=max_handler_tasks,
+            name=name,
+        )
+        self._request_timeouts = 0
+        for channel in self.wire.subscriptions():
+            self._bus.follow(channel)
+        for pattern in self.wire.patterns():
+            self._bus.follow_pattern(pattern)
+        # The local part's room events: room channels first (sharded dynamic modes), then ours.
         if self.wire.follows_rooms:
-            self.on("create-room", lambda room: self._room_changed(True, room))
-            self.on("delete-room", lambda room: self._room_changed(False, room))
+            self._local.on("create-room", self._room_created)
+            self._local.on("delete-room", self._room_deleted)
+        for event in sorted(ROOM_EVENTS):
+            self._local.on(event, functools.partial(self.emit_room_event, event))
 
     @classmethod
     def factory(
@@ -159,9 +182,7 @@ class RedisAdapter(RedisInbound):
             ValueError: an invalid option.
         """
         import_coredis()
-        from ...protocol.cluster.messages import encode_msgpack
-
-        encode_msgpack(None)  # msgpack is there too
+        import_msgpack()
         if subscription_mode not in SUBSCRIPTION_MODES:
             raise ValueError(f"subscription_mode must be one of {SUBSCRIPTION_MODES}")
         return functools.partial(
@@ -178,18 +199,28 @@ class RedisAdapter(RedisInbound):
     @property
     def connected(self) -> bool:
         """Whether the subscriber is connected and subscribed now."""
-        return self._link is not None
+        return self._bus.connected
 
     def stats(self) -> dict[str, int]:
         """Counters: published, publish_errors, received, ignored (own messages, other namespaces,
         rooms absent here), invalid (undecodable or malformed), handled, dropped_overload, connects,
         disconnects, request_timeouts; gauges: ``connected`` (1 or 0), ``handler_tasks`` (requests of
         other servers being handled) and ``pending_requests`` (our requests waiting for answers)."""
+        bus, inbound = self._bus.stats(), self._inbound.stats()
         return {
-            **self._counters,
-            "connected": int(self._link is not None),
-            "handler_tasks": self._handler_tasks,
-            "pending_requests": len(self._pending) + len(self._acks),
+            "published": bus["published"],
+            "publish_errors": bus["publish_errors"],
+            "received": inbound["received"],
+            "ignored": inbound["ignored"],
+            "invalid": inbound["invalid"],
+            "handled": inbound["handled"],
+            "dropped_overload": inbound["dropped_overload"],
+            "connects": bus["connects"],
+            "disconnects": bus["disconnects"],
+            "request_timeouts": self._request_timeouts,
+            "connected": int(self._bus.connected),
+            "handler_tasks": inbound["handler_tasks"],
+            "pending_requests": len(self._requests),
         }
 
     # -- the connection ----------------------------------------------------------------------------
@@ -201,124 +232,47 @@ class RedisAdapter(RedisInbound):
 
         Cancellation: the connections close; requests still waiting end at their own deadlines.
         """
-        async with trio.open_nursery() as tasks:
-            self._tasks = tasks
+        async with trio.open_nursery() as nursery:
+            await nursery.start(self._inbound.serve)
             try:
-                await self._connect_forever(task_status)
+                await self._bus.run(self._inbound.receive, task_status=task_status)
             finally:
-                self._tasks = None
-                self._link = None
-                tasks.cancel_scope.cancel()
+                nursery.cancel_scope.cancel()
 
-    async def _connect_forever(self, task_status: trio.TaskStatus[None]) -> None:
-        started = False
-        while True:
-            try:
-                async with open_link(self.url, sharded=self.sharded) as link:
-                    await self._subscribe_all(link)
-                    self._link = link
-                    self._counters["connects"] += 1
-                    self._backoff.reset()
-                    logger.info("redis adapter %s (%s): subscribed", self.uid, self.nsp.name)
-                    if not started:
-                        started = True
-                        task_status.started()
-                    async with trio.open_nursery() as session:
-                        session.start_soon(self._follow_rooms, link)
-                        await self._read(link)
-            except Exception as exc:
-                logger.warning("redis adapter %s (%s): connection lost: %s", self.uid, self.nsp.name, exc)
-            finally:
-                lost = self._link is not None
-                if lost:
-                    self._counters["disconnects"] += 1
-                self._link = None
-            if not started:
-                started = True
-                task_status.started()
-            if lost:
-                # A connection that was up just failed: try again at once (a blip, a failover), so
-                # that this server resubscribes as early as it can; then back off.
-                await trio.lowlevel.checkpoint()
-            else:
-                await trio.sleep(self._backoff.next_delay())
+    def _room_created(self, room: Room) -> None:
+        channel = self.wire.room_channel(room)
+        if channel is not None:
+            self._bus.follow(channel)
 
-    async def _subscribe_all(self, link: RedisLink) -> None:
-        # Every channel, again after each reconnection: nothing is left to the client library.
-        channels = list(self.wire.subscriptions())
-        channels += [c for c in map(self.wire.room_channel, list(self.rooms)) if c is not None]
-        with trio.fail_after(self.request_timeout):
-            if self.sharded:
-                for channel in channels:  # one SSUBSCRIBE per channel: each may live on another shard
-                    await link.subscribe(channel)
-            else:
-                await link.subscribe(*channels)
-            for pattern in self.wire.patterns():
-                await link.psubscribe(pattern)
+    def _room_deleted(self, room: Room) -> None:
+        channel = self.wire.room_channel(room)
+        if channel is not None:
+            self._bus.unfollow(channel)
 
-    def _room_changed(self, created: bool, room: Room) -> None:
-        if self.wire.room_channel(room) is not None:
-            self._room_changes_send.send_nowait((created, room))
+    # -- membership: this server's ------------------------------------------------------------------
+    @property
+    def rooms(self) -> Mapping[Room, Set[SocketId]]:
+        return self._local.rooms
 
-    async def _follow_rooms(self, link: RedisLink) -> None:
-        while True:
-            created, room = await self._room_changes.receive()
-            channel = self.wire.room_channel(room)
-            if (
-                channel is None
-                or (created and room not in self.rooms)
-                or (not created and room in self.rooms)
-            ):
-                continue  # gone again (or back) meanwhile: the later change is queued too
-            if created:
-                await link.subscribe(channel)
-            else:
-                await link.unsubscribe(channel)
+    @property
+    def sids(self) -> Mapping[SocketId, Set[Room]]:
+        return self._local.sids
 
-    async def _read(self, link: RedisLink) -> None:
-        while True:
-            channel, data = await link.next_message()
-            self._counters["received"] += 1
-            try:
-                inbound = self.wire.decode(channel, data)
-            except MessageError as exc:
-                self._counters["invalid"] += 1
-                logger.debug("redis adapter %s: invalid message on %r: %s", self.uid, channel, exc)
-                continue
-            if inbound is None or (inbound.uid is not None and inbound.uid == self.uid):
-                self._counters["ignored"] += 1
-                continue
-            try:
-                await self._dispatch(inbound)
-            except Exception:
-                self._counters["invalid"] += 1
-                logger.exception("redis adapter %s: message on %r failed", self.uid, channel)
+    def add_all(self, sid: SocketId, rooms: Iterable[Room]) -> None:
+        self._local.add_all(sid, rooms)
 
-    # -- publishing --------------------------------------------------------------------------------
-    def _require_link(self) -> RedisLink:
-        link = self._link
-        if link is None:
-            raise AdapterError(f"Redis at {self.url} is not connected")
-        return link
+    def remove(self, sid: SocketId, room: Room) -> None:
+        self._local.remove(sid, room)
 
-    async def _publish(self, message: tuple[str, bytes]) -> None:
-        """Publish under ``publish_timeout``. Raises: AdapterError (not connected, failed, too slow)."""
-        channel, data = message
-        try:
-            link = self._require_link()
-        except AdapterError:
-            self._counters["publish_errors"] += 1
-            raise
-        with trio.move_on_after(self.publish_timeout) as scope:
-            try:
-                await link.publish(channel, data)
-            except AdapterError:
-                self._counters["publish_errors"] += 1
-                raise
-        if scope.cancelled_caught:
-            self._counters["publish_errors"] += 1
-            raise AdapterError(f"publish to {channel!r} took over {self.publish_timeout} s")
-        self._counters["published"] += 1
+    def remove_all(self, sid: SocketId) -> None:
+        self._local.remove_all(sid)
+
+    def local_targets(self, opts: BroadcastOptions) -> Collection[SocketId]:
+        return self._local.local_targets(opts)
+
+    # -- operations --------------------------------------------------------------------------------
+    async def _publish(self, command: Command) -> None:
+        await self._bus.publish(self.wire.encode(command))
 
     async def server_count(self) -> int:
         """The servers of this namespace: ``PUBSUB NUMSUB`` (or SHARDNUMSUB) of the request channel.
@@ -326,46 +280,38 @@ class RedisAdapter(RedisInbound):
         Raises:
             AdapterError: Redis is unreachable or too slow.
         """
-        link = self._require_link()
-        with trio.move_on_after(self.publish_timeout):
-            return await link.numsub(self.wire.count_channel)
-        raise AdapterError(f"PUBSUB NUMSUB took over {self.publish_timeout} s")
+        return await self._bus.numsub(self.wire.count_channel)
 
     async def _request(
-        self, kind: str, build: Callable[[str], tuple[str, bytes]], timeout: float
-    ) -> list[Any]:
-        """Publish a request and wait for one answer per other server.
+        self, command: Callable[[str], Command], accepts: type[R], timeout: float
+    ) -> Gathering[R]:
+        """Publish a request and wait for one reply per other server, or until ``timeout``.
+
+        Returns the request, its ``done`` set when every server answered.
 
         Raises:
             AdapterError: Redis failed.
-            trio.TooSlowError: an answer is missing at the deadline (the caller words it).
         """
         expected = await self.server_count() - 1
         if expected <= 0:
-            return []
-        request_id = self.wire.new_request_id()
-        pending = self._pending[request_id] = _Pending(kind, expected)
-        try:
-            await self._publish(build(request_id))
-            with trio.fail_after(timeout):
-                await pending.done.wait()
-        except trio.TooSlowError:
-            self._counters["request_timeouts"] += 1
-            raise AckTimeout(f"{pending.received} of {expected} servers answered", pending.answers) from None
-        finally:
-            del self._pending[request_id]
-        return pending.answers
+            return Gathering("", accepts, 0)
+        with self._requests.gather(accepts, expected) as gathering:
+            await self._publish(command(gathering.request_id))
+            with trio.move_on_after(timeout):
+                await gathering.done.wait()
+        if not gathering.done.is_set():
+            self._request_timeouts += 1
+        return gathering
 
-    # -- operations --------------------------------------------------------------------------------
     async def broadcast(self, packet: Packet, opts: BroadcastOptions) -> None:
         """Deliver locally, then publish (unless ``.local``).
 
         Raises:
             AdapterError: the publish failed (local delivery has happened).
         """
-        await self.deliver(Encoded.of(packet), opts)
+        await self._local.deliver(Encoded.of(packet), opts)
         if not opts.flags.local:
-            await self._publish(self.wire.broadcast(packet, opts))
+            await self._publish(Broadcast(packet, opts))
 
     async def broadcast_with_ack(self, packet: Packet, opts: BroadcastOptions) -> list[Any]:
         """Deliver with acks here and on every server; return every answer.
@@ -382,30 +328,26 @@ class RedisAdapter(RedisInbound):
         if timeout is None:
             raise TypeError("a broadcast with acks needs a timeout: use .timeout(seconds)")
         if opts.flags.local:
-            return await super().broadcast_with_ack(packet, opts)
+            return await self._local.broadcast_with_ack(packet, opts)
         deadline = trio.current_time() + timeout
-        state = _AckState()
-        request_id = self.wire.new_request_id()
-        self._acks[request_id] = state
         ack_id = self.nsp.next_ack_id()
-        targets = list(self.local_targets(opts))
+        targets = list(self._local.local_targets(opts))
         sockets = self.nsp.sockets
-        try:
-            for sid in targets:
-                sockets[sid].add_ack_callback(ack_id, state.answer, state.gone)
-            state.count(len(targets))
-            await self._write_acked(targets, packet, ack_id, opts, state.gone)
-            await self._publish(self.wire.broadcast_with_ack(request_id, packet, opts))
-            state.expected_servers = await self.server_count()
-            state.check()
-            with trio.move_on_at(deadline):
-                await state.done.wait()
-        finally:
-            del self._acks[request_id]
-            for sid in targets:
-                socket = sockets.get(sid)
-                if socket is not None:
-                    socket.remove_ack_callback(ack_id)
+        with self._requests.gather_acks() as state:
+            try:
+                for sid in targets:
+                    sockets[sid].add_ack_callback(ack_id, state.answer, state.gone)
+                state.count(len(targets))
+                await self._local.deliver_acked(targets, packet, ack_id, opts.flags.volatile, state.gone)
+                await self._publish(BroadcastWithAck(state.request_id, packet, opts))
+                state.expect_servers(await self.server_count())
+                with trio.move_on_at(deadline):
+                    await state.done.wait()
+            finally:
+                for sid in targets:
+                    socket = sockets.get(sid)
+                    if socket is not None:
+                        socket.remove_ack_callback(ack_id)
         if not state.done.is_set():
             raise AckTimeout("acks missing across the cluster", state.responses)
         return list(state.responses)
@@ -413,56 +355,43 @@ class RedisAdapter(RedisInbound):
     async def add_sockets(self, opts: BroadcastOptions, rooms: Iterable[Room]) -> None:
         """Make the selected sockets, here and on every server, join ``rooms``. Raises: AdapterError."""
         rooms = tuple(sorted(set(rooms)))
-        await super().add_sockets(opts, rooms)
+        await self._local.add_sockets(opts, rooms)
         if not opts.flags.local:
-            await self._publish(self.wire.sockets_op(Op.JOIN, opts, rooms, False))
+            await self._publish(SocketsJoin(opts, rooms))
 
     async def del_sockets(self, opts: BroadcastOptions, rooms: Iterable[Room]) -> None:
         """Make the selected sockets, here and on every server, leave ``rooms``. Raises: AdapterError."""
         rooms = tuple(sorted(set(rooms)))
-        await super().del_sockets(opts, rooms)
+        await self._local.del_sockets(opts, rooms)
         if not opts.flags.local:
-            await self._publish(self.wire.sockets_op(Op.LEAVE, opts, rooms, False))
+            await self._publish(SocketsLeave(opts, rooms))
 
     async def disconnect_sockets(self, opts: BroadcastOptions, close: bool) -> None:
         """Disconnect the selected sockets here and on every server. Raises: AdapterError."""
-        await super().disconnect_sockets(opts, close)
+        await self._local.disconnect_sockets(opts, close)
         if not opts.flags.local:
-            await self._publish(self.wire.sockets_op(Op.DISCONNECT, opts, (), close))
+            await self._publish(DisconnectSockets(opts, close))
 
     async def fetch_sockets(self, opts: BroadcastOptions) -> list[RemoteSocket]:
-        """The selected sockets of every server (remote ones act through Redis).
+        """The selected sockets of every server (each acts through this adapter, so through Redis).
 
         Raises:
             AdapterError: Redis failed, or a server did not answer within ``request_timeout``.
         """
-        found = await super().fetch_sockets(opts)
+        sockets = self.nsp.sockets
+        found = [RemoteSocket.of_local(sockets[sid], self) for sid in self._local.local_targets(opts)]
+        await trio.lowlevel.checkpoint()
         if opts.flags.local:
             return found
-        try:
-            answers = await self._request(
-                "fetch", lambda rid: self.wire.fetch(rid, opts), opts.flags.timeout or self.request_timeout
-            )
-        except AckTimeout as exc:
-            raise AdapterError(f"fetch_sockets: {exc}") from None
-        from ..base import RemoteSocket
-
-        for answer in answers:
-            for item in answer if isinstance(answer, list) else ():
-                if not isinstance(item, dict) or not isinstance(item.get("id"), str):
-                    self._counters["invalid"] += 1
-                    continue
-                rooms = item.get("rooms")
-                data = item.get("data")
-                found.append(
-                    RemoteSocket(
-                        SocketId(item["id"]),
-                        handshake_from_json(item.get("handshake")),
-                        frozenset(str(room) for room in rooms) if isinstance(rooms, list) else frozenset(),
-                        data if isinstance(data, dict) else {},
-                        self,
-                    )
-                )
+        gathering = await self._request(
+            lambda request_id: FetchSockets(request_id, opts),
+            FetchSocketsResponse,
+            opts.flags.timeout or self.request_timeout,
+        )
+        if not gathering.done.is_set():
+            raise AdapterError(f"fetch_sockets: {_missing(gathering)}")
+        for reply in gathering.replies:
+            found.extend(RemoteSocket(s.id, s.handshake, s.rooms, s.data, self) for s in reply.sockets)
         return found
 
     async def all_rooms(self) -> set[Room]:
@@ -476,23 +405,17 @@ class RedisAdapter(RedisInbound):
             for socket in await self.fetch_sockets(BroadcastOptions()):
                 rooms |= socket.rooms
             return rooms
-        try:
-            answers = await self._request("rooms", self._all_rooms_request, self.request_timeout)
-        except AckTimeout as exc:
-            raise AdapterError(f"all_rooms: {exc}") from None
-        for answer in answers:
-            rooms.update(str(room) for room in answer if isinstance(answer, list))
+        gathering = await self._request(AllRooms, AllRoomsResponse, self.request_timeout)
+        if not gathering.done.is_set():
+            raise AdapterError(f"all_rooms: {_missing(gathering)}")
+        for reply in gathering.replies:
+            rooms.update(reply.rooms)
         return rooms
-
-    def _all_rooms_request(self, request_id: str) -> tuple[str, bytes]:
-        message = self.wire.all_rooms(request_id)
-        assert message is not None
-        return message
 
     async def server_side_emit(
         self, event: str, args: list[Any], *, timeout: float | None = None
     ) -> list[Any]:
-        """Send ``[event, *args]`` to the other servers' ``@server.on(event)`` handlers.
+        """Send ``event`` with ``args`` to the other servers' ``@server.on(event)`` handlers.
 
         With ``timeout``, wait for one answer per other server (the handlers' return values).
 
@@ -500,8 +423,17 @@ class RedisAdapter(RedisInbound):
             AckTimeout: an answer is missing at the timeout (``.responses``: those received).
             AdapterError: Redis failed.
         """
-        data = [event, *args]
         if timeout is None:
-            await self._publish(self.wire.server_side_emit(None, data))
+            await self._publish(ServerSideEmit(event, tuple(args)))
             return []
-        return await self._request("emit", lambda rid: self.wire.server_side_emit(rid, data), timeout)
+        gathering = await self._request(
+            lambda request_id: ServerSideEmit(event, tuple(args), request_id), ServerSideEmitResponse, timeout
+        )
+        answers = [reply.value for reply in gathering.replies]
+        if not gathering.done.is_set():
+            raise AckTimeout(_missing(gathering), answers)
+        return answers
+
+
+def _missing(gathering: Gathering[Any]) -> str:
+    return f"{len(gathering.replies)} of {gathering.expected} servers answered"

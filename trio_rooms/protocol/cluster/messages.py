@@ -43,6 +43,7 @@ __all__ = [
     "encode_msgpack",
     "handshake_from_json",
     "has_binary",
+    "import_msgpack",
     "options_from_wire",
     "options_to_wire",
     "packet_from_wire",
@@ -103,7 +104,12 @@ _MAY_CARRY_BINARY: Final = frozenset(
 
 # -- codecs -------------------------------------------------------------------------------------------
 @cache
-def _msgpack() -> ModuleType:
+def import_msgpack() -> ModuleType:
+    """The msgpack module.
+
+    Raises:
+        ImportError: msgpack is not installed (the message says ``pip install trio-rooms[redis]``).
+    """
     try:
         import msgpack  # type: ignore[import-untyped,unused-ignore]
     except ImportError:
@@ -120,7 +126,7 @@ def _ext_hook(code: int, data: bytes) -> Any:
 
 def encode_msgpack(value: Any) -> bytes:
     """msgpack with bin for bytes and str for str, as notepack.io writes them."""
-    packed: bytes = _msgpack().packb(value, use_bin_type=True)
+    packed: bytes = import_msgpack().packb(value, use_bin_type=True)
     return packed
 
 
@@ -150,7 +156,7 @@ def decode_any(data: bytes) -> Any:
         with cyclic_gc_paused() if len(data) > _GC_PAUSE_BYTES else nullcontext():
             if data[0] == 0x7B:
                 return json.loads(data)
-            return _msgpack().unpackb(data, raw=False, ext_hook=_ext_hook, strict_map_key=False)
+            return import_msgpack().unpackb(data, raw=False, ext_hook=_ext_hook, strict_map_key=False)
     except MessageError:
         raise
     except ImportError:
@@ -333,8 +339,14 @@ class Request:
             if self.type != RequestType.BROADCAST:
                 del wire["flags"]  # join/leave/disconnect/fetch requests carry rooms and except only
             value["opts"] = wire
-        if self.type in (RequestType.REMOTE_JOIN, RequestType.REMOTE_LEAVE, RequestType.SOCKETS):
+        if self.type == RequestType.SOCKETS or (
+            self.type in (RequestType.REMOTE_JOIN, RequestType.REMOTE_LEAVE) and self.opts is not None
+        ):
             value["rooms"] = list(self.rooms)
+        if self.sid is not None:
+            value["sid"] = self.sid
+        if self.room is not None:
+            value["room"] = self.room
         if self.type == RequestType.REMOTE_DISCONNECT:
             value["close"] = self.close
         if self.type == RequestType.SERVER_SIDE_EMIT:
