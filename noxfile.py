@@ -14,6 +14,7 @@ TEST_DEPS = [
     "python-socketio[asyncio-client]>=5.11",
     "coredis>=6.9",
     "msgpack>=1.0",
+    "grimp>=3.5",
 ]
 
 
@@ -26,10 +27,11 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff (with the ASYNC rules) and ruff format --check."""
-    session.install("ruff==0.17.6")
+    """ruff (with the ASYNC rules), ruff format --check, and the import-linter contracts of the layers."""
+    session.install("-e", ".", "ruff==0.17.6", "import-linter==2.17")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
+    session.run("lint-imports")
 
 
 @nox.session

@@ -2,10 +2,10 @@
 
 Not a test (see README.md). Two parts:
 
-(a) sans IO, in process: the decoding time per byte of each worst shape (tests/worst_shapes.py, plus the
-    transport shapes: HTTP heads and chunked bodies on Http11Connection, WebSocket frames on wsproto as
-    WebSocketReader drives it) at 1 KB, 64 KB and 1 MB: the best of a few runs, in ns per byte. Linear
-    decoders keep the figure flat across the sizes.
+(a) sans IO, in process: the decoding time per byte of each worst shape (tests/helpers/worst_shapes.py,
+    plus the transport shapes: HTTP heads and chunked bodies on Http11Connection, WebSocket frames on
+    wsproto as WebSocketReader drives it) at 1 KB, 64 KB and 1 MB: the best of a few runs, in ns per
+    byte. Linear decoders keep the figure flat across the sizes.
 (b) end to end: a trio_rooms ``Server`` (default options: max_payload 1 MB) in a subprocess on 127.0.0.1,
     a control client emitting ``echo`` with an ack every 50 ms, and an attacker sending each worst shape
     at just under max_payload, over WebSocket and over long-polling, ``--rounds`` times; the table gives
@@ -41,7 +41,7 @@ sys.path.insert(0, str(HERE.parent))
 
 import h11  # noqa: E402
 import trio  # noqa: E402
-from worst_shapes import (  # noqa: E402
+from helpers.worst_shapes import (  # noqa: E402
     BINARY,
     HTTP_BODY_SHAPES,
     HTTP_HEAD_SHAPES,
@@ -59,12 +59,12 @@ from wsproto.connection import Connection, ConnectionType  # noqa: E402
 from wsproto.events import BytesMessage, Ping, TextMessage  # noqa: E402
 
 import trio_rooms  # noqa: E402
-from trio_rooms._http11 import Http11Connection  # noqa: E402
-from trio_rooms.adapter.cluster_messages import MessageError, decode_any  # noqa: E402
+from trio_rooms.engine.h11io import MAX_REQUEST_HEAD_BYTES, parse_request  # noqa: E402
 from trio_rooms.errors import RemoteProtocolError  # noqa: E402
 from trio_rooms.protocol import engineio  # noqa: E402
+from trio_rooms.protocol.cluster.messages import MessageError, decode_any  # noqa: E402
+from trio_rooms.protocol.http11 import Http11Connection  # noqa: E402
 from trio_rooms.protocol.socketio import Decoder  # noqa: E402
-from trio_rooms.transport.http import MAX_REQUEST_HEAD_BYTES, parse_request  # noqa: E402
 
 SIZES = (1_000, 64_000, 1_000_000)
 ATTACK_SIZE = 999_000  # just under max_payload (1,000,000)

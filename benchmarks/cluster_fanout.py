@@ -7,7 +7,7 @@ benchmarks, and trio_rooms with its Redis extra)::
                                         [--out benchmarks/results-cluster.json]
 
 Per run and implementation (interleaved: trio_rooms, Node, trio_rooms, ...), on a fresh key of one
-redis-server: three servers as separate processes (``tests/cluster_server.py`` with ``RedisAdapter``,
+redis-server: three servers as separate processes (``tests/helpers/cluster_server.py`` with ``RedisAdapter``,
 or ``tests/interop/node_cluster_server.mjs`` with ``@socket.io/redis-adapter`` 8.3 ``createAdapter``,
 ``NODE_ENV=production``), then ``benchmarks/cluster_loadclient.mjs``: ``--clients`` receivers per server
 in one room, and per server one sender keeping ``--window`` broadcasts to that room in flight, so that
@@ -36,7 +36,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 LOADCLIENT = ROOT / "benchmarks" / "cluster_loadclient.mjs"
-PY_SERVER = ROOT / "tests" / "cluster_server.py"
+PY_SERVER = ROOT / "tests" / "helpers" / "cluster_server.py"
 NODE_SERVER = ROOT / "tests" / "interop" / "node_cluster_server.mjs"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 

@@ -1,5 +1,5 @@
 // Load client of the cross-server fan-out benchmark (cluster_fanout.py): raw Engine.IO v4 / Socket.IO v5
-// over `ws`, against the cluster test servers (tests/cluster_server.py, tests/interop/node_cluster_server.mjs),
+// over `ws`, against the cluster test servers (tests/helpers/cluster_server.py, tests/interop/node_cluster_server.mjs),
 // which share the handler "do_broadcast" (rooms, except, event, ...args) -> ack "ok".
 //
 //   node cluster_loadclient.mjs --ports P1,P2,P3 [--clients 100] [--window 4] [--warmup 1] [--seconds 5]

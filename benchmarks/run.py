@@ -51,6 +51,9 @@ SERVERS: dict[str, tuple[str, ...]] = {
 }
 if os.environ.get("BENCH_TRIO_SERVER"):  # a diagnostic stand-in for server_trio.py
     SERVERS["trio"] = (sys.executable, os.environ["BENCH_TRIO_SERVER"])
+#: ``--tree LABEL=DIR`` servers: trio_rooms from another checkout (``DIR/benchmarks/server_trio.py`` with
+#: ``DIR`` first on PYTHONPATH), to measure two versions side by side in one interleaved run.
+TREES: dict[str, Path] = {}
 LABELS = {
     "trio": "trio_rooms",
     "node": "Node socket.io",
@@ -172,6 +175,9 @@ def one_run(server: str, n: int, run: int, args: argparse.Namespace, logdir: Pat
     env = dict(os.environ)
     if server == "node":
         env["NODE_ENV"] = "production"
+    if server in TREES:
+        paths = [str(TREES[server]), *filter(None, [env.get("PYTHONPATH")])]
+        env["PYTHONPATH"] = os.pathsep.join(paths)
     with (
         open(f"{stem}.server.out", "wb") as s_out,
         open(f"{stem}.server.err", "wb") as s_err,
@@ -367,10 +373,25 @@ def main() -> int:
     parser.add_argument("--phase-timeout", type=float, default=120.0, help="bound of one phase, seconds")
     parser.add_argument("--run-timeout", type=float, default=600.0, help="bound of one run, seconds")
     parser.add_argument("--out", type=Path, help="JSON output (default: benchmarks/results[-quick].json)")
+    parser.add_argument(
+        "--tree",
+        action="append",
+        default=[],
+        metavar="LABEL=DIR",
+        help="also a server LABEL: trio_rooms of the checkout DIR (name it in --servers); repeatable",
+    )
     parser.add_argument("--markdown", type=Path, help="also write the table to this file")
     args = parser.parse_args()
     ns: list[int] = args.n or ([1000] if args.quick else [1000, 10_000])
     runs: int = args.runs or (1 if args.quick else 3)
+    for spec in args.tree:
+        label, _, tree = spec.partition("=")
+        root = Path(tree).resolve()
+        if not label or not (root / "benchmarks" / "server_trio.py").exists():
+            parser.error(f"--tree {spec!r}: LABEL=DIR, DIR a trio_rooms checkout")
+        TREES[label] = root
+        SERVERS[label] = (sys.executable, str(root / "benchmarks" / "server_trio.py"))
+        LABELS[label] = f"trio_rooms ({label})"
     servers = [s for s in args.servers.split(",") if s]
     unknown = set(servers) - set(SERVERS)
     if unknown:

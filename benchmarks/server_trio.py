@@ -30,7 +30,7 @@ number of objects the cyclic GC tracks before and after a full ``gc.collect()``,
 and the number of tracked objects by type.
 
 ``--count-encodes`` (this benchmark server only, nothing in trio_rooms changes) wraps
-``trio_rooms.transport.polling.Encoded`` to count the encoded packets made (``encoded``), the reads of
+``trio_rooms.protocol.encoded.Encoded`` to count the encoded packets made (``encoded``), the reads of
 their long-polling text (``polling_reads``) and how many of those reads built it (``polling_builds``).
 
 Prints ``{"server": "trio_rooms", "port": PORT, ...}`` on one line when it listens (127.0.0.1 only).
@@ -51,8 +51,8 @@ from typing import Any
 import trio
 
 import trio_rooms
+from trio_rooms.protocol.encoded import Encoded
 from trio_rooms.server import DEFAULT_PING_INTERVAL, DEFAULT_PING_TIMEOUT
-from trio_rooms.transport.polling import Encoded
 
 COUNTERS: dict[str, int] = {}
 #: With --trace-requests: the CLOCK_MONOTONIC time (ns) at which the handler of each one-broadcast

@@ -1,11 +1,12 @@
-"""Shared fixtures: the real Redis servers of tests/redis_fixtures.py, re-exported for every test module."""
+"""Shared fixtures: the real Redis servers of tests/helpers/redis_fixtures.py, re-exported for every
+test module."""
 
 import os
 
+from helpers.redis_fixtures import redis_cluster_urls as redis_cluster_urls
+from helpers.redis_fixtures import redis_server as redis_server
+from helpers.redis_fixtures import redis_url as redis_url
 from hypothesis import settings
-from redis_fixtures import redis_cluster_urls as redis_cluster_urls
-from redis_fixtures import redis_server as redis_server
-from redis_fixtures import redis_url as redis_url
 
 __all__ = ["redis_cluster_urls", "redis_server", "redis_url"]
 

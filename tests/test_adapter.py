@@ -11,13 +11,13 @@ from typing import Any
 import pytest
 import trio
 import trio.testing
-from fakes import FakeNamespace, FakeSocket
+from helpers.fakes import FakeNamespace, FakeSocket
 
 from trio_rooms import AckTimeout
 from trio_rooms.adapter.base import Adapter, BroadcastFlags, BroadcastOptions, SocketId
 from trio_rooms.adapter.memory import YIELD_EVERY
 from trio_rooms.protocol import Packet, PacketType
-from trio_rooms.transport.polling import Encoded
+from trio_rooms.protocol.encoded import Encoded
 
 Log = list[tuple[Any, ...]]
 

@@ -9,12 +9,11 @@ from typing import Any, cast
 import pytest
 import trio
 import trio.testing
-from fakes import FakeNamespace, FakeSocket
+from helpers.fakes import FakeNamespace, FakeSocket
 
 from trio_rooms import AckTimeout, BroadcastOperator, RemoteSocket
 from trio_rooms.adapter.base import SocketId
-from trio_rooms.adapter.parent import ParentAdapter
-from trio_rooms.namespace import Namespace
+from trio_rooms.adapter.parent import FamilyView, ParentAdapter
 from trio_rooms.protocol import RESERVED_EVENTS
 
 
@@ -307,7 +306,7 @@ class FakeParent:
     def __init__(self, *children: FakeNamespace) -> None:
         self.name = "<parent>"
         self.children = {child.name: child for child in children}
-        self.adapter = ParentAdapter(cast(Namespace, self))
+        self.adapter = ParentAdapter(cast(FamilyView, self))
 
     @property
     def op(self) -> BroadcastOperator:

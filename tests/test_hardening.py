@@ -207,8 +207,7 @@ async def test_burst_of_connects_to_unknown_namespaces_is_refused_one_by_one() -
             async with open_test_client(stream) as client:
                 # 100 CONNECTs to namespaces nobody serves, in one write: each is refused at once,
                 # and none counts towards max_namespaces.
-                burst = b"".join(client._ws.send(Message(data=f"40/nobody-{n},")) for n in range(100))
-                await stream.send_all(burst)
+                await client.send_raw_many([f"40/nobody-{n}," for n in range(100)])
                 for n in range(100):
                     answer = await client.receive()
                     assert answer.type is PacketType.CONNECT_ERROR

@@ -8,7 +8,7 @@ from typing import Any
 import h11
 import pytest
 
-from trio_rooms._http11 import MAX_FRAMING_LINE, Http11Connection
+from trio_rooms.protocol.http11 import MAX_FRAMING_LINE, Http11Connection
 
 LIMIT = 1000
 

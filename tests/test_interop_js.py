@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import pytest
 import trio
-from interop_harness import INTEROP_DIR, check_run, missing, run_against_app
+from helpers.interop_harness import INTEROP_DIR, check_run, missing, run_against_app
 
 NODE_MODULES = INTEROP_DIR / "node_modules"
 SCRIPT_TIMEOUT = 60.0  # seconds: the scripts bound themselves (25 s overall); this is the backstop

@@ -17,7 +17,7 @@ import sys
 
 import pytest
 import trio
-from interop_harness import check_run, missing, run_against_app
+from helpers.interop_harness import check_run, missing, run_against_app
 
 SCRIPT = "py_client.py"
 SCRIPT_TIMEOUT = 60.0  # seconds: the script bounds itself (40 s overall); this is the backstop

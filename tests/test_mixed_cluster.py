@@ -1,7 +1,7 @@
 """A mixed cluster: a Node socket.io 4.8 server with ``@socket.io/redis-adapter`` 8.3 and trio_rooms servers.
 
 One Redis, separate processes: ``tests/interop/node_cluster_server.mjs`` (Node, "n0") and two
-``tests/cluster_server.py`` (trio_rooms, "t0", "t1"), with the same test handlers, so that each check
+``tests/helpers/cluster_server.py`` (trio_rooms, "t0", "t1"), with the same test handlers, so that each check
 runs in both directions: driven from the Node server with the effect on trio_rooms' clients
 (``node->trio``) and driven from a trio_rooms server with the effect on Node's clients (``trio->node``).
 Every mode: classic (``createAdapter``, PUBLISH/PSUBSCRIBE on the session's redis-server) and sharded
@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 import trio
-from interop_harness import INTEROP_DIR, missing
+from helpers.interop_harness import INTEROP_DIR, missing
 from test_redis_adapter import (
     STEP,
     Member,
@@ -48,7 +48,7 @@ from trio_rooms.adapter.redis import RedisAdapter as _RedisAdapterType
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX processes and signals")
 
 NODE_SCRIPT = INTEROP_DIR / "node_cluster_server.mjs"
-PY_SCRIPT = Path(__file__).resolve().parent / "cluster_server.py"
+PY_SCRIPT = Path(__file__).resolve().parent / "helpers" / "cluster_server.py"
 NODE_ID_LENGTH = 20  # Node's socket ids (base64id); trio_rooms' have 22 characters
 MODES = ["classic", "sharded-dynamic", "sharded-static", "sharded-dynamic-private"]
 

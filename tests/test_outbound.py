@@ -11,8 +11,8 @@ import socket
 import trio
 import trio.testing
 
+from trio_rooms.engine.outbound import Outbound
 from trio_rooms.stats import Counters
-from trio_rooms.transport.outbound import Outbound
 
 
 async def read_all(stream: trio.abc.ReceiveStream, size: int) -> bytes:

@@ -1,4 +1,5 @@
-"""RedisAdapter: three trio_rooms servers (separate processes, tests/cluster_server.py) on a real Redis.
+"""RedisAdapter: three trio_rooms servers (separate processes, tests/helpers/cluster_server.py) on a
+real Redis.
 
 Clients connect to every server over TCP; each check drives one server through its clients' events
 and asserts what every client receives. Real time throughout (subprocesses and Redis): every wait is
@@ -22,11 +23,12 @@ from typing import Any
 import msgpack  # type: ignore[import-untyped,unused-ignore]
 import pytest
 import trio
-from redis_fixtures import RedisServer
+from helpers.redis_fixtures import RedisServer
 
 from trio_rooms import Client, open_client
 from trio_rooms.adapter.base import BroadcastFlags, BroadcastOptions
-from trio_rooms.adapter.cluster_messages import (
+from trio_rooms.protocol.cluster.classic import ClassicWire
+from trio_rooms.protocol.cluster.messages import (
     INSTALL_HINT,
     BroadcastMessage,
     ClusterMessage,
@@ -36,19 +38,20 @@ from trio_rooms.adapter.cluster_messages import (
     RequestType,
     Response,
 )
-from trio_rooms.adapter.redis_wire import ClassicWire, Op, ShardedWire
+from trio_rooms.protocol.cluster.model import Broadcast, ServerSideEmit
+from trio_rooms.protocol.cluster.sharded import ShardedWire
 from trio_rooms.protocol.socketio import Packet, PacketType
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX processes and signals")
 
-SERVER_SCRIPT = Path(__file__).resolve().parent / "cluster_server.py"
+SERVER_SCRIPT = Path(__file__).resolve().parent / "helpers" / "cluster_server.py"
 STEP = 5.0  # seconds any single cluster step may take
 QUIET = 0.3  # seconds to wait for unwanted duplicates after the expected messages arrived
 
 
 # -- server processes ------------------------------------------------------------------------------------
 class ServerProcess:
-    """One cluster member process (tests/cluster_server.py, or any ``argv`` that prints
+    """One cluster member process (tests/helpers/cluster_server.py, or any ``argv`` that prints
     ``PORT <n>`` once it serves)."""
 
     def __init__(
@@ -501,8 +504,8 @@ def test_classic_broadcast_golden_value() -> None:
     inbound = wire.decode(b"socket.io#/#", node)
     assert (
         inbound is not None
-        and inbound.op == Op.BROADCAST
-        and inbound.packet == Packet(PacketType.EVENT, "/", ["e"])
+        and isinstance(inbound.message, Broadcast)
+        and inbound.message.packet == Packet(PacketType.EVENT, "/", ["e"])
     )
 
 
@@ -530,7 +533,7 @@ def test_classic_requests_and_responses() -> None:
     wire = ClassicWire("k", "/")
     as_json = wire.decode(b"k-request#/#", b'{"type":6,"uid":"o","data":["ev",1]}')
     as_msgpack = wire.decode(b"k-request#/#", msgpack.packb({"type": 6, "uid": "o", "data": ["ev", 1]}))
-    assert as_json == as_msgpack and as_json is not None and as_json.op == Op.SERVER_SIDE_EMIT
+    assert as_json == as_msgpack and as_json is not None and isinstance(as_json.message, ServerSideEmit)
     for garbage in (b"", b"\xc1", b"{", msgpack.packb("str"), b'{"type":99}', b'{"type":7,"uid":"o"}'):
         with pytest.raises(MessageError):
             wire.decode(b"k-request#/#", garbage)
@@ -564,7 +567,7 @@ def test_sharded_messages() -> None:
 
 def test_redis_adapter_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
     from trio_rooms import RedisAdapter
-    from trio_rooms.adapter import redis_backend
+    from trio_rooms.adapter.redis import backend as redis_backend
 
     redis_backend.import_coredis.cache_clear()
     monkeypatch.setitem(sys.modules, "coredis", None)

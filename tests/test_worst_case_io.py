@@ -15,16 +15,17 @@ from functools import partial
 import pytest
 import trio
 import trio.testing
+from helpers.raw_clients import SIO_PATH, open_polling, post, sio_client
+from helpers.worst_shapes import CONTINUATION as MORE
+from helpers.worst_shapes import PING, TEXT, WS_SHAPES, polling_body, shape, websocket_messages, ws_frame
 from test_abuse import exchange, handshake, status_of
-from test_conformance import SIO_PATH, SLOW_PINGS, open_polling, post, reference_server, serving, sio_client
-from worst_shapes import CONTINUATION as MORE
-from worst_shapes import PING, TEXT, WS_SHAPES, polling_body, shape, websocket_messages, ws_frame
+from test_conformance import SLOW_PINGS, reference_server, serving
 
-from trio_rooms.client_http import MAX_RESPONSE_HEAD, EngineClosed, EngineOptions, HttpConnection, Target
+from trio_rooms.client.http import MAX_RESPONSE_HEAD, EngineClosed, HttpConnection, Target, TransportOptions
+from trio_rooms.engine.h11io import MAX_REQUEST_HEAD_BYTES
+from trio_rooms.engine.outbound import Outbound
+from trio_rooms.engine.websocket import WebSocketReader
 from trio_rooms.stats import Counters
-from trio_rooms.transport.http import MAX_REQUEST_HEAD_BYTES
-from trio_rooms.transport.outbound import Outbound
-from trio_rooms.transport.websocket import WebSocketReader
 
 #: The hang guard of every test, in seconds.
 HANG_GUARD = 5.0
@@ -134,7 +135,7 @@ async def answering(response: bytes) -> AsyncIterator[HttpConnection]:
         listeners = await nursery.start(partial(trio.serve_tcp, handler, 0, host="127.0.0.1"))
         port = listeners[0].socket.getsockname()[1]
         target = Target(secure=False, host="127.0.0.1", port=port, path="/socket.io/")
-        connection = HttpConnection(target, EngineOptions(transports=("polling",)))
+        connection = HttpConnection(target, TransportOptions(transports=("polling",)))
         try:
             yield connection
         finally:

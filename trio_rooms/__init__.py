@@ -1,16 +1,15 @@
 """trio_rooms: a Socket.IO v5 server (and client) for Trio, built around rooms."""
 
 from .adapter.base import Adapter as Adapter
-from .adapter.base import BroadcastOptions as BroadcastOptions
-from .adapter.base import Room as Room
-from .adapter.base import SocketId as SocketId
+from .adapter.base import RemoteSocket as RemoteSocket
 from .adapter.memory import InMemoryAdapter as InMemoryAdapter
 from .adapter.redis import RedisAdapter as RedisAdapter
 from .broadcast import BroadcastOperator as BroadcastOperator
-from .broadcast import RemoteSocket as RemoteSocket
 from .client import Client as Client
 from .client import open_client as open_client
 from .engine import EngineServer as EngineServer
+from .engine.http import HttpRequest as HttpRequest
+from .engine.http import HttpResponse as HttpResponse
 from .errors import AckTimeout as AckTimeout
 from .errors import AdapterError as AdapterError
 from .errors import ConnectionRefused as ConnectionRefused
@@ -21,12 +20,13 @@ from .errors import NamespaceRejected as NamespaceRejected
 from .errors import ProtocolError as ProtocolError
 from .errors import RemoteProtocolError as RemoteProtocolError
 from .errors import TrioRoomsError as TrioRoomsError
-from .handshake import Handshake as Handshake
 from .namespace import Namespace as Namespace
 from .server import Server as Server
 from .socket import Socket as Socket
-from .transport.http import HttpRequest as HttpRequest
-from .transport.http import HttpResponse as HttpResponse
+from .types import BroadcastOptions as BroadcastOptions
+from .types import Handshake as Handshake
+from .types import Room as Room
+from .types import SocketId as SocketId
 
 __version__ = "0.1.0"
 

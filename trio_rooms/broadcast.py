@@ -1,4 +1,4 @@
-"""BroadcastOperator (immutable ``to``/``in_``/``except_``/flags, then an operation) and RemoteSocket.
+"""BroadcastOperator: immutable ``to``/``in_``/``except_``/flags, then an operation on the sockets selected.
 
 Rule: an operator only describes *who*; the namespace's adapter does the work, locally or across
 servers, so the same calls work with every adapter.
@@ -7,27 +7,15 @@ servers, so the same calls work with every adapter.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Set
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable
+from typing import Any
 
 from ._util import rooms_arg
-from .adapter.base import Adapter, BroadcastFlags, BroadcastOptions, Room, SocketId
-from .handshake import Handshake
-from .protocol.socketio import RESERVED_EVENTS, Packet, PacketType
+from .adapter.base import Adapter, RemoteSocket
+from .protocol.socketio import event_packet
+from .types import BroadcastFlags, BroadcastOptions, Room
 
-if TYPE_CHECKING:
-    from .socket import Socket
-
-__all__ = ["BroadcastOperator", "RemoteSocket", "event_packet"]
-
-
-def event_packet(nsp: str, event: str, args: tuple[Any, ...]) -> Packet:
-    """The EVENT packet for ``emit(event, *args)``; refuses reserved and non-str event names."""
-    if not isinstance(event, str):
-        raise TypeError(f"an event name is a str, not {type(event).__name__}")
-    if event in RESERVED_EVENTS:
-        raise ValueError(f"{event!r} is a reserved event name and cannot be emitted")
-    return Packet(PacketType.EVENT, nsp, [event, *args])
+__all__ = ["BroadcastOperator"]
 
 
 class BroadcastOperator:
@@ -122,45 +110,3 @@ class BroadcastOperator:
     async def disconnect_sockets(self, close: bool = False) -> None:
         """Disconnect the selected sockets; ``close`` also closes their connections."""
         await self._adapter.disconnect_sockets(self._opts, close)
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class RemoteSocket:
-    """A socket found by ``fetch_sockets``, on this server or another: a snapshot plus actions.
-
-    Attributes:
-        id: the socket id.
-        handshake: its handshake.
-        rooms: its rooms when fetched.
-        data: its ``data`` dict when fetched (a copy for a remote socket).
-    """
-
-    id: SocketId
-    handshake: Handshake
-    rooms: Set[Room]
-    data: dict[str, Any]
-    _adapter: Adapter = dataclasses.field(repr=False, compare=False)
-
-    @classmethod
-    def of_local(cls, socket: Socket) -> RemoteSocket:
-        """The RemoteSocket of a socket of this server."""
-        return cls(socket.id, socket.handshake, frozenset(socket.rooms), socket.data, socket.nsp.adapter)
-
-    def _operator(self) -> BroadcastOperator:
-        return BroadcastOperator(self._adapter, frozenset((self.id,)))
-
-    async def emit(self, event: str, *args: Any) -> None:
-        """Send ``event`` to this socket, wherever it is connected."""
-        await self._operator().emit(event, *args)
-
-    async def join(self, room_or_rooms: str | Iterable[str]) -> None:
-        """Make this socket join ``room_or_rooms``."""
-        await self._operator().sockets_join(room_or_rooms)
-
-    async def leave(self, room: str) -> None:
-        """Make this socket leave ``room``."""
-        await self._operator().sockets_leave(room)
-
-    async def disconnect(self, close: bool = False) -> None:
-        """Disconnect this socket."""
-        await self._operator().disconnect_sockets(close)

@@ -12,27 +12,55 @@ import dataclasses
 import logging
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import trio
 
+from .engine.heartbeat import Heartbeats
 from .errors import ConnectionRefused, DisconnectReason, RemoteProtocolError
-from .handshake import Handshake
 from .protocol.socketio import Decoder, Packet, PacketType
-from .socket import Socket
+from .socket import Socket, SocketOptions
+from .stats import Counters
+from .types import Handshake
 
 if TYPE_CHECKING:
+    from .engine.session import Session
     from .namespace import Namespace
-    from .server import Server
-    from .transport.session import EngineSession
 
-__all__ = ["Connection"]
+__all__ = ["Connection", "ConnectionOptions", "NamespaceDirectory"]
 
 logger = logging.getLogger("trio_rooms")
 
 #: Events queued per socket before the connection's reading pauses.
 INBOX_SIZE: Final = 64
 _INVALID_NAMESPACE: Final = {"message": "Invalid namespace"}
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ConnectionOptions:
+    """The server's limits that apply to each connection (see ``Server``)."""
+
+    max_attachments: int
+    max_json_depth: int
+    max_namespaces: int
+    connect_timeout: float
+    socket: SocketOptions
+
+
+class NamespaceDirectory(Protocol):
+    """Where a connection finds the namespace a CONNECT names (the server)."""
+
+    def namespace_may_exist(self, name: str) -> bool:
+        """Whether a CONNECT to ``name`` may succeed (False: refused at once)."""
+        ...
+
+    async def resolve_namespace(self, name: str, auth: dict[str, Any]) -> Namespace | None:
+        """The namespace ``name`` (made when a parent admits it), or None.
+
+        Raises:
+            ConnectionRefused: the CONNECT is refused with this message.
+        """
+        ...
 
 
 @dataclasses.dataclass(slots=True)
@@ -45,13 +73,35 @@ class _Slot:
 
 
 class Connection:
-    """The Socket.IO side of one Engine.IO session (Node's ``Client``)."""
+    """The Socket.IO side of one Engine.IO session (Node's ``Client``).
 
-    def __init__(self, server: Server, session: EngineSession, handshake: Handshake) -> None:
-        self.server = server
+    Args:
+        session: the Engine.IO session.
+        handshake: the socket handshake details of the session's first request (``auth`` is set
+            per namespace from its CONNECT).
+        directory: where CONNECTs find their namespace.
+        options: the limits.
+        counters: the server's counters.
+        schedule: the server's heartbeat schedule (it keeps the connect deadline too).
+    """
+
+    def __init__(
+        self,
+        session: Session,
+        handshake: Handshake,
+        *,
+        directory: NamespaceDirectory,
+        options: ConnectionOptions,
+        counters: Counters,
+        schedule: Heartbeats,
+    ) -> None:
         self.session = session
         self.handshake = handshake
-        self._decoder = Decoder(max_attachments=server.max_attachments, max_depth=server.max_json_depth)
+        self._directory = directory
+        self._options = options
+        self._counters = counters
+        self._schedule = schedule
+        self._decoder = Decoder(max_attachments=options.max_attachments, max_depth=options.max_json_depth)
         self._slots: dict[str, _Slot] = {}
         self._nursery: trio.Nursery | None = None
         self._manager: AbstractAsyncContextManager[trio.Nursery] | None = None
@@ -88,8 +138,7 @@ class Connection:
         self._early.clear()
         if not self._joined:
             # The connect deadline is kept by the server's heartbeat schedule (no timer task).
-            heartbeats = self.server.engine.heartbeats
-            heartbeats.schedule(self, trio.current_time() + self.server.connect_timeout, 0)
+            self._schedule.schedule(self, trio.current_time() + self._options.connect_timeout, 0)
         return self
 
     async def __aexit__(
@@ -116,7 +165,7 @@ class Connection:
 
     def close(self, reason: DisconnectReason) -> None:
         """Close the whole connection (synchronous)."""
-        self.session.end(reason)
+        self.session.close(reason)
 
     def disconnect_all(self) -> None:
         """Disconnect every namespace (DISCONNECT packets), then close the connection."""
@@ -145,7 +194,7 @@ class Connection:
             slot.scope.cancel()
 
     def _protocol_error(self, exc: RemoteProtocolError) -> None:
-        self.server.counters.protocol_errors += 1
+        self._counters.protocol_errors += 1
         logger.warning("closing connection %s: %s: %s", self.session.sid, type(exc).__name__, exc.message)
         self.close(DisconnectReason.PARSE_ERROR)
 
@@ -198,12 +247,13 @@ class Connection:
             self._protocol_error(RemoteProtocolError(f"second CONNECT to namespace {name!r}"))
             return
         self._connected_once = True
-        if not self.server.namespace_may_exist(name):
+        if not self._directory.namespace_may_exist(name):
             # Refused at once: no slot, no task, nothing counted against max_namespaces.
             self.session.send_packet(Packet(PacketType.CONNECT_ERROR, name, dict(_INVALID_NAMESPACE)))
             return
-        if len(self._slots) >= self.server.max_namespaces:
-            self._protocol_error(RemoteProtocolError(f"more than {self.server.max_namespaces} namespaces"))
+        limit = self._options.max_namespaces
+        if len(self._slots) >= limit:
+            self._protocol_error(RemoteProtocolError(f"more than {limit} namespaces"))
             return
         auth: dict[str, Any] = packet.data if isinstance(packet.data, dict) else {}
         send, receive = trio.open_memory_channel[Packet](INBOX_SIZE)
@@ -222,7 +272,7 @@ class Connection:
             error: dict[str, Any] = _INVALID_NAMESPACE
             with slot.scope:
                 try:
-                    namespace = await self.server.resolve_namespace(name, auth)
+                    namespace = await self._directory.resolve_namespace(name, auth)
                 except ConnectionRefused as refusal:
                     error = {"message": refusal.message}
             if slot.scope.cancel_called:
@@ -233,7 +283,8 @@ class Connection:
             if namespace is None:
                 self.session.send_packet(Packet(PacketType.CONNECT_ERROR, name, dict(error)))
                 return
-            socket = slot.socket = Socket(namespace, self, dataclasses.replace(self.handshake, auth=auth))
+            handshake = dataclasses.replace(self.handshake, auth=auth)
+            socket = slot.socket = Socket(namespace, self, handshake, self._options.socket)
             await socket.run(inbox)
         finally:
             inbox.close()

@@ -6,7 +6,8 @@ Rule: every error trio_rooms raises on purpose is a ``TrioRoomsError`` (or a pla
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from enum import StrEnum
 from typing import Any
 
@@ -21,6 +22,7 @@ __all__ = [
     "ProtocolError",
     "RemoteProtocolError",
     "TrioRoomsError",
+    "reraise_as_remote",
 ]
 
 
@@ -103,3 +105,17 @@ class AckTimeout(TrioRoomsError):  # noqa: N818 - the name is the API
 
 class AdapterError(TrioRoomsError):
     """The adapter's backend failed (for example Redis is unreachable)."""
+
+
+@contextmanager
+def reraise_as_remote() -> Iterator[None]:
+    """Re-label the ``LocalProtocolError`` of a decoder's internals as the peer's fault.
+
+    The one place where a decoder's own checks (which raise ``LocalProtocolError``, as the encoders
+    do) become ``RemoteProtocolError`` at the decoder's entry point (h11's strategy). Anything else
+    escaping a decoder is a bug.
+    """
+    try:
+        yield
+    except LocalProtocolError as exc:
+        raise RemoteProtocolError(exc.message) from None

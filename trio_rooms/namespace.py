@@ -1,7 +1,8 @@
 """Namespace: its middleware, connection handlers, sockets and one adapter; parent namespaces.
 
 Rule: a namespace and its adapter are built together (``server.of``) and live as long as the
-server; broadcasting goes through the adapter, never around it.
+server (a child of a parent namespace may be removed once unused); broadcasting goes through the
+adapter, never around it.
 """
 
 from __future__ import annotations
@@ -15,17 +16,15 @@ from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 import trio
 
 from ._util import check_async_callable
-from .adapter.base import Adapter, SocketId
-from .broadcast import BroadcastOperator, RemoteSocket
+from .adapter.base import Adapter, RemoteSocket
+from .adapter.parent import ParentAdapter
+from .broadcast import BroadcastOperator
+from .types import SocketId
 
 if TYPE_CHECKING:
-    from .server import Server
-    from .socket import Socket
+    from .socket import ConnectionHandler, Middleware, Socket
 
-__all__ = ["Namespace", "ParentNamespace", "Middleware", "ConnectionHandler", "NamespaceMatcher"]
-
-Middleware: TypeAlias = Callable[["Socket"], Awaitable[None]]
-ConnectionHandler: TypeAlias = Callable[["Socket"], Awaitable[Any]]
+__all__ = ["Namespace", "NamespaceMatcher", "ParentNamespace"]
 NamespaceMatcher: TypeAlias = "re.Pattern[str] | Callable[[str, dict[str, Any]], bool | Awaitable[bool]]"
 AdapterFactory: TypeAlias = Callable[["Namespace"], Adapter]
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
@@ -36,16 +35,27 @@ _CONNECTION_EVENTS = frozenset({"connection", "connect"})
 class Namespace:
     """A Socket.IO namespace (built by ``server.of(name)``).
 
+    Args:
+        name: the namespace name, starting with "/".
+        adapter_factory: builds the namespace's adapter (given the namespace).
+        on_unused: for a child namespace of a parent, called when no socket uses it any more (the
+            server removes it then, with ``cleanup_empty_child_namespaces``).
+
     Attributes:
         name: the namespace name, starting with "/".
-        server: the server.
         sockets: the connected sockets of this namespace on this server, by id.
         adapter: the rooms of this namespace.
     """
 
-    def __init__(self, server: Server, name: str, adapter_factory: AdapterFactory) -> None:
+    def __init__(
+        self,
+        name: str,
+        adapter_factory: AdapterFactory,
+        *,
+        on_unused: Callable[[Namespace], None] | None = None,
+    ) -> None:
         self.name = name
-        self.server = server
+        self._on_unused = on_unused
         self.sockets: dict[SocketId, Socket] = {}
         self.middlewares: list[Middleware] = []
         self.connection_handlers: list[ConnectionHandler] = []
@@ -54,26 +64,43 @@ class Namespace:
         #: The parent namespace of a child made by ``server.of(regex)`` / ``server.of(callable)``.
         self.parent: ParentNamespace | None = None
         #: Sockets of this namespace whose task runs (connecting, connected or tearing down).
-        self.running_sockets = 0
+        self._running_sockets = 0
         self.adapter: Adapter = adapter_factory(self)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r} sockets={len(self.sockets)}>"
 
+    # -- its sockets' lives (called by each socket's task) ------------------------------------------
+    def socket_started(self) -> None:
+        """A socket of this namespace started (connecting)."""
+        self._running_sockets += 1
+
+    def socket_connected(self, socket: Socket) -> None:
+        """``socket`` connected: one of ``sockets`` now."""
+        self.sockets[socket.id] = socket
+
+    def socket_disconnected(self, socket: Socket) -> None:
+        """``socket`` left ``sockets``."""
+        self.sockets.pop(socket.id, None)
+
+    def socket_ended(self) -> None:
+        """A socket's task ended."""
+        self._running_sockets -= 1
+        self.release_if_unused()
+
     def release_if_unused(self) -> None:
-        """A socket's task ended (or a CONNECT gave up): with ``cleanup_empty_child_namespaces``, a
-        child namespace that no socket uses any more is removed with its adapter."""
-        if (
-            self.parent is not None
-            and self.running_sockets == 0
-            and not self.sockets
-            and self.server.cleanup_empty_child_namespaces
-        ):
-            self.server.remove_namespace(self)
+        """A socket's task ended (or a CONNECT gave up): a child namespace that no socket uses any
+        more is reported (``on_unused``), for the server to remove it with its adapter."""
+        if self._on_unused is not None and self._running_sockets == 0 and not self.sockets:
+            self._on_unused(self)
 
     def next_ack_id(self) -> int:
         """A fresh ack id, unique in this namespace (shared by unicast and broadcast acks)."""
         return next(self._ack_ids)
+
+    def server_side_handler(self, event: str) -> Callable[..., Awaitable[Any]] | None:
+        """The handler registered with ``on(event)`` for other servers' ``server_side_emit``."""
+        return self.event_handlers.get(event)
 
     # -- registration -----------------------------------------------------------------------------
     def on(self, event: str) -> Callable[[F], F]:
@@ -180,15 +207,25 @@ class ParentNamespace(Namespace):
 
     Its middleware and connection handlers apply to each child, created on first connection;
     emitting on the parent reaches every child.
+
+    Args:
+        matcher: a compiled regex (full match) or ``(name, auth) -> bool | Awaitable[bool]``.
+        child_adapter_factory: builds each child's adapter.
+        on_unused: called with a child that no socket uses any more (None: children stay).
     """
 
-    def __init__(self, server: Server, matcher: NamespaceMatcher, adapter_factory: AdapterFactory) -> None:
+    def __init__(
+        self,
+        matcher: NamespaceMatcher,
+        child_adapter_factory: AdapterFactory,
+        *,
+        on_unused: Callable[[Namespace], None] | None = None,
+    ) -> None:
         self.matcher = matcher
         self.children: dict[str, Namespace] = {}
-        self._child_adapter_factory = adapter_factory
-        from .adapter.parent import ParentAdapter
-
-        super().__init__(server, f"<parent {matcher!r}>", ParentAdapter)
+        self._child_adapter_factory = child_adapter_factory
+        self._on_child_unused = on_unused
+        super().__init__(f"<parent {matcher!r}>", lambda _: ParentAdapter(self))
 
     async def matches(self, name: str, auth: dict[str, Any]) -> bool:
         """Whether the namespace ``name`` belongs to this family."""
@@ -203,7 +240,7 @@ class ParentNamespace(Namespace):
 
     def create_child(self, name: str) -> Namespace:
         """Build the child namespace ``name``, sharing this parent's middleware and handlers."""
-        child = Namespace(self.server, name, self._child_adapter_factory)
+        child = Namespace(name, self._child_adapter_factory, on_unused=self._on_child_unused)
         child.middlewares = self.middlewares
         child.connection_handlers = self.connection_handlers
         child.event_handlers = self.event_handlers

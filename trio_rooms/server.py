@@ -16,19 +16,20 @@ import trio
 
 from ._gc import freeze_new_objects
 from ._util import unwrap_group
-from .adapter.base import Adapter, has_background_work
+from .adapter.base import Adapter, RemoteSocket, has_background_work
 from .adapter.memory import InMemoryAdapter
-from .broadcast import BroadcastOperator, RemoteSocket
-from .connection import Connection
-from .engine import EngineServer
+from .broadcast import BroadcastOperator
+from .connection import Connection, ConnectionOptions
+from .engine.http import HttpRequest, HttpResponse
+from .engine.outbound import DEFAULT_MAX_QUEUED_BYTES
+from .engine.policy import CorsOrigins
+from .engine.server import EngineServer
+from .engine.session import Session
 from .errors import ConnectionRefused
-from .handshake import Handshake, js_date_string
 from .namespace import Namespace, NamespaceMatcher, ParentNamespace
+from .socket import SocketOptions
 from .stats import Counters
-from .transport.http import HttpRequest, HttpResponse
-from .transport.outbound import DEFAULT_MAX_QUEUED_BYTES
-from .transport.policy import CorsOrigins
-from .transport.session import EngineSession
+from .types import Handshake, js_date_string
 
 __all__ = ["Server"]
 
@@ -143,6 +144,7 @@ class Server:
         self.freeze_gc = freeze_gc
         self.engine = EngineServer(
             counters=self.counters,
+            on_session=self._open_connection,
             ping_interval=ping_interval,
             ping_timeout=ping_timeout,
             max_payload=max_payload,
@@ -159,7 +161,6 @@ class Server:
             upgrade_timeout=upgrade_timeout,
             close_timeout=close_timeout,
         )
-        self.engine.open_session = self._open_connection
         options = self.engine.options
         self.ping_interval = options.ping_interval
         self.ping_timeout = options.ping_timeout
@@ -177,6 +178,18 @@ class Server:
         self.max_namespaces = max_namespaces
         self.cleanup_empty_child_namespaces = bool(cleanup_empty_child_namespaces)
         self.max_child_namespaces = max_child_namespaces
+        self._connection_options = ConnectionOptions(
+            max_attachments=max_attachments,
+            max_json_depth=max_json_depth,
+            max_namespaces=max_namespaces,
+            connect_timeout=self.connect_timeout,
+            socket=SocketOptions(
+                send_timeout=self.send_timeout,
+                max_pending_acks=max_pending_acks,
+                max_events_in_flight=max_events_in_flight,
+                teardown_timeout=self.teardown_timeout,
+            ),
+        )
         self._adapter_factory = adapter
         self._namespaces: dict[str, Namespace] = {}
         self._parents: list[ParentNamespace] = []
@@ -199,14 +212,15 @@ class Server:
                 raise ValueError(f"a namespace name cannot contain a comma: {name!r}")
             namespace = self._namespaces.get(name)
             if namespace is None:
-                namespace = self._namespaces[name] = Namespace(self, name, self._adapter_factory)
+                namespace = self._namespaces[name] = Namespace(name, self._adapter_factory)
                 self._start_adapter(namespace)
             return namespace
         if isinstance(name, re.Pattern) or callable(name):
             for parent in self._parents:
                 if parent.matcher is name:
                     return parent
-            parent = ParentNamespace(self, name, self._adapter_factory)
+            on_unused = self._remove_namespace if self.cleanup_empty_child_namespaces else None
+            parent = ParentNamespace(name, self._adapter_factory, on_unused=on_unused)
             self._parents.append(parent)
             return parent
         raise TypeError("a namespace is a str, a compiled regex or a callable")
@@ -261,7 +275,7 @@ class Server:
                 return namespace
         return None
 
-    def remove_namespace(self, namespace: Namespace) -> None:
+    def _remove_namespace(self, namespace: Namespace) -> None:
         """Forget the child namespace ``namespace`` and stop its adapter (it holds no socket)."""
         if self._namespaces.get(namespace.name) is not namespace or namespace.parent is None:
             return
@@ -409,15 +423,19 @@ class Server:
                     self._services = None
                     services.cancel_scope.cancel()
 
-    def _open_connection(self, session: EngineSession) -> Connection:
-        connection = Connection(self, session, self._handshake(session))
-        session.request = None  # what the sockets need of it is in their handshake now
-        session.set_receiver(connection.on_message)
-        return connection
+    def _open_connection(self, session: Session, request: HttpRequest) -> Connection:
+        """The engine's ``on_session`` hook: the Socket.IO connection that hosts ``session``."""
+        return Connection(
+            session,
+            self._handshake(session, request),
+            directory=self,
+            options=self._connection_options,
+            counters=self.counters,
+            schedule=self.engine.heartbeats,
+        )
 
-    def _handshake(self, session: EngineSession) -> Handshake:
-        request = session.request
-        assert request is not None
+    @staticmethod
+    def _handshake(session: Session, request: HttpRequest) -> Handshake:
         now = time.time()
         return Handshake(
             headers=request.header_dict(),

@@ -6,27 +6,27 @@ are cancelled with it; its membership is removed synchronously in that task's ``
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import logging
 import secrets
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Set
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence, Set
+from typing import TYPE_CHECKING, Any, Final, Protocol, TypeAlias, TypeVar
 
 import trio
 
 from ._util import check_async_callable, rooms_arg
-from .adapter.base import Room, SocketId
-from .broadcast import BroadcastOperator, event_packet
+from .broadcast import BroadcastOperator
 from .errors import AckTimeout, ConnectionRefused, Disconnected, DisconnectReason, LocalProtocolError
-from .handshake import Handshake
-from .protocol.socketio import Packet, PacketType
-from .transport.polling import Encoded
+from .protocol.encoded import Encoded
+from .protocol.socketio import Packet, PacketType, ack_args, ack_value, event_packet
+from .types import Handshake, Room, SocketId
 
 if TYPE_CHECKING:
-    from .connection import Connection
-    from .namespace import Namespace
+    from .adapter.base import Adapter
+    from .engine.session import Session
 
-__all__ = ["Socket", "ack_value", "ack_args"]
+__all__ = ["ConnectionHandler", "Middleware", "Socket", "SocketHost", "SocketNamespace", "SocketOptions"]
 
 logger = logging.getLogger("trio_rooms")
 
@@ -37,28 +37,108 @@ _TEARDOWN_EVENTS: Final = frozenset({"disconnecting", "disconnect"})
 _UNREGISTERABLE: Final = frozenset({"connect", "connect_error", "newListener", "removeListener"})
 _NO_ANSWER: Final = object()
 
+Middleware: TypeAlias = "Callable[[Socket], Awaitable[None]]"
+"""``async def middleware(socket)``: raising ``ConnectionRefused`` refuses the connection."""
+ConnectionHandler: TypeAlias = "Callable[[Socket], Awaitable[Any]]"
+"""``async def handler(socket)``: runs once the socket is connected."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SocketOptions:
+    """The server's limits that apply to each socket (see ``Server``)."""
+
+    send_timeout: float
+    max_pending_acks: int
+    max_events_in_flight: int
+    teardown_timeout: float
+
+
+class SocketNamespace(Protocol):
+    """What a socket uses of its namespace (a ``Namespace``), and what ``socket.nsp`` offers."""
+
+    @property
+    def name(self) -> str:
+        """The namespace name ("/" for the main one)."""
+        ...
+
+    @property
+    def adapter(self) -> Adapter:
+        """The rooms of the namespace."""
+        ...
+
+    @property
+    def sockets(self) -> Mapping[SocketId, Socket]:
+        """The connected sockets of the namespace on this server, by id."""
+        ...
+
+    @property
+    def middlewares(self) -> Sequence[Middleware]: ...
+
+    @property
+    def connection_handlers(self) -> Sequence[ConnectionHandler]: ...
+
+    def next_ack_id(self) -> int:
+        """A fresh ack id, unique in the namespace."""
+        ...
+
+    def socket_started(self) -> None:
+        """A socket of the namespace started (its task runs: connecting, connected or closing)."""
+        ...
+
+    def socket_connected(self, socket: Socket) -> None:
+        """``socket`` connected: it is one of the namespace's sockets."""
+        ...
+
+    def socket_disconnected(self, socket: Socket) -> None:
+        """``socket`` is gone from the namespace's sockets."""
+        ...
+
+    def socket_ended(self) -> None:
+        """A socket's task ended (a child namespace no socket uses may then be removed)."""
+        ...
+
+    def to(self, room_or_rooms: str | Iterable[str]) -> BroadcastOperator:
+        """Target the members of ``room_or_rooms``."""
+        ...
+
+    def except_(self, room_or_rooms: str | Iterable[str]) -> BroadcastOperator:
+        """Every socket of the namespace but the members of ``room_or_rooms``."""
+        ...
+
+    async def emit(self, event: str, *args: Any) -> None:
+        """Send ``event`` to every socket of the namespace."""
+        ...
+
+
+class SocketHost(Protocol):
+    """What a socket uses of the connection that hosts it (the connection, Node's ``Client``)."""
+
+    @property
+    def session(self) -> Session:
+        """The Engine.IO session of the connection."""
+        ...
+
+    @property
+    def reason(self) -> DisconnectReason | None:
+        """Why the connection ended (None while it is open)."""
+        ...
+
+    def namespace_connected(self) -> None:
+        """A namespace of the connection connected (the connect deadline no longer applies)."""
+        ...
+
+    def forget(self, socket: Socket) -> None:
+        """``socket`` is closing: its namespace takes no more packets on this connection."""
+        ...
+
+    def disconnect_all(self) -> None:
+        """Disconnect every namespace of the connection, then close it."""
+        ...
+
 
 def new_socket_id() -> SocketId:
     """A fresh, random socket id of 128 bits (22 URL-safe characters)."""
     return SocketId(secrets.token_urlsafe(16))
-
-
-def ack_value(args: list[Any]) -> Any:
-    """The value an ack with ``args`` stands for: None, the value, or a tuple (0, 1, 2+ args)."""
-    if not args:
-        return None
-    if len(args) == 1:
-        return args[0]
-    return tuple(args)
-
-
-def ack_args(result: Any) -> list[Any]:
-    """The arguments of the ACK for a handler's return value (None: none; tuple: spread)."""
-    if result is None:
-        return []
-    if isinstance(result, tuple):
-        return list(result)
-    return [result]
 
 
 class _RoomsView(Set[Room]):
@@ -101,15 +181,18 @@ class Socket:
     #: one Python call per recipient down to the send.
     deliver: Callable[[Encoded, bool], bool]
 
-    def __init__(self, namespace: Namespace, connection: Connection, handshake: Handshake) -> None:
+    def __init__(
+        self, namespace: SocketNamespace, host: SocketHost, handshake: Handshake, options: SocketOptions
+    ) -> None:
         self.id = new_socket_id()
         self.nsp = namespace
         self.handshake = handshake
         self.data: dict[str, Any] = {}
-        self._conn = connection
-        self._session = connection.session
+        self._host = host
+        self._options = options
+        self._session = host.session
         # A socket made before an upgrade keeps ``session.write``, which follows the upgrade.
-        self.deliver = connection.session.deliver
+        self.deliver = host.session.deliver
         self._handlers: dict[str, tuple[Handler, inspect.Signature]] = {}
         self._teardown_handlers: dict[str, list[Handler]] = {}
         self._acks: dict[int, tuple[Callable[[Any], None], Callable[[], None]]] = {}
@@ -190,7 +273,7 @@ class Socket:
             raise Disconnected(str(self._reason or "not connected"))
         session = self._session
         if session.queued_bytes >= session.max_queued_bytes:
-            with trio.move_on_after(self._conn.server.send_timeout):
+            with trio.move_on_after(self._options.send_timeout):
                 await session.wait_writable()
             if session.queued_bytes >= session.max_queued_bytes:
                 session.close_slow_consumer()
@@ -212,7 +295,7 @@ class Socket:
 
         Cancellation: the pending ack is forgotten; a late ack is ignored.
         """
-        if len(self._acks) >= self._conn.server.max_pending_acks:
+        if len(self._acks) >= self._options.max_pending_acks:
             raise LocalProtocolError(f"{len(self._acks)} acks already pending on this socket")
         ack_id = self.nsp.next_ack_id()
         packet = event_packet(self.nsp.name, event, args)
@@ -271,7 +354,7 @@ class Socket:
         until its next checkpoint, where it is cancelled with the socket's other handlers.
         """
         if close:
-            self._conn.disconnect_all()
+            self._host.disconnect_all()
         else:
             self.close_from_server()
         await trio.lowlevel.cancel_shielded_checkpoint()
@@ -288,7 +371,7 @@ class Socket:
             self._reason = reason
         self._scope.cancel()
         # From now on, a packet for this namespace finds no socket (as in Node).
-        self._conn.forget(self)
+        self._host.forget(self)
 
     # -- the socket's task ------------------------------------------------------------------------
     def on_ack(self, packet: Packet) -> None:
@@ -305,7 +388,7 @@ class Socket:
     async def run(self, inbox: trio.MemoryReceiveChannel[Packet]) -> None:
         """Connect (middleware, CONNECT ack, connection handlers), dispatch events, tear down."""
         nsp = self.nsp
-        nsp.running_sockets += 1
+        nsp.socket_started()
         try:
             # One nursery holds the middlewares, the connection handlers and the event handlers;
             # its scope is the socket's (``close`` cancels it).
@@ -327,17 +410,17 @@ class Socket:
                     error = {"message": "server error"}
                     self._session.send_packet(Packet(PacketType.CONNECT_ERROR, nsp.name, error))
                     return
-                nsp.sockets[self.id] = self
+                nsp.socket_connected(self)
                 self._connected = True
                 nsp.adapter.add_all(self.id, (self.id,))
                 self._session.send_packet(Packet(PacketType.CONNECT, nsp.name, {"sid": self.id}))
-                self._conn.namespace_connected()
+                self._host.namespace_connected()
                 for handler in nsp.connection_handlers:
                     try:
                         await handler(self)
                     except Exception:
                         logger.exception("connection handler %r failed on %r", handler, self)
-                limit = self._conn.server.max_events_in_flight
+                limit = self._options.max_events_in_flight
                 async for packet in inbox:
                     while self._in_flight >= limit:
                         if self._slot_free is None:
@@ -348,7 +431,7 @@ class Socket:
                     del packet  # an idle socket keeps no payload alive (a megabyte, maybe)
         finally:
             with trio.CancelScope(shield=True) as teardown:
-                teardown.deadline = trio.current_time() + self._conn.server.teardown_timeout
+                teardown.deadline = trio.current_time() + self._options.teardown_timeout
                 try:
                     await self._teardown()
                 finally:
@@ -356,8 +439,7 @@ class Socket:
                     # no reference cycle and reference counting frees it at once.
                     self._handlers.clear()
                     self._teardown_handlers.clear()
-                    nsp.running_sockets -= 1
-                    nsp.release_if_unused()
+                    nsp.socket_ended()
 
     async def _dispatch(self, packet: Packet) -> None:
         try:
@@ -391,7 +473,7 @@ class Socket:
     async def _teardown(self) -> None:
         was_connected = self._connected
         self._connected = False
-        reason = self._reason or self._conn.reason or DisconnectReason.SERVER_SHUTTING_DOWN
+        reason = self._reason or self._host.reason or DisconnectReason.SERVER_SHUTTING_DOWN
         self._reason = reason
         for _answer, gone in list(self._acks.values()):
             gone()
@@ -403,7 +485,7 @@ class Socket:
         finally:
             # Synchronous, so it runs even when the teardown deadline cancelled the handlers.
             self.nsp.adapter.remove_all(self.id)
-            self.nsp.sockets.pop(self.id, None)
+            self.nsp.socket_disconnected(self)
         await self._run_teardown_handlers("disconnect", reason)
 
     async def _run_teardown_handlers(self, event: str, reason: DisconnectReason) -> None:

@@ -171,6 +171,13 @@ class TestClient:
         """Send one WebSocket message as is."""
         await self._send(Message(data=message))
 
+    async def send_raw_many(self, messages: list[str]) -> None:
+        """Send several text messages as is, in one write (the server reads them at once)."""
+        data = b""
+        for message in messages:
+            data += self._ws.send(Message(data=message))
+        await self.stream.send_all(data)
+
     async def send(self, packet: Packet) -> None:
         """Send one Socket.IO packet (with its binary attachments)."""
         text, attachments = encode(packet)

@@ -1,5 +1,5 @@
 // A Node socket.io 4.8 server with @socket.io/redis-adapter 8.3, for the mixed-cluster tests
-// (tests/test_mixed_cluster.py) and examples/cluster: the same test handlers as tests/cluster_server.py,
+// (tests/test_mixed_cluster.py) and examples/cluster: the same test handlers as tests/helpers/cluster_server.py,
 // so that a test can drive a Node member and a trio_rooms member of one cluster the same way.
 //
 // Usage: node node_cluster_server.mjs NAME REDIS_URL KEY [--sharded MODE] [--port N]

@@ -1,6 +1,6 @@
 """Hypothesis: random and mutated packets through the server's decoders (Engine.IO ``decode_ws`` /
 ``decode_payload``, then Socket.IO ``Decoder.feed``): only ``RemoteProtocolError`` may escape, whatever
-the input. The worst shapes of tests/worst_shapes.py are explicit examples. Also: the linear-time
+the input. The worst shapes of tests/helpers/worst_shapes.py are explicit examples. Also: the linear-time
 scanners read what the patterns and parsers they replace read (the JSON depth check, the Socket.IO
 header, h11 fed by Http11Connection).
 """
@@ -13,14 +13,14 @@ import re
 from typing import Any, Final
 
 import h11
+from helpers.worst_shapes import SHAPES, polling_body, websocket_messages
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from worst_shapes import SHAPES, polling_body, websocket_messages
 
-from trio_rooms._http11 import Http11Connection
 from trio_rooms.errors import LocalProtocolError, RemoteProtocolError
 from trio_rooms.protocol import jsonjs
 from trio_rooms.protocol.engineio import decode_payload, decode_ws
+from trio_rooms.protocol.http11 import Http11Connection
 from trio_rooms.protocol.socketio import Decoder, Packet, PacketType, _split_header, encode
 
 Messages = list[str | bytes]

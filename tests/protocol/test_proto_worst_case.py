@@ -1,6 +1,6 @@
-"""Worst cases of every sans-IO decoder of a peer's bytes (tests/worst_shapes.py), at 1 KB, 64 KB and the
-payload limit (max_payload, 1 MB): each is decoded or refused with the documented error, within the hang
-guard.
+"""Worst cases of every sans-IO decoder of a peer's bytes (tests/helpers/worst_shapes.py), at 1 KB,
+64 KB and the payload limit (max_payload, 1 MB): each is decoded or refused with the documented
+error, within the hang guard.
 
 The hang guard (``elapsed < HANG_GUARD``) is not a performance figure: a linear decoder meets it many times
 over at 1 MB, a quadratic one cannot (issue 11: 32 KB took the JSON depth check 2.6 s, 96 KB 43 s).
@@ -15,11 +15,11 @@ from functools import partial
 from typing import Any, Final
 
 import pytest
-from worst_shapes import SHAPES, Shape, receive_over_polling, receive_over_websocket, shape
+from helpers.worst_shapes import SHAPES, Shape, receive_over_polling, receive_over_websocket, shape
 
-from trio_rooms.adapter.cluster_messages import ClusterMessage, MessageError, Request, decode_any
 from trio_rooms.errors import LocalProtocolError, RemoteProtocolError
 from trio_rooms.protocol import engineio, jsonjs
+from trio_rooms.protocol.cluster.messages import ClusterMessage, MessageError, Request, decode_any
 
 #: Seconds; see the module's docstring.
 HANG_GUARD: Final = 5.0

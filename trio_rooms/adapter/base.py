@@ -1,60 +1,99 @@
-"""The room adapter contract: membership (synchronous) and operations on sets of sockets (async).
+"""The room adapter contract: membership (synchronous) and operations on sets of sockets (async), and
+``RemoteSocket``, what ``fetch_sockets`` finds.
 
 Rule: membership changes are plain ``def``s, so that cleanup in ``finally`` runs even inside a
-cancelled scope; operations that may cross servers are ``async``.
+cancelled scope; operations that may cross servers are ``async``. An adapter sees its namespace and
+that namespace's sockets through the narrow protocols below, never the Socket.IO classes.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Collection, Iterable, Mapping, Set
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, NewType, TypeAlias
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Set
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 import trio
 
+from .._util import rooms_arg
+from ..protocol.encoded import Encoded
+from ..protocol.socketio import event_packet
+from ..types import BroadcastFlags, BroadcastOptions, Handshake, Room, SocketId
+
 if TYPE_CHECKING:
-    from ..broadcast import RemoteSocket
-    from ..namespace import Namespace
     from ..protocol.socketio import Packet
 
 __all__ = [
     "Adapter",
     "BroadcastFlags",
     "BroadcastOptions",
+    "NamespaceView",
+    "RemoteSocket",
     "Room",
     "RoomEvent",
     "SocketId",
+    "SocketView",
     "has_background_work",
 ]
 
 logger = logging.getLogger("trio_rooms")
 
-SocketId = NewType("SocketId", str)
-Room: TypeAlias = str
 RoomEvent: TypeAlias = str  # "create-room", "delete-room", "join-room", "leave-room"
 
 ROOM_EVENTS = frozenset({"create-room", "delete-room", "join-room", "leave-room"})
 
 
-@dataclass(frozen=True, slots=True)
-class BroadcastFlags:
-    """Flags of one broadcast: ``volatile`` (may be dropped), ``local`` (this server only), ``timeout``."""
+class SocketView(Protocol):
+    """What an adapter uses of one of its namespace's sockets on this server."""
 
-    volatile: bool = False
-    local: bool = False
-    timeout: float | None = None
+    @property
+    def id(self) -> SocketId: ...
+
+    @property
+    def handshake(self) -> Handshake: ...
+
+    @property
+    def data(self) -> dict[str, Any]: ...
+
+    @property
+    def rooms(self) -> Set[Room]: ...
+
+    def deliver(self, item: Encoded, volatile: bool, /) -> bool:
+        """Write a pre-encoded packet now (never awaits); False when dropped."""
+        ...
+
+    def join(self, room_or_rooms: str | Iterable[str]) -> None: ...
+
+    def leave(self, room: str) -> None: ...
+
+    def add_ack_callback(
+        self, ack_id: int, answer: Callable[[Any], None], gone: Callable[[], None]
+    ) -> None: ...
+
+    def remove_ack_callback(self, ack_id: int) -> bool: ...
+
+    async def disconnect(self, close: bool = False) -> None: ...
 
 
-@dataclass(frozen=True, slots=True)
-class BroadcastOptions:
-    """Who a broadcast reaches: members of any of ``rooms`` (everyone when empty), minus members
-    of any of ``except_rooms`` (a socket id counts as a room)."""
+class NamespaceView(Protocol):
+    """What an adapter uses of its namespace."""
 
-    rooms: frozenset[Room] = frozenset()
-    except_rooms: frozenset[Room] = frozenset()
-    flags: BroadcastFlags = field(default_factory=BroadcastFlags)
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def sockets(self) -> Mapping[SocketId, SocketView]:
+        """The connected sockets of the namespace on this server, by id."""
+        ...
+
+    def next_ack_id(self) -> int:
+        """A fresh ack id, unique in the namespace."""
+        ...
+
+    def server_side_handler(self, event: str) -> Callable[..., Awaitable[Any]] | None:
+        """The handler of ``server_side_emit(event, ...)`` from another server, if any."""
+        ...
 
 
 class Adapter(ABC):
@@ -64,7 +103,7 @@ class Adapter(ABC):
         namespace: the namespace this adapter serves.
     """
 
-    def __init__(self, namespace: Namespace) -> None:
+    def __init__(self, namespace: NamespaceView) -> None:
         self.nsp = namespace
         self._listeners: dict[RoomEvent, list[Callable[..., None]]] = {}
 
@@ -172,3 +211,45 @@ def has_background_work(adapter: Adapter) -> bool:
     """Whether ``adapter`` overrides ``run`` (the server then runs it in a task of its own; an
     adapter without background work, such as the in-memory one, costs no task)."""
     return type(adapter).run is not Adapter.run
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RemoteSocket:
+    """A socket found by ``fetch_sockets``, on this server or another: a snapshot plus actions.
+
+    Attributes:
+        id: the socket id.
+        handshake: its handshake.
+        rooms: its rooms when fetched.
+        data: its ``data`` dict when fetched (a copy for a remote socket).
+    """
+
+    id: SocketId
+    handshake: Handshake
+    rooms: Set[Room]
+    data: dict[str, Any]
+    _adapter: Adapter = dataclasses.field(repr=False, compare=False)
+
+    @classmethod
+    def of_local(cls, socket: SocketView, adapter: Adapter) -> RemoteSocket:
+        """The RemoteSocket of a socket of this server."""
+        return cls(socket.id, socket.handshake, frozenset(socket.rooms), socket.data, adapter)
+
+    def _self(self) -> BroadcastOptions:
+        return BroadcastOptions(frozenset((self.id,)))
+
+    async def emit(self, event: str, *args: Any) -> None:
+        """Send ``event`` to this socket, wherever it is connected."""
+        await self._adapter.broadcast(event_packet(self._adapter.nsp.name, event, args), self._self())
+
+    async def join(self, room_or_rooms: str | Iterable[str]) -> None:
+        """Make this socket join ``room_or_rooms``."""
+        await self._adapter.add_sockets(self._self(), rooms_arg(room_or_rooms))
+
+    async def leave(self, room: str) -> None:
+        """Make this socket leave ``room``."""
+        await self._adapter.del_sockets(self._self(), rooms_arg(room))
+
+    async def disconnect(self, close: bool = False) -> None:
+        """Disconnect this socket."""
+        await self._adapter.disconnect_sockets(self._self(), close)

@@ -15,12 +15,11 @@ from typing import TYPE_CHECKING, Any, Final
 import trio
 
 from ..errors import AckTimeout
-from ..transport.polling import Encoded
-from .base import Adapter, BroadcastOptions, Room, SocketId
+from ..protocol.encoded import Encoded
+from ..types import BroadcastOptions, Room, SocketId
+from .base import Adapter, NamespaceView, RemoteSocket
 
 if TYPE_CHECKING:
-    from ..broadcast import RemoteSocket
-    from ..namespace import Namespace
     from ..protocol.socketio import Packet
 
 __all__ = ["InMemoryAdapter"]
@@ -58,7 +57,7 @@ class _AckCollector:
 class InMemoryAdapter(Adapter):
     """Rooms in memory, for one server process (the default adapter)."""
 
-    def __init__(self, namespace: Namespace) -> None:
+    def __init__(self, namespace: NamespaceView) -> None:
         super().__init__(namespace)
         self._rooms: dict[Room, set[SocketId]] = {}
         self._sids: dict[SocketId, set[Room]] = {}
@@ -191,6 +190,33 @@ class InMemoryAdapter(Adapter):
         finally:
             self._unfinished = [pending for pending in self._unfinished if pending is not mine]
 
+    async def deliver_acked(
+        self,
+        targets: Collection[SocketId],
+        packet: Packet,
+        ack_id: int,
+        volatile: bool,
+        dropped: Callable[[], None],
+    ) -> None:
+        """Write ``packet`` with ``ack_id`` to ``targets``, in order with this server's other deliveries.
+
+        The targets' ack callbacks are registered by the caller. For each write not taken (a volatile
+        packet dropped, a slow consumer closed), that socket's callback is removed and, if it was still
+        there, ``dropped()`` is called: that client will not answer (a socket already gone was counted
+        by its teardown, which calls every ``gone``).
+
+        Cancellation: the targets not reached yet get nothing (their callbacks stay the caller's).
+        """
+        sockets = self.nsp.sockets
+
+        def not_taken(sid: SocketId) -> None:
+            socket = sockets.get(sid)
+            if socket is not None and socket.remove_ack_callback(ack_id):
+                dropped()
+
+        frames = Encoded.of(dataclasses.replace(packet, ack_id=ack_id))
+        await self._write_all(targets, frames, volatile, not_taken)
+
     async def broadcast_with_ack(self, packet: Packet, opts: BroadcastOptions) -> list[Any]:
         timeout = opts.flags.timeout
         if timeout is None:
@@ -198,20 +224,12 @@ class InMemoryAdapter(Adapter):
         targets = list(self.local_targets(opts))
         ack_id = self.nsp.next_ack_id()
         collector = _AckCollector(len(targets))
-        frames = Encoded.of(dataclasses.replace(packet, ack_id=ack_id))
         sockets = self.nsp.sockets
         for sid in targets:
             sockets[sid].add_ack_callback(ack_id, collector.answer, collector.gone)
-
-        def dropped(sid: SocketId) -> None:
-            # A socket already gone was counted by its teardown (which calls every ``gone``).
-            socket = sockets.get(sid)
-            if socket is not None and socket.remove_ack_callback(ack_id):
-                collector.gone()
-
         try:
             with trio.move_on_after(timeout):
-                await self._write_all(targets, frames, opts.flags.volatile, dropped)
+                await self.deliver_acked(targets, packet, ack_id, opts.flags.volatile, collector.gone)
                 await collector.done.wait()
         finally:
             for sid in targets:
@@ -246,10 +264,8 @@ class InMemoryAdapter(Adapter):
         await trio.lowlevel.checkpoint()
 
     async def fetch_sockets(self, opts: BroadcastOptions) -> list[RemoteSocket]:
-        from ..broadcast import RemoteSocket
-
         sockets = self.nsp.sockets
-        found = [RemoteSocket.of_local(sockets[sid]) for sid in self.local_targets(opts)]
+        found = [RemoteSocket.of_local(sockets[sid], self) for sid in self.local_targets(opts)]
         await trio.lowlevel.checkpoint()
         return found
 

@@ -4,27 +4,47 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Collection, Iterable, Mapping, Set
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import trio
 
 from ..errors import AckTimeout
-from .base import Adapter, BroadcastOptions, Room, SocketId
+from ..types import BroadcastOptions, Room, SocketId
+from .base import Adapter, NamespaceView
 
 if TYPE_CHECKING:
-    from ..broadcast import RemoteSocket
-    from ..namespace import Namespace, ParentNamespace
     from ..protocol.socketio import Packet
+    from .base import RemoteSocket
 
-__all__ = ["ParentAdapter"]
+__all__ = ["ChildView", "FamilyView", "ParentAdapter"]
+
+
+class ChildView(Protocol):
+    """What a parent's adapter uses of a child namespace."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def adapter(self) -> Adapter: ...
+
+
+class FamilyView(NamespaceView, Protocol):
+    """A parent namespace, as its adapter sees it: its children, by name."""
+
+    @property
+    def children(self) -> Mapping[str, ChildView]: ...
 
 
 class ParentAdapter(Adapter):
     """Holds no sockets itself; acts on each child namespace of its parent in turn."""
 
-    def _children(self) -> list[Namespace]:
-        parent: ParentNamespace = self.nsp  # type: ignore[assignment]
-        return list(parent.children.values())
+    def __init__(self, namespace: FamilyView) -> None:
+        super().__init__(namespace)
+        self._family = namespace
+
+    def _children(self) -> list[ChildView]:
+        return list(self._family.children.values())
 
     @property
     def rooms(self) -> Mapping[Room, Set[SocketId]]:
@@ -55,7 +75,7 @@ class ParentAdapter(Adapter):
         responses: list[Any] = []
         missing = False
 
-        async def one(child: Namespace) -> None:
+        async def one(child: ChildView) -> None:
             nonlocal missing
             try:
                 responses.extend(

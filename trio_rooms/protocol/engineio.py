@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Final
 
-from ..errors import LocalProtocolError, RemoteProtocolError
+from ..errors import LocalProtocolError, reraise_as_remote
 from . import jsonjs
 
 __all__ = [
@@ -169,10 +169,8 @@ def decode_ws(message: str | bytes) -> EnginePacket:
         RemoteProtocolError: an empty text, an unknown packet type, data on a bare packet type.
     """
     if isinstance(message, str):
-        try:
+        with reraise_as_remote():
             return _decode_text(message)
-        except LocalProtocolError as exc:
-            raise RemoteProtocolError(exc.message) from None
     if isinstance(message, bytes | bytearray | memoryview):
         return EnginePacket(EnginePacketType.MESSAGE, bytes(message))
     raise TypeError(f"message must be str or bytes, not {type(message).__name__}")
@@ -229,7 +227,7 @@ def decode_payload(body: str, *, max_packets: int = DEFAULT_MAX_PAYLOAD_PACKETS)
     Raises:
         RemoteProtocolError: an empty body, too many packets, an empty or unknown packet, bad base64.
     """
-    try:
+    with reraise_as_remote():
         if not body:
             raise LocalProtocolError("empty long-polling payload")
         if body.count(RECORD_SEPARATOR) >= max_packets:
@@ -241,8 +239,6 @@ def decode_payload(body: str, *, max_packets: int = DEFAULT_MAX_PAYLOAD_PACKETS)
             else:
                 packets.append(_decode_text(part))
         return packets
-    except LocalProtocolError as exc:
-        raise RemoteProtocolError(exc.message) from None
 
 
 def _check_ms(name: str, value: int) -> int:
@@ -316,7 +312,7 @@ def parse_open(data: str) -> OpenInfo:
     Raises:
         RemoteProtocolError: not a JSON object, or a key missing or of the wrong type.
     """
-    try:
+    with reraise_as_remote():
         handshake = jsonjs.loads(data, max_depth=2)
         if not isinstance(handshake, dict):
             raise LocalProtocolError("OPEN packet: the handshake is not a JSON object")
@@ -333,5 +329,3 @@ def parse_open(data: str) -> OpenInfo:
             ping_timeout_ms=_non_negative_int(handshake, "pingTimeout"),
             max_payload=_non_negative_int(handshake, "maxPayload", DEFAULT_MAX_PAYLOAD),
         )
-    except LocalProtocolError as exc:
-        raise RemoteProtocolError(exc.message) from None

@@ -21,7 +21,10 @@ __all__ = [
     "Decoder",
     "Packet",
     "PacketType",
+    "ack_args",
+    "ack_value",
     "encode",
+    "event_packet",
 ]
 
 
@@ -122,6 +125,45 @@ def _check_shape(ptype: PacketType, data: Any, ack_id: int | None) -> None:
             raise LocalProtocolError("DISCONNECT packet carries no payload")
     elif not isinstance(data, str | dict):  # CONNECT_ERROR
         raise LocalProtocolError("CONNECT_ERROR payload must be an object or a string")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Events and acks, as the API sees them (shared by the server and the client)
+# ---------------------------------------------------------------------------------------------------------
+
+
+def event_packet(
+    nsp: str, event: str, args: tuple[Any, ...] | list[Any], ack_id: int | None = None
+) -> Packet:
+    """The EVENT packet of ``emit(event, *args)``.
+
+    Raises:
+        TypeError: ``event`` is not a str.
+        ValueError: ``event`` is a reserved name.
+    """
+    if not isinstance(event, str):
+        raise TypeError(f"an event name is a str, not {type(event).__name__}")
+    if event in RESERVED_EVENTS:
+        raise ValueError(f"{event!r} is a reserved event name and cannot be emitted")
+    return Packet(PacketType.EVENT, nsp, [event, *args], ack_id)
+
+
+def ack_value(args: list[Any]) -> Any:
+    """The value an ack with ``args`` stands for: None, the value, or a tuple (0, 1, 2+ args)."""
+    if not args:
+        return None
+    if len(args) == 1:
+        return args[0]
+    return tuple(args)
+
+
+def ack_args(result: Any) -> list[Any]:
+    """The arguments of the ACK for a handler's return value (None: none; tuple: spread)."""
+    if result is None:
+        return []
+    if isinstance(result, tuple):
+        return list(result)
+    return [result]
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -1,0 +1,143 @@
+"""The long-polling outbound buffer: what waits for the next GET, bounded like the WebSocket lanes.
+
+Rule: writes never await; a GET takes everything queued at once, as one payload of pre-encoded texts.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+
+import trio
+
+from ..protocol.encoded import Encoded, polling_payload
+from ..stats import Counters
+
+__all__ = ["PollBuffer"]
+
+
+def _ignore() -> None:
+    pass
+
+
+class PollBuffer:
+    """What waits for the next long-polling GET, bounded in bytes like the WebSocket lanes.
+
+    Its events exist only while someone waits (a GET, or a writer over the bound), so that a
+    WebSocket session, which never polls, pays for none.
+    """
+
+    __slots__ = (
+        "_closed",
+        "_counters",
+        "_drained",
+        "_items",
+        "_ready",
+        "_size",
+        "_waiter",
+        "_woken",
+        "max_bytes",
+        "on_overflow",
+    )
+
+    def __init__(self, *, max_bytes: int, counters: Counters, on_overflow: Callable[[], None]) -> None:
+        self._items: list[Encoded] = []
+        self._size = 0
+        self._ready: trio.Event | None = None  # a GET waits on it
+        self._woken = False  # ``wake`` was called since the last ``take``
+        self._waiter: trio.CancelScope | None = None  # a GET in ``wait_or_readable``
+        self._drained: trio.Event | None = None  # a writer over the bound waits on it
+        self._closed = False
+        self._counters = counters
+        self.max_bytes = max_bytes
+        self.on_overflow = on_overflow
+
+    @property
+    def queued_bytes(self) -> int:
+        return self._size
+
+    def write(self, item: Encoded, *, volatile: bool = False) -> bool:
+        """Queue ``item`` for the next GET; apply the slow-consumer policy past the bound."""
+        if self._size >= self.max_bytes:
+            if volatile:
+                self._counters.volatile_dropped += 1
+                return False
+            self.on_overflow()
+            return False
+        self._items.append(item)
+        self._size += len(item.frames)
+        self._release_reader()
+        return True
+
+    def _release_reader(self) -> None:
+        ready = self._ready
+        if ready is not None:
+            self._ready = None
+            ready.set()
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            waiter.cancel()
+
+    def _release_writers(self) -> None:
+        drained = self._drained
+        if drained is not None:
+            self._drained = None
+            drained.set()
+
+    async def wait_writable(self) -> None:
+        """Wait until a GET took what was queued (under the bound again) or the buffer closed."""
+        while self._size >= self.max_bytes and not self._closed:
+            if self._drained is None:
+                self._drained = trio.Event()
+            await self._drained.wait()
+        await trio.lowlevel.checkpoint()
+
+    def close(self) -> None:
+        """The session ended: release every waiter (a GET may still ``take`` what is left)."""
+        self._closed = True
+        self._release_reader()
+        self._release_writers()
+        self.on_overflow = _ignore  # it refers to the session: no cycle once closed
+
+    def wake(self) -> None:
+        """Release a waiting GET now (with whatever is queued, or a noop)."""
+        self._woken = True
+        self._release_reader()
+
+    async def wait(self) -> None:
+        """Wait until something is queued, ``wake`` is called or the buffer closes."""
+        if self._items or self._woken or self._closed:
+            await trio.lowlevel.checkpoint()
+            return
+        if self._ready is None:
+            self._ready = trio.Event()
+        await self._ready.wait()
+
+    async def wait_or_readable(self, sock: socket.socket) -> bool:
+        """Like ``wait``, but also return (False) when ``sock``, the GET's connection, becomes
+        readable: the client went away or sent more. One task, no watcher: a write ends the wait
+        by cancelling it. True when there is something to answer with."""
+        if self._items or self._woken or self._closed:
+            await trio.lowlevel.checkpoint()
+            return True
+        with trio.CancelScope() as scope:
+            self._waiter = scope
+            try:
+                await trio.lowlevel.wait_readable(sock)
+            finally:
+                self._waiter = None
+        return scope.cancelled_caught or bool(self._items or self._woken or self._closed)
+
+    def take(self) -> list[Encoded]:
+        """Everything queued, in order; the buffer is empty afterwards."""
+        items = self._items
+        self._items = []
+        self._size = 0
+        self._woken = False
+        self._release_writers()
+        return items
+
+    def payload(self) -> str:
+        """``take()`` as one long-polling body ("6" when nothing is queued)."""
+        return polling_payload(self.take())

@@ -1,0 +1,75 @@
+"""A packet encoded once, in both wire forms: the broadcast's unit of work.
+
+Rule: pure code (sans IO). The WebSocket frames are built eagerly (most clients), the long-polling
+text lazily and cached, so that every recipient of a broadcast shares the same bytes and string.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+from typing import Final
+
+from .engineio import RECORD_SEPARATOR
+from .socketio import Packet, encode
+from .websocket import binary_frame, text_frame
+
+__all__ = ["CLOSE_ITEM", "Encoded", "NOOP_ITEM", "PING_ITEM", "control", "polling_payload"]
+
+
+class Encoded:
+    """Engine.IO packets in both wire forms: one Socket.IO packet with its attachments, one
+    control packet, or one binary message.
+
+    Attributes:
+        frames: the WebSocket frames (a text frame per text packet, a binary frame per binary one).
+        polling: the long-polling payload segment (packets joined by "\x1e", binary as "b" + base64).
+    """
+
+    __slots__ = ("_polling", "_segments", "frames")
+
+    def __init__(self, segments: tuple[str | bytes, ...]) -> None:
+        self._segments = segments
+        self._polling: str | None = None
+        frames = b""
+        for segment in segments:
+            frames += text_frame(segment) if isinstance(segment, str) else binary_frame(segment)
+        self.frames = frames
+
+    @classmethod
+    def of(cls, packet: Packet) -> Encoded:
+        """The Engine.IO MESSAGE(s) carrying Socket.IO ``packet`` and its attachments."""
+        text, attachments = encode(packet)
+        return cls(("4" + text, *attachments))
+
+    @property
+    def polling(self) -> str:
+        segment = self._polling
+        if segment is None:
+            parts = [
+                s if isinstance(s, str) else "b" + base64.b64encode(s).decode("ascii") for s in self._segments
+            ]
+            segment = self._polling = RECORD_SEPARATOR.join(parts)
+        return segment
+
+    def __repr__(self) -> str:
+        return f"<Encoded {self._segments!r:.60}>"
+
+
+def control(text: str) -> Encoded:
+    """An Engine.IO packet given by its text ("2", "3probe", "6", "1", "4hello")."""
+    return Encoded((text,))
+
+
+PING_ITEM: Final = control("2")
+NOOP_ITEM: Final = control("6")
+CLOSE_ITEM: Final = control("1")
+
+
+def polling_payload(items: Sequence[Encoded]) -> str:
+    """One long-polling body of ``items`` (a noop, "6", when there is none)."""
+    if not items:
+        return NOOP_ITEM.polling
+    if len(items) == 1:
+        return items[0].polling
+    return RECORD_SEPARATOR.join(item.polling for item in items)

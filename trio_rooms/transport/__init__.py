@@ -1,1 +1,0 @@
-"""The trio edge: the only package that touches sockets and streams."""
