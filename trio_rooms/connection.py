@@ -69,7 +69,10 @@ class _Slot:
 
     inbox: trio.MemorySendChannel[Packet]
     socket: Socket | None = None
-    scope: trio.CancelScope = dataclasses.field(default_factory=trio.CancelScope)
+    #: While the namespace is resolved (no socket yet): what ends that wait.
+    resolving: trio.CancelScope | None = None
+    #: Ended before it had a socket (the client left, or disconnected the namespace).
+    ended: bool = False
 
 
 class Connection:
@@ -190,8 +193,10 @@ class Connection:
         slot.inbox.close()
         if slot.socket is not None:
             slot.socket.close(reason)
-        else:
-            slot.scope.cancel()
+            return
+        slot.ended = True
+        if slot.resolving is not None:
+            slot.resolving.cancel()
 
     def _protocol_error(self, exc: RemoteProtocolError) -> None:
         self._counters.protocol_errors += 1
@@ -270,12 +275,14 @@ class Connection:
         try:
             namespace: Namespace | None = None
             error: dict[str, Any] = _INVALID_NAMESPACE
-            with slot.scope:
-                try:
-                    namespace = await self._directory.resolve_namespace(name, auth)
-                except ConnectionRefused as refusal:
-                    error = {"message": refusal.message}
-            if slot.scope.cancel_called:
+            if not slot.ended:
+                with trio.CancelScope() as slot.resolving:
+                    try:
+                        namespace = await self._directory.resolve_namespace(name, auth)
+                    except ConnectionRefused as refusal:
+                        error = {"message": refusal.message}
+                slot.resolving = None
+            if slot.ended:
                 # The client left (or disconnected the namespace) while it was resolved.
                 if namespace is not None:
                     namespace.release_if_unused()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Collection, Iterable, Mapping, Set
+from time import perf_counter
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final
 
@@ -29,7 +30,30 @@ __all__ = ["InMemoryAdapter"]
 #: room holds the loop no longer than that at a time (each message another connection reads waits
 #: for one such chunk).
 YIELD_EVERY: Final = 256
+#: Broadcasts that are not huge do not each yield to the event loop: a task may broadcast for this
+#: long (seconds of ``time.perf_counter``) between two yields. A burst of broadcasts (a handler
+#: emitting in a loop) then runs as one piece, as Node's synchronous emits do, so that a long-polling
+#: GET woken by its first packet answers with the whole burst instead of one packet; and no broadcasting
+#: holds the loop longer than this (every broadcast still checks for cancellation).
+YIELD_SLICE: Final = 0.005
 _EMPTY: Final[frozenset[SocketId]] = frozenset()
+_last_yield = 0.0
+
+
+async def _pace() -> None:
+    """The checkpoint of a broadcast: a cancellation point always, a schedule point once per
+    ``YIELD_SLICE`` of broadcasting (process-wide)."""
+    now = perf_counter()
+    if now - _last_yield < YIELD_SLICE:
+        await trio.lowlevel.checkpoint_if_cancelled()
+        return
+    await trio.lowlevel.checkpoint()
+    _mark_yield()
+
+
+def _mark_yield() -> None:
+    global _last_yield
+    _last_yield = perf_counter()
 
 
 class _AckCollector:
@@ -172,7 +196,7 @@ class InMemoryAdapter(Adapter):
             for sid in targets:
                 if not sockets[sid].deliver(frames, volatile) and dropped is not None:
                     dropped(sid)
-            await trio.lowlevel.checkpoint()
+            await _pace()
             return
         snapshot = list(targets)
         mine = set(snapshot)
@@ -182,6 +206,7 @@ class InMemoryAdapter(Adapter):
                 for start in range(0, len(snapshot), YIELD_EVERY):
                     if start:
                         await trio.lowlevel.checkpoint()
+                        _mark_yield()
                     for sid in snapshot[start : start + YIELD_EVERY]:
                         socket = sockets.get(sid)
                         delivered = socket is not None and socket.deliver(frames, volatile)

@@ -269,7 +269,7 @@ class _HttpConnection:
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(watch)
-            await session.poll.wait()
+            await session.polling.wait()
             nursery.cancel_scope.cancel()
         return after
 
@@ -277,7 +277,7 @@ class _HttpConnection:
         """``_hold`` on a plain TCP connection: one task waits for packets or for the socket."""
         while True:
             try:
-                if await session.poll.wait_or_readable(sock):
+                if await session.polling.wait_or_readable(sock):
                     return After.KEEP_ALIVE
                 data = sock.recv(65536)
             except BlockingIOError:
@@ -286,7 +286,7 @@ class _HttpConnection:
                 data = b""
             if data:
                 self.http.receive_data(data)
-                await session.poll.wait()
+                await session.polling.wait()
                 return After.CLOSE  # pipelining: answer this request, then close (refused cleanly)
             session.close(DisconnectReason.TRANSPORT_CLOSE)
             return After.CLOSE
@@ -396,7 +396,7 @@ async def _serve_upgrade(
         elif upgraded and not session.closed_by_client:
             # Closed by the server mid-upgrade: the client waits on this WebSocket now, so the
             # last packets (a DISCONNECT, say) go here, then the close frame.
-            for item in session.poll.take():
+            for item in session.polling.take():
                 outbound.deliver(item)
             session.set_final_delivered()
         else:

@@ -28,6 +28,7 @@ from .http import HttpRequest
 from .native import NativeFrontDoor
 from .options import EngineOptions
 from .policy import client_address
+from .polling import HeldGets
 from .routing import Route, route
 from .session import Session
 
@@ -63,6 +64,7 @@ class EngineServer:
         self._handler: SessionHandler | None = None
         self._sessions: dict[str, Session] = {}
         self._heartbeats = Heartbeats(self.options.heartbeat_resolution)
+        self._held_gets = HeldGets()
         self._nursery: trio.Nursery | None = None
 
     @property
@@ -132,6 +134,7 @@ class EngineServer:
         try:
             async with trio.open_nursery() as nursery:
                 await nursery.start(self._heartbeats.run)
+                await nursery.start(self._held_gets.run)
                 self._nursery = nursery
                 yield nursery
         finally:
@@ -175,6 +178,7 @@ class EngineServer:
             counters=self.counters,
             address=address,
             secure=secure,
+            held_gets=self._held_gets,
         )
         self._sessions[session.sid] = session
         self.counters.connections_total += 1

@@ -25,7 +25,7 @@ from ..protocol.socketio import Packet
 from ..stats import Counters
 from ..types import Transport
 from .heartbeat import Heartbeats
-from .polling import PollBuffer
+from .polling import HeldGets, PollBuffer
 
 __all__ = ["Receiver", "Session", "SessionState", "WebSocketSink", "new_engine_sid"]
 
@@ -96,6 +96,7 @@ class Session:
         counters: the server's counters.
         address: the client's address.
         secure: whether it came over TLS.
+        held_gets: the server's registry of GETs held without watching their connection.
     """
 
     def __init__(
@@ -110,6 +111,7 @@ class Session:
         counters: Counters,
         address: str = "",
         secure: bool = False,
+        held_gets: HeldGets | None = None,
     ) -> None:
         self.sid = new_engine_sid()
         self.transport = transport
@@ -125,7 +127,13 @@ class Session:
         #: True when the client asked to close (a close packet): a pending GET then gets a noop.
         self.closed_by_client = False
         self.sink: WebSocketSink | None = None
-        self.poll = PollBuffer(max_bytes=max_queued_bytes, counters=counters, on_overflow=self._overflow)
+        self._max_queued_bytes = max_queued_bytes
+        #: What waits for the next GET: a polling session's (a WebSocket session never polls).
+        self.poll: PollBuffer | None = None
+        if transport is Transport.POLLING:
+            self.poll = PollBuffer(
+                max_bytes=max_queued_bytes, counters=counters, on_overflow=self._overflow, held=held_gets
+            )
         self.get_pending = False
         self.post_pending = False
         self._receiver: Receiver = _ignore_message
@@ -169,12 +177,25 @@ class Session:
     @property
     def queued_bytes(self) -> int:
         """Bytes waiting to be sent on the current transport."""
-        return self.sink.queued_bytes if self.sink is not None else self.poll.queued_bytes
+        if self.sink is not None:
+            return self.sink.queued_bytes
+        return self.poll.queued_bytes if self.poll is not None else 0
 
     @property
     def max_queued_bytes(self) -> int:
         """The slow-consumer bound."""
-        return self.poll.max_bytes
+        return self._max_queued_bytes
+
+    @property
+    def polling(self) -> PollBuffer:
+        """The buffer of a polling session (or a session that upgraded from polling).
+
+        Raises:
+            LocalProtocolError: the session opened on WebSocket: it never polls.
+        """
+        if self.poll is None:
+            raise LocalProtocolError("a WebSocket session has no long-polling buffer")
+        return self.poll
 
     def set_receiver(self, receiver: Receiver) -> None:
         """Hand every message to ``await receiver(message)``, in order, from the task that reads it
@@ -194,7 +215,7 @@ class Session:
         sink = self.sink
         if sink is not None:
             return sink.deliver(item, volatile)
-        if self.reason is not None:
+        if self.reason is not None or self.poll is None:
             return False
         return self.poll.write(item, volatile=volatile)
 
@@ -207,8 +228,10 @@ class Session:
         while self.queued_bytes >= self.max_queued_bytes and self.reason is None:
             if self.sink is not None:
                 await self.sink.wait_writable()
-            else:
+            elif self.poll is not None:
                 await self.poll.wait_writable()
+            else:  # pragma: no cover - a WebSocket session has its sink from the start
+                break
         await trio.lowlevel.checkpoint()
 
     # -- reading ----------------------------------------------------------------------------------
@@ -265,7 +288,8 @@ class Session:
         if self._ws_scope is not None:
             self._ws_scope.cancel()
             self._ws_scope = None
-        self.poll.close()
+        if self.poll is not None:
+            self.poll.close()
         # Drop what refers back to the session's owners, so that an ended session and its
         # connection hold no reference cycle: reference counting frees them at once.
         self._receiver = _ignore_message
@@ -316,16 +340,17 @@ class Session:
         """The body of the answer to a GET that waited (or needed not wait): what is queued; a noop
         during an upgrade or after it; for a closed session, the last packets and then a close packet
         (a noop when the client asked to close)."""
+        poll = self.polling
         if self.closed:
             if self.closed_by_client:
                 return NOOP_ITEM.polling
-            items = self.poll.take()
+            items = poll.take()
             items.append(CLOSE_ITEM)
             self.set_final_delivered()
             return polling_payload(items)
         if self.upgrading or self.transport is not Transport.POLLING:
             return NOOP_ITEM.polling
-        return self.poll.payload()
+        return poll.payload()
 
     # -- heartbeat --------------------------------------------------------------------------------
     def start_heartbeat(self, heartbeats: Heartbeats) -> None:
@@ -367,14 +392,16 @@ class Session:
         """
         if self.transport is Transport.WEBSOCKET and self.sink is not None:
             raise LocalProtocolError("the session already has its WebSocket")
-        for item in self.poll.take():
-            sink.deliver(item)
+        if self.poll is not None:
+            for item in self.poll.take():
+                sink.deliver(item)
         self.sink = sink
         self.transport = Transport.WEBSOCKET
         if self.state is SessionState.UPGRADING:
             self.state = SessionState.OPEN
         self._ws_scope = scope
-        self.poll.wake()  # a GET still pending gets its noop
+        if self.poll is not None:
+            self.poll.wake()  # a GET still pending gets its noop
         if self.reason is not None:
             scope.cancel()
 
@@ -382,7 +409,7 @@ class Session:
         """The probe succeeded: a pending GET (and any until the upgrade ends) gets a noop now."""
         if self.state is SessionState.OPEN and self.transport is Transport.POLLING:
             self.state = SessionState.UPGRADING
-        self.poll.wake()
+        self.polling.wake()
 
     def abort_upgrade(self) -> None:
         """The upgrade failed: stay on polling."""
