@@ -74,6 +74,11 @@ class WebSocketSink(Protocol):
         ...
 
 
+#: A schedule entry firing this little before the due time is on time (the schedule rounds due times
+#: to ticks with a relative slack of 1e-6 of a tick).
+_EARLY_TOLERANCE: Final = 1e-6
+
+
 def new_engine_sid() -> str:
     """A fresh, unguessable Engine.IO session id (120 bits, URL-safe)."""
     return secrets.token_urlsafe(15)
@@ -139,7 +144,11 @@ class Session:
         self._receiver: Receiver = _ignore_message
         self._closed = trio.Event()
         self._pong_deadline = math.inf
-        self._hb_generation = 0
+        #: When the next heartbeat action is due (a ping, or the end of a pong's wait), and when this
+        #: session's earliest entry in the schedule fires: one entry at a time, however often a pong
+        #: moves the due time later (a stale, earlier entry re-arms for the real one when it fires).
+        self._hb_due = math.inf
+        self._hb_armed = math.inf
         self._heartbeats: Heartbeats | None = None
         self._ws_scope: trio.CancelScope | None = None
         self._end_callbacks: list[Callable[[], None]] = []
@@ -362,24 +371,31 @@ class Session:
         self._heartbeats = heartbeats
         self._next_ping(trio.current_time())
 
-    def _next_ping(self, now: float) -> None:
+    def _arm(self, when: float) -> None:
+        self._hb_due = when
         heartbeats = self._heartbeats
-        if heartbeats is None or self.reason is not None:
+        if when < self._hb_armed and heartbeats is not None:
+            self._hb_armed = when
+            heartbeats.schedule(self, when, 0)
+
+    def _next_ping(self, now: float) -> None:
+        if self._heartbeats is None or self.reason is not None:
             return
-        self._hb_generation += 1
         self._pong_deadline = math.inf
-        heartbeats.schedule(self, now + self.ping_interval, self._hb_generation)
+        self._arm(now + self.ping_interval)
 
     def heartbeat_due(self, now: float, generation: int) -> None:
         """Called by the schedule: send the ping, or end the session when its pong is late."""
-        heartbeats = self._heartbeats
-        if generation != self._hb_generation or self.reason is not None or heartbeats is None:
-            return  # superseded (a pong came, or the session ended)
+        self._hb_armed = math.inf
+        if self.reason is not None or self._heartbeats is None:
+            return
+        if self._hb_due - now > _EARLY_TOLERANCE:
+            self._arm(self._hb_due)  # an entry of an earlier due time (a pong came since)
+            return
         if self._pong_deadline == math.inf:
-            self._hb_generation += 1
             self._pong_deadline = now + self.ping_timeout
             self.write(PING_ITEM)
-            heartbeats.schedule(self, self._pong_deadline, self._hb_generation)
+            self._arm(self._pong_deadline)
         else:
             self.close(DisconnectReason.PING_TIMEOUT)
 
