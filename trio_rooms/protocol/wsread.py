@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import codecs
 from enum import Enum
-from typing import Final, cast
+from typing import Final
 
 from .websocket import SENDABLE_PROTOCOL_CODES
 
@@ -154,7 +154,7 @@ class FrameReader:
         self._mask = b""  # its mask, rotated to where the next payload byte falls
         self._fin = False  # its FIN bit
         self._message = 0  # the opcode of the message in flight (text, binary), 0 between messages
-        self._parts: list[str | bytes] | None = None  # its parts received so far
+        self._parts: bytearray | None = None  # its bytes received so far
         self._size = 0  # its size in bytes so far, frames in progress counted whole
         self._decoder: codecs.IncrementalDecoder | None = None  # for a text message in flight
         self._done: ReadEvent | None = None
@@ -292,7 +292,7 @@ class FrameReader:
                     return self._fail(_INVALID_PAYLOAD, "invalid UTF-8 in a text message")
             if opcode:
                 self._message = opcode
-                self._parts = []
+                self._parts = bytearray()
                 if opcode == _TEXT:
                     self._decoder = _new_utf8_decoder("strict")
             self._fin = bool(first & 0x80)
@@ -310,26 +310,24 @@ class FrameReader:
         return ReadEvent.NEED_DATA
 
     def _add(self, chunk: bytes, last: bool) -> str | bytes | ReadEvent | None:
-        """Append a data frame's (part of) payload to the message in flight; the message once ``last``."""
+        """Append a data frame's (part of) payload to the message in flight; the message once ``last``.
+
+        The bytes are gathered in one bytearray (a list of parts would cost an object per 1-byte
+        fragment); a text message's are also fed to its UTF-8 decoder as they come, to refuse invalid
+        UTF-8 at once, then decoded again whole at the end (a second pass, in C, over valid UTF-8).
+        """
         parts = self._parts
         assert parts is not None
         decoder = self._decoder
         if decoder is not None:
             try:
-                text = decoder.decode(chunk, last)
+                decoder.decode(chunk, last)
             except UnicodeDecodeError:
                 return self._fail(_INVALID_PAYLOAD, "invalid UTF-8 in a text message")
-            if text:
-                parts.append(text)
-        elif chunk:
-            parts.append(chunk)
+        parts += chunk
         if not last:
             return None
-        message: str | bytes
-        if decoder is not None:
-            message = "".join(cast("list[str]", parts))
-        else:
-            message = b"".join(cast("list[bytes]", parts))
+        message = parts.decode("utf-8") if decoder is not None else bytes(parts)
         self._message = self._size = 0
         self._parts = self._decoder = None
         self._mask = b""
