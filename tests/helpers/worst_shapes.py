@@ -17,17 +17,21 @@ from typing import Final, Literal
 
 from trio_rooms.protocol.engineio import EnginePacket, decode_payload, decode_ws
 from trio_rooms.protocol.socketio import Decoder, Packet
+from trio_rooms.protocol.wsread import FrameReader, ReadEvent
 
 __all__ = [
     "HTTP_BODY_SHAPES",
     "HTTP_HEAD_SHAPES",
     "SHAPES",
+    "WS_FRAME_SHAPES",
     "WS_SHAPES",
+    "FrameShape",
     "Shape",
     "chunked",
     "http_head",
     "polling_body",
     "receive_over_polling",
+    "receive_frames",
     "receive_over_websocket",
     "shape",
     "websocket_messages",
@@ -268,6 +272,69 @@ WS_SHAPES: Final[dict[str, Callable[[int], bytes]]] = {
     "ws-tiny-events": _repeat_frame(ws_frame(TEXT, b'42["e"]')),
     "ws-fragmented-1-byte": _fragmented,
 }
+
+
+@dataclass(frozen=True, slots=True)
+class FrameShape:
+    """The worst bytes for the server's frame reader (``protocol.wsread.FrameReader``).
+
+    Attributes:
+        name: Its name in tests and benchmark tables.
+        build: ``size`` -> the bytes a client sends after the handshake, at most ``size`` of them.
+        close_code: The code the reader fails with (``ReadEvent.FAILED``), or None when it reads it all.
+    """
+
+    name: str
+    build: Callable[[int], bytes]
+    close_code: int | None
+
+
+def _claim(length: int) -> Callable[[int], bytes]:
+    """A binary frame whose 64-bit length claims ``length`` bytes, then as many bytes as fit."""
+    head = bytes((0x80 | BINARY, 0x80 | 127)) + length.to_bytes(8, "big") + _NO_MASK
+    return lambda size: head + b"x" * max(0, size - len(head))
+
+
+def _fragments_between_pings(size: int) -> bytes:
+    """A binary message of 1-byte fragments, a ping with a 4-byte payload between two of them."""
+    unit = ws_frame(CONTINUATION, b"x", fin=False) + ws_frame(PING, b"ping")
+    count = max(1, (size - 14) // len(unit))
+    return ws_frame(BINARY, b"x", fin=False) + unit * count + ws_frame(CONTINUATION, b"!")
+
+
+#: The reader's worst inputs: floods of tiny frames (one frame's fixed cost, many times over), a message of
+#: 1-byte fragments (the reassembly), huge length claims (refused from the header, before any payload).
+WS_FRAME_SHAPES: Final[tuple[FrameShape, ...]] = (
+    FrameShape("ws-ping-flood", WS_SHAPES["ws-ping-flood"], None),
+    FrameShape("ws-tiny-messages", WS_SHAPES["ws-tiny-messages"], None),
+    FrameShape("ws-2-byte-frames", _repeat_frame(ws_frame(TEXT, b"4x")), None),
+    FrameShape("ws-pings-with-payload", _repeat_frame(ws_frame(PING, b"ping")), None),
+    FrameShape("ws-fragmented-1-byte", _fragmented, None),
+    FrameShape("ws-fragments-between-pings", _fragments_between_pings, None),
+    FrameShape("ws-length-2**63", _claim(2**63), 1002),
+    FrameShape("ws-length-2**63-1", _claim(2**63 - 1), 1009),
+    FrameShape(
+        "ws-continuations-without-start", _repeat_frame(ws_frame(CONTINUATION, b"x", fin=False)), 1002
+    ),
+)
+
+
+def receive_frames(data: bytes, read_size: int, max_message: int) -> tuple[int, int | None]:
+    """What the server's frame reader does with ``data`` in reads of ``read_size`` bytes (pausing every 64
+    frames, as the server does): the number of messages read and the close code it failed with (None if
+    it did not fail)."""
+    reader = FrameReader(max_message=max_message, pause_every=64)
+    messages = 0
+    for start in range(0, len(data), read_size):
+        reader.receive_data(data[start : start + read_size])
+        while (event := reader.next_message()) is not ReadEvent.NEED_DATA:
+            if event is ReadEvent.FAILED:
+                return messages, reader.close_code
+            assert event is not ReadEvent.CLOSED
+            reader.ping = None
+            if event is not ReadEvent.PAUSE:
+                messages += 1
+    return messages, None
 
 
 def http_head(target: bytes, headers: bytes, size: int) -> bytes:

@@ -15,7 +15,18 @@ from functools import partial
 from typing import Any, Final
 
 import pytest
-from helpers.worst_shapes import SHAPES, Shape, receive_over_polling, receive_over_websocket, shape
+from helpers.worst_shapes import (
+    SHAPES,
+    TEXT,
+    WS_FRAME_SHAPES,
+    FrameShape,
+    Shape,
+    receive_frames,
+    receive_over_polling,
+    receive_over_websocket,
+    shape,
+    ws_frame,
+)
 
 from trio_rooms.errors import LocalProtocolError, RemoteProtocolError
 from trio_rooms.protocol import engineio, jsonjs
@@ -67,6 +78,38 @@ def test_worst_case_is_decoded_or_refused_in_linear_time(shape: Shape, size: int
         check(shape.refused, guarded(lambda: decode_any(wire), (MessageError,)))
         guarded(lambda: ClusterMessage.decode(wire), (MessageError,))
         guarded(lambda: Request.decode(wire, "/"), (MessageError,))
+
+
+FRAME_CASES = [
+    pytest.param(s, size, read, id=f"{s.name}-{size}-{read or 'one'}")
+    for s in WS_FRAME_SHAPES
+    for size in SIZES
+    for read in (0, 65_536, 1_021)
+]
+
+
+@pytest.mark.parametrize(("frames", "size", "read_size"), FRAME_CASES)
+def test_websocket_frame_reader_worst_case_in_linear_time(
+    frames: FrameShape, size: int, read_size: int
+) -> None:
+    """The server's frame reader (``protocol.wsread``) on its worst inputs, in one read, in 64 KiB reads,
+    and in reads of 1,021 bytes (a prime: the cuts fall anywhere in the frames): each input is read or
+    refused with its close code, within the hang guard."""
+    data = frames.build(size)
+    assert len(data) <= size, "the shape must fit the size"
+    start = time.perf_counter()
+    _messages, code = receive_frames(data, read_size or len(data), MAX_PAYLOAD)
+    elapsed = time.perf_counter() - start
+    assert elapsed < HANG_GUARD, f"{elapsed:.1f} s: not linear"
+    assert code == frames.close_code
+
+
+def test_websocket_frame_reader_10_000_pings_in_one_read() -> None:
+    """10,000 empty pings, then a message, in one read: the message is read, well within the hang guard."""
+    data = WS_FRAME_SHAPES[0].build(6 * 10_000) + ws_frame(TEXT, b"4end")
+    start = time.perf_counter()
+    assert receive_frames(data, len(data), MAX_PAYLOAD) == (1, None)
+    assert time.perf_counter() - start < HANG_GUARD
 
 
 @pytest.mark.parametrize("size", SIZES)

@@ -1,7 +1,8 @@
-"""WebSocket on wsproto (server side): bounded message reading; writing goes through ``Outbound``.
+"""WebSocket (server side): bounded message reading; writing goes through ``Outbound``.
 
-Rule: wsproto parses what the client sends; what we send is pre-encoded frame bytes
-(``protocol.websocket``), so that a broadcast frame is encoded once for every recipient.
+Rule: ``protocol.wsread.FrameReader`` parses what the client sends, this module only moves the bytes;
+what we send is pre-encoded frame bytes (``protocol.websocket``), so that a broadcast frame is encoded
+once for every recipient.
 """
 
 from __future__ import annotations
@@ -9,13 +10,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Final
 
 import trio
-from wsproto.connection import Connection, ConnectionState, ConnectionType
-from wsproto.events import BytesMessage, CloseConnection, Ping, Pong, TextMessage
-from wsproto.frame_protocol import CloseReason
 
 from ..errors import DisconnectReason, RemoteProtocolError
 from ..protocol.engineio import EnginePacketType, decode_ws
-from ..protocol.websocket import text_frame
+from ..protocol.websocket import close_frame, pong_frame, text_frame
+from ..protocol.wsread import FrameReader, ReadEvent
 from .outbound import Outbound
 from .rawsocket import raw_socket
 
@@ -28,8 +27,13 @@ _RECEIVE_SIZE: Final = 64 * 1024
 _PROBE_PONG: Final = text_frame("3probe")
 _EVENTS_PER_TURN: Final = 64
 """Frames handled between two checkpoints. One 64 KiB read can hold 10,000 tiny frames (pings, 1-byte
-fragments) at several microseconds each in wsproto: handled in one go, they held the event loop for
-100-400 ms (issue 11)."""
+fragments): handled in one go, they held the event loop for 100-400 ms with wsproto (issue 11), and
+still 6-10 ms with ``FrameReader`` (issue 13)."""
+_NORMAL_CLOSURE: Final = 1000
+_PROTOCOL_ERROR: Final = 1002
+_CLEAN_CLOSE_CODES: Final = frozenset({1000, 1001, 1005})
+"""A client's close codes that end the session as "transport close" (1005: a close frame with no code);
+any other valid code is a "transport error", answered with 1002 (as with wsproto before issue 13)."""
 
 
 class WebSocketReader:
@@ -41,17 +45,7 @@ class WebSocketReader:
     the connection ended and ``closing_frame()`` gives the frame to send last.
     """
 
-    __slots__ = (
-        "_close_code",
-        "_handled",
-        "_outbound",
-        "_pong",
-        "_sock",
-        "_stream",
-        "_ws",
-        "max_message",
-        "reason",
-    )
+    __slots__ = ("_close_code", "_frames", "_outbound", "_sock", "_stream", "reason")
 
     def __init__(
         self, stream: trio.abc.Stream, outbound: Outbound, trailing: bytes, *, max_message: int
@@ -59,66 +53,62 @@ class WebSocketReader:
         self._stream = stream
         self._sock = raw_socket(stream)
         self._outbound = outbound
-        self._ws = Connection(ConnectionType.SERVER, trailing_data=trailing)
-        self._close_code = int(CloseReason.NORMAL_CLOSURE)
-        self._handled = 0  # frames handled since the last checkpoint
-        self._pong: Pong | None = None  # the answer to the latest ping, not sent yet
-        self.max_message = max_message
+        self._frames = FrameReader(max_message=max_message, pause_every=_EVENTS_PER_TURN)
+        if trailing:
+            self._frames.receive_data(trailing)
+        self._close_code: int | None = _NORMAL_CLOSURE  # None once the close frame was given
         self.reason: DisconnectReason | None = None
 
-    def _send_pong(self) -> None:
-        pong, self._pong = self._pong, None
-        if pong is not None and self._ws.state is ConnectionState.OPEN:
-            self._outbound.write(self._ws.send(pong))
+    @property
+    def max_message(self) -> int:
+        """The largest message accepted, in bytes (past it: close 1009)."""
+        return self._frames.max_message
+
+    @max_message.setter
+    def max_message(self, value: int) -> None:
+        self._frames.max_message = value
+
+    def _send_pong(self, ping: bytes) -> None:
+        self._frames.ping = None
+        if self._close_code is not None:
+            self._outbound.write(pong_frame(ping))
 
     async def receive(self) -> str | bytes | None:
         """The next complete message, or None once the WebSocket is closed (see ``reason``)."""
-        ws = self._ws
-        text_parts: list[str] = []
-        byte_parts: list[bytes] = []
-        size = 0
+        frames = self._frames
         while True:
-            for event in ws.events():
-                self._handled += 1
-                if self._handled >= _EVENTS_PER_TURN:
-                    self._send_pong()
-                    self._handled = 0
-                    await trio.lowlevel.checkpoint()
-                if isinstance(event, TextMessage):
-                    size += len(event.data)
-                    text_parts.append(event.data)
-                elif isinstance(event, BytesMessage):
-                    size += len(event.data)
-                    byte_parts.append(bytes(event.data))
-                elif isinstance(event, Ping):
-                    self._pong = event.response()
-                    continue
-                elif isinstance(event, CloseConnection):
-                    self._send_pong()
-                    if event.code in (CloseReason.NORMAL_CLOSURE, CloseReason.GOING_AWAY, 1005, 1006):
-                        self.reason = DisconnectReason.TRANSPORT_CLOSE
-                    else:
-                        self._close_code = int(CloseReason.PROTOCOL_ERROR)
-                        self.reason = DisconnectReason.TRANSPORT_ERROR
+            event = frames.next_message()
+            ping = frames.ping
+            if not isinstance(event, ReadEvent):
+                if ping is not None:
+                    self._send_pong(ping)
+                return event
+            if event is ReadEvent.NEED_DATA:
+                if ping is not None:
+                    self._send_pong(ping)
+                data = await self._receive_some()
+                if not data:
+                    self.reason = DisconnectReason.TRANSPORT_CLOSE
                     return None
+                frames.receive_data(data)
+            elif event is ReadEvent.PAUSE:
+                if ping is not None:
+                    self._send_pong(ping)
+                await trio.lowlevel.checkpoint()
+            elif event is ReadEvent.CLOSED:
+                frames.ping = None  # the client is closing: no pong any more
+                if frames.close_code in _CLEAN_CLOSE_CODES:
+                    self.reason = DisconnectReason.TRANSPORT_CLOSE
                 else:
-                    continue
-                if size > self.max_message:
-                    self._close_code = int(CloseReason.MESSAGE_TOO_BIG)
+                    self._set_code(_PROTOCOL_ERROR)
                     self.reason = DisconnectReason.TRANSPORT_ERROR
-                    return None
-                if event.message_finished:
-                    self._send_pong()
-                    if text_parts:
-                        return text_parts[0] if len(text_parts) == 1 else "".join(text_parts)
-                    return byte_parts[0] if len(byte_parts) == 1 else b"".join(byte_parts)
-            self._send_pong()
-            data = await self._receive_some()
-            self._handled = 0  # _receive_some checkpoints
-            if not data:
-                self.reason = DisconnectReason.TRANSPORT_CLOSE
                 return None
-            ws.receive_data(data)
+            else:  # FAILED: close with its code (1002, 1007 or 1009)
+                if ping is not None:
+                    self._send_pong(ping)
+                self._set_code(frames.close_code)
+                self.reason = DisconnectReason.TRANSPORT_ERROR
+                return None
 
     async def _receive_some(self) -> bytes:
         """The next bytes from the peer; b"" once it closed or the connection broke.
@@ -147,14 +137,19 @@ class WebSocketReader:
             return b""
 
     def closing_frame(self) -> bytes:
-        """The close frame to send last (empty when the WebSocket cannot send one any more)."""
-        if self._ws.state in (ConnectionState.OPEN, ConnectionState.REMOTE_CLOSING):
-            return self._ws.send(CloseConnection(code=self._close_code))
-        return b""
+        """The close frame to send last, once (empty when it was given already)."""
+        code, self._close_code = self._close_code, None
+        if code is None:
+            return b""
+        return close_frame(code)
 
     def set_close_code(self, code: int) -> None:
         """Choose the code of the close frame we send (for example 1001 when shutting down)."""
-        self._close_code = code
+        self._set_code(code)
+
+    def _set_code(self, code: int) -> None:
+        if self._close_code is not None:
+            self._close_code = code
 
 
 async def finish(outbound: Outbound, reader: WebSocketReader, close_timeout: float, going_away: bool) -> None:

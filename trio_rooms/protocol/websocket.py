@@ -10,7 +10,7 @@ from typing import Final
 
 from ..errors import LocalProtocolError
 
-__all__ = ["binary_frame", "close_frame", "pong_frame", "text_frame"]
+__all__ = ["SENDABLE_PROTOCOL_CODES", "binary_frame", "close_frame", "pong_frame", "text_frame"]
 
 _FIN: Final = 0x80
 _TEXT: Final = _FIN | 0x1
@@ -26,11 +26,9 @@ _pack16: Final = struct.Struct("!BBH").pack
 _pack64: Final = struct.Struct("!BBQ").pack
 _pack_code: Final = struct.Struct("!H").pack
 
-# Codes an endpoint may send (wsproto, as a peer, refuses the others): RFC 6455 7.4.1 + 1012/1013,
-# and the library / private ranges.
-_SENDABLE_PROTOCOL_CODES: Final = frozenset(
-    {1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013}
-)
+SENDABLE_PROTOCOL_CODES: Final = frozenset({1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013})
+"""The codes below 3000 an endpoint may send (RFC 6455 7.4.1 + 1012/1013); 3000-4999 may be sent too.
+wsproto, as a peer, refuses the others, and so does ``wsread.FrameReader``."""
 
 
 def _frame(opcode: int, small: tuple[bytes, ...], payload: bytes) -> bytes:
@@ -86,7 +84,7 @@ def close_frame(code: int = 1000, reason: str = "") -> bytes:
     Raises:
         LocalProtocolError: a code an endpoint may not send, or a reason too long or not encodable.
     """
-    if code not in _SENDABLE_PROTOCOL_CODES and not 3000 <= code <= 4999:
+    if code not in SENDABLE_PROTOCOL_CODES and not 3000 <= code <= 4999:
         raise LocalProtocolError(f"close code {code} cannot be sent")
     try:
         payload = _pack_code(code) + reason.encode("utf-8")
