@@ -3,9 +3,10 @@
 Not a test (see README.md). Two parts:
 
 (a) sans IO, in process: the decoding time per byte of each worst shape (tests/helpers/worst_shapes.py,
-    plus the transport shapes: HTTP heads and chunked bodies on Http11Connection, WebSocket frames on
-    wsproto as WebSocketReader drives it) at 1 KB, 64 KB and 1 MB: the best of a few runs, in ns per
-    byte. Linear decoders keep the figure flat across the sizes.
+    plus the transport shapes: HTTP heads and chunked bodies on Http11Connection, heads on the lean
+    reader of long-polling (protocol/http1.py: "accepted" there means read or fallen back), WebSocket
+    frames on wsproto as WebSocketReader drives it) at 1 KB, 64 KB and 1 MB: the best of a few runs, in
+    ns per byte. Linear decoders keep the figure flat across the sizes.
 (b) end to end: a trio_rooms ``Server`` (default options: max_payload 1 MB) in a subprocess on 127.0.0.1,
     a control client emitting ``echo`` with an ack every 50 ms, and an attacker sending each worst shape
     at just under max_payload, over WebSocket and over long-polling, ``--rounds`` times; the table gives
@@ -43,6 +44,7 @@ import h11  # noqa: E402
 import trio  # noqa: E402
 from helpers.worst_shapes import (  # noqa: E402
     BINARY,
+    HTTP1_HEAD_SHAPES,
     HTTP_BODY_SHAPES,
     HTTP_HEAD_SHAPES,
     SHAPES,
@@ -63,6 +65,7 @@ from trio_rooms.engine.h11io import MAX_REQUEST_HEAD_BYTES, parse_request  # noq
 from trio_rooms.errors import RemoteProtocolError  # noqa: E402
 from trio_rooms.protocol import engineio  # noqa: E402
 from trio_rooms.protocol.cluster.messages import MessageError, decode_any  # noqa: E402
+from trio_rooms.protocol.http1 import parse_simple_head  # noqa: E402
 from trio_rooms.protocol.http11 import Http11Connection  # noqa: E402
 from trio_rooms.protocol.socketio import Decoder  # noqa: E402
 
@@ -127,6 +130,18 @@ def http_receive(data: bytes) -> int:
     return len(body)
 
 
+def http1_parse(build: Callable[[int], bytes], *, bounded: bool) -> Callable[[int], Decode]:
+    """size -> the lean reader's call on a shape (built before the timing), at the server's head limit
+    (``bounded``) or with a limit past the whole input."""
+
+    def make(size: int) -> Decode:
+        data = build(size)
+        max_head = MAX_REQUEST_HEAD_BYTES if bounded else len(data) + 1
+        return lambda: parse_simple_head(data, max_head=max_head)
+
+    return make
+
+
 def sansio_cases(only: list[str]) -> list[tuple[str, str, Callable[[int], Decode]]]:
     """(shape, path, size -> the call to time)."""
     cases: list[tuple[str, str, Callable[[int], Decode]]] = []
@@ -156,6 +171,10 @@ def sansio_cases(only: list[str]) -> list[tuple[str, str, Callable[[int], Decode
         add(name, "wsproto + decoders", lambda size, build=build: lambda: ws_receive(build(size)))
     for name, build in HTTP_HEAD_SHAPES.items():
         add(name, "h11 head", lambda size, build=build: lambda: http_receive(build(size)))
+    for name, build in HTTP1_HEAD_SHAPES.items():
+        # the lean head reader at the server's head limit, and with no limit (its own time, linear)
+        add(name, "http1 head", http1_parse(build, bounded=True))
+        add(name, "http1 head, no limit", http1_parse(build, bounded=False))
     for name, build in HTTP_BODY_SHAPES.items():
         head = b"POST /socket.io/?EIO=4&transport=polling&sid=s HTTP/1.1\r\nHost: x\r\n"
         head += b"Transfer-Encoding: chunked\r\n\r\n"

@@ -20,6 +20,7 @@ from trio_rooms.protocol.socketio import Decoder, Packet
 from trio_rooms.protocol.wsread import FrameReader, ReadEvent
 
 __all__ = [
+    "HTTP1_HEAD_SHAPES",
     "HTTP_BODY_SHAPES",
     "HTTP_HEAD_SHAPES",
     "SHAPES",
@@ -387,4 +388,36 @@ def _payload_bytes(size: int) -> bytes:
 HTTP_BODY_SHAPES: Final[dict[str, Callable[[int], bytes]]] = {
     "http-chunked-1-byte": lambda size: chunked(_payload_bytes(size // 6), 1),
     "http-chunk-extensions": lambda size: chunked(_payload_bytes(size // 410), 1, b";" + b"e" * 400),
+}
+
+
+def _fill(start: bytes, unit: bytes, end: bytes, size: int) -> bytes:
+    """``start``, ``unit`` repeated, ``end``: at most ``size`` bytes (at least one ``unit``)."""
+    return start + unit * max(1, (size - len(start) - len(end)) // len(unit)) + end
+
+
+_GET: Final = b"GET " + _POLLING + b" HTTP/1.1\r\nHost: x\r\n"
+
+#: name -> size -> the bytes before a body, for the lean head reader (``protocol.http1``), which finds the
+#: end of a head, splits it and checks each line, or falls back to h11. Read with ``max_head`` at the head
+#: limit (what the server does: never more than 16 KiB examined) and at the whole size (linear time).
+HTTP1_HEAD_SHAPES: Final[dict[str, Callable[[int], bytes]]] = {
+    # many short headers (more than MAX_HEADERS: falls back)
+    "http1-many-short-headers": lambda size: _fill(_GET, b"a:\r\n", b"\r\n", size),
+    # a head, then CRLF after CRLF (the head ends at the first empty line; the rest is "body")
+    "http1-crlf-run": lambda size: _fill(_GET, b"\r\n", b"", size),
+    # CR LF CR fragments that never make an empty line: bare CRs, no end
+    "http1-crlf-fragments": lambda size: _fill(_GET[:-2], b"\r\n\r", b"", size),
+    # one request target filling the head
+    "http1-huge-target": lambda size: _fill(b"GET /", b"a", b" HTTP/1.1\r\nHost: x\r\n\r\n", size),
+    # a header value of spaces (stripped) between two visible characters
+    "http1-spaces": lambda size: _fill(_GET + b"X: a", b" ", b"b\r\n\r\n", size),
+    # spaces before the colon of the last header: not a token, after a long value of spaces
+    "http1-spaces-then-bad-name": lambda size: _fill(_GET + b"X:", b" ", b"\r\nY :z\r\n\r\n", size),
+    # header lines ending in bare LFs (h11 reads them; the lean reader falls back)
+    "http1-bare-lfs": lambda size: _fill(b"GET / HTTP/1.1\nHost: x\n", b"X: a\n", b"\n", size),
+    # a request line that never ends
+    "http1-no-terminator": lambda size: _fill(b"GET /", b"a", b"", size),
+    # header lines that never end in an empty line
+    "http1-no-empty-line": lambda size: _fill(_GET, b"X: a\r\n", b"", size),
 }

@@ -16,6 +16,7 @@ from typing import Any, Final
 
 import pytest
 from helpers.worst_shapes import (
+    HTTP1_HEAD_SHAPES,
     SHAPES,
     TEXT,
     WS_FRAME_SHAPES,
@@ -31,6 +32,10 @@ from helpers.worst_shapes import (
 from trio_rooms.errors import LocalProtocolError, RemoteProtocolError
 from trio_rooms.protocol import engineio, jsonjs
 from trio_rooms.protocol.cluster.messages import ClusterMessage, MessageError, Request, decode_any
+from trio_rooms.protocol.http1 import FALLBACK, NEED_DATA, SimpleHead, parse_simple_head
+
+from .test_proto_http1 import HEAD_LIMIT
+from .test_proto_http1 import check as check_against_h11
 
 #: Seconds; see the module's docstring.
 HANG_GUARD: Final = 5.0
@@ -110,6 +115,52 @@ def test_websocket_frame_reader_10_000_pings_in_one_read() -> None:
     start = time.perf_counter()
     assert receive_frames(data, len(data), MAX_PAYLOAD) == (1, None)
     assert time.perf_counter() - start < HANG_GUARD
+
+
+#: The lean head reader's outcome for each shape (protocol/http1.py): when the shape fits the head limit,
+#: and when it does not ("need": NEED_DATA; "head": a SimpleHead; "fallback": FALLBACK, h11 answers).
+HTTP1_OUTCOMES: Final = {
+    "http1-many-short-headers": ("fallback", "fallback"),
+    "http1-crlf-run": ("head", "head"),
+    "http1-crlf-fragments": ("fallback", "fallback"),
+    "http1-huge-target": ("head", "fallback"),
+    "http1-spaces": ("head", "fallback"),
+    "http1-spaces-then-bad-name": ("fallback", "fallback"),
+    "http1-bare-lfs": ("fallback", "fallback"),
+    "http1-no-terminator": ("need", "fallback"),
+    "http1-no-empty-line": ("need", "fallback"),
+}
+HTTP1_CASES = [pytest.param(name, size, id=f"{name}-{size}") for name in HTTP1_HEAD_SHAPES for size in SIZES]
+
+
+def test_every_http1_shape_has_an_outcome() -> None:
+    assert set(HTTP1_OUTCOMES) == set(HTTP1_HEAD_SHAPES)
+
+
+@pytest.mark.parametrize(("name", "size"), HTTP1_CASES)
+def test_http1_worst_head_is_read_or_falls_back_in_linear_time(name: str, size: int) -> None:
+    """At the server's head limit (16 KiB: never more examined) and with a limit past the whole input (the
+    reader's own time, linear), within the hang guard; what it reads, h11 reads the same (1 KB)."""
+    data = HTTP1_HEAD_SHAPES[name](size)
+    assert len(data) <= size, "the shape must fit the size"
+    for max_head in (HEAD_LIMIT, len(data) + 1):
+        start = time.perf_counter()
+        result = parse_simple_head(data, max_head=max_head)
+        elapsed = time.perf_counter() - start
+        assert elapsed < HANG_GUARD, f"{elapsed:.1f} s: not linear"
+        fits, over = HTTP1_OUTCOMES[name]
+        outcome = "head" if isinstance(result, SimpleHead) else "need" if result is NEED_DATA else "fallback"
+        assert outcome == (fits if len(data) < max_head else over), max_head
+        if isinstance(result, SimpleHead):
+            assert result.body_start <= max_head
+    if size <= HEAD_LIMIT:
+        check_against_h11(data)
+
+
+def test_http1_fallback_is_cheap_for_a_megabyte_without_end() -> None:
+    """1 MB without an empty line at the 16 KiB limit: FALLBACK at once (nothing past the limit read)."""
+    data = HTTP1_HEAD_SHAPES["http1-no-terminator"](MAX_PAYLOAD)
+    assert parse_simple_head(data, max_head=HEAD_LIMIT) is FALLBACK
 
 
 @pytest.mark.parametrize("size", SIZES)
