@@ -23,9 +23,11 @@ __all__ = [
     "MAX_REQUEST_HEAD_BYTES",
     "accept_websocket",
     "linger",
+    "make_request",
     "parse_request",
     "read_body",
     "read_request",
+    "response_headers",
     "send_engine_error",
     "send_response",
     "server_connection",
@@ -102,20 +104,25 @@ def parse_request(event: h11.Request) -> HttpRequest:
     """
     if len(event.headers) > MAX_HEADERS:
         raise h11.RemoteProtocolError("too many headers", error_status_hint=431)
-    target = event.target.decode("latin-1")
+    return make_request(
+        event.method.decode("ascii", "replace").upper(),
+        event.target.decode("latin-1"),
+        tuple((_header_name(k), v.decode("latin-1")) for k, v in event.headers),
+    )
+
+
+def make_request(method: str, target: str, headers: tuple[tuple[str, str], ...]) -> HttpRequest:
+    """The request of a head read by h11 or by the lean reader: its path and query (64 fields at most).
+
+    Raises:
+        h11.RemoteProtocolError: too many query fields (400).
+    """
     split = urlsplit(target)
     try:
         query = dict(parse_qsl(split.query, keep_blank_values=True, max_num_fields=64))
     except ValueError:
         raise h11.RemoteProtocolError("too many query fields", error_status_hint=400) from None
-    headers = tuple((_header_name(k), v.decode("latin-1")) for k, v in event.headers)
-    return HttpRequest(
-        method=event.method.decode("ascii", "replace").upper(),
-        target=target,
-        path=split.path,
-        query=query,
-        headers=headers,
-    )
+    return HttpRequest(method=method, target=target, path=split.path, query=query, headers=headers)
 
 
 async def send_response(
@@ -133,17 +140,36 @@ async def send_response(
     ``keep_alive`` (the server's idle timeout, seconds) is announced in a ``Keep-Alive: timeout=N``
     header, as Node's server does, so that a client's connection pool closes an idle connection
     before the server does instead of sending a request on a connection being closed."""
-    headers = [("content-type", content_type), ("content-length", str(len(body)))]
-    if close:
-        headers.append(("connection", "close"))
-    elif keep_alive is not None and conn.their_state is not h11.MUST_CLOSE:  # the client asked to close
-        headers.append(("keep-alive", f"timeout={max(1, int(keep_alive))}"))
-    headers.extend(extra_headers)
+    headers = response_headers(
+        len(body),
+        content_type=content_type,
+        extra_headers=extra_headers,
+        close=close,
+        keep_alive=keep_alive if conn.their_state is not h11.MUST_CLOSE else None,  # (asked to close)
+    )
     data = conn.send(h11.Response(status_code=status, headers=headers)) or b""
     if body:
         data += conn.send(h11.Data(data=body)) or b""
     data += conn.send(h11.EndOfMessage()) or b""
     await stream.send_all(data)
+
+
+def response_headers(
+    length: int,
+    *,
+    content_type: str,
+    extra_headers: Iterable[tuple[str, str]],
+    close: bool,
+    keep_alive: float | None,
+) -> list[tuple[str, str]]:
+    """The headers of a complete response of ``length`` bytes (both front-door paths write these)."""
+    headers = [("content-type", content_type), ("content-length", str(length))]
+    if close:
+        headers.append(("connection", "close"))
+    elif keep_alive is not None:
+        headers.append(("keep-alive", f"timeout={max(1, int(keep_alive))}"))
+    headers.extend(extra_headers)
+    return headers
 
 
 def _declares_body(request: HttpRequest) -> bool:

@@ -1,4 +1,5 @@
-"""The native front door: HTTP/1.1 on h11 over trio streams, long-polling, WebSocket and the upgrade.
+"""The native front door: HTTP/1.1 over trio streams (a lean path for long-polling, h11 for the rest),
+long-polling, WebSocket and the upgrade.
 
 Rule: each TCP connection is one task reading requests in turn (bounded, with deadlines); it asks
 the engine what each request is (``EngineCore.route``) and answers it; a connection that becomes a
@@ -19,31 +20,33 @@ import trio
 
 from ..errors import DisconnectReason
 from ..protocol.engineio import encode_ws
-from ..protocol.websocket import text_frame
+from ..protocol.http1 import FALLBACK, SimpleHead, parse_simple_head, simple_response
 from ..types import Transport
-from .frontdoor import EngineCore, PostOutcome, SessionHost, feed_post, going_away
+from .frontdoor import EngineCore, PostOutcome, feed_post
 from .h11io import (
+    MAX_REQUEST_HEAD_BYTES,
     accept_websocket,
     linger,
+    make_request,
     read_body,
     read_request,
-    send_engine_error,
+    response_headers,
     send_response,
     server_connection,
     valid_websocket_request,
 )
-from .http import EngineErrorCode, HttpRequest, HttpResponse
-from .outbound import Outbound
+from .http import EngineErrorCode, HttpRequest, HttpResponse, engine_error_body
 from .rawsocket import raw_socket
 from .routing import Action, Route
 from .session import Session
-from .websocket import WebSocketReader, finish, probe, read_messages
+from .wsphase import serve_upgrade, serve_websocket_session
 
 __all__ = ["NativeFrontDoor"]
 
 logger = logging.getLogger("trio_rooms")
 
 _REQUEST_READ = (h11.DONE, h11.MUST_CLOSE)
+_RECEIVE_SIZE = 64 * 1024
 WebSocketPhase = Callable[[], Awaitable[None]]
 """What serves a connection once it is an accepted WebSocket."""
 
@@ -97,28 +100,43 @@ class NativeFrontDoor:
 
 
 class _HttpConnection:
-    """One TCP connection's HTTP phase: its requests, in turn."""
+    """One TCP connection's HTTP phase: its requests, in turn.
+
+    Requests of the simple shapes of long-polling (``protocol.http1``) are read and answered by the
+    lean path (a byte buffer, raw ``recv``/``send`` on plain TCP); the first request of any other shape
+    (a WebSocket handshake, a chunked body, anything odd) hands the connection to h11 for good, with the
+    bytes already read, so that h11's guarantees, bounds and error answers hold for all the rest.
+    """
 
     def __init__(self, engine: EngineCore, stream: trio.abc.Stream) -> None:
         self.engine = engine
         self.options = engine.options
         self.stream = stream
-        self.http = server_connection()
+        self.sock = raw_socket(stream)
         self.peer = _peer_address(stream)
         self.secure = isinstance(stream, trio.SSLStream)
+        #: h11, once a request was not of a simple shape (None: the lean path).
+        self.http: h11.Connection | None = None
+        #: The lean path's bytes read and not parsed yet (``buffer[offset:]``).
+        self.buffer = bytearray()
+        self.offset = 0
+        #: The current lean request asked to keep the connection open.
+        self.keep_alive = True
+        #: The current lean request's body length (read or not).
+        self.content_length = 0
 
     async def serve(self) -> WebSocketPhase | None:
         """Serve HTTP requests until the connection closes (None) or becomes a WebSocket (returned,
         accepted, for the caller to run)."""
-        opts, http, counters = self.options, self.http, self.engine.counters
+        opts, counters = self.options, self.engine.counters
         timeout = opts.request_timeout
         first = True
         while True:
             request: HttpRequest | None = None
             try:
                 with trio.move_on_after(timeout) as waiting:
-                    request = await read_request(self.stream, http)
-                if waiting.cancelled_caught and (first or http.trailing_data[0]):
+                    request = await self._read_request()
+                if waiting.cancelled_caught and (first or self._buffered()):
                     # A head (or a first request) slower than the deadline: slowloris. An idle
                     # keep-alive connection that sent nothing more is not counted.
                     counters.timed_out_requests += 1
@@ -134,14 +152,94 @@ class _HttpConnection:
             after = await self._answer(request)
             if not isinstance(after, After):
                 return after
-            if after is After.CLOSE or http.our_state is not h11.DONE or http.their_state is not h11.DONE:
+            if after is After.CLOSE or not self._reusable():
                 with trio.move_on_after(opts.close_timeout):
                     await linger(self.stream)
                 return None
-            http.start_next_cycle()
+            if self.http is not None:
+                self.http.start_next_cycle()
             timeout = opts.idle_timeout
             first = False
 
+    # -- reading -------------------------------------------------------------------------------------
+    async def _read_request(self) -> HttpRequest | None:
+        """The next request (None when the client closed first); the caller sets the deadline."""
+        while self.http is None:
+            head = parse_simple_head(self.buffer, self.offset, max_head=MAX_REQUEST_HEAD_BYTES)
+            if isinstance(head, SimpleHead):
+                self.offset = head.body_start
+                self.keep_alive = head.keep_alive
+                self.content_length = head.content_length
+                return make_request(head.method, head.target, head.headers)
+            if head is FALLBACK:
+                self.http = server_connection()
+                self.http.receive_data(bytes(self.buffer[self.offset :]))
+                self.buffer = bytearray()
+                self.offset = 0
+                break
+            data = await self._receive()
+            if not data:
+                return None
+            self._keep(data)
+        return await read_request(self.stream, self.http)
+
+    def _buffered(self) -> bool:
+        if self.http is not None:
+            return bool(self.http.trailing_data[0])
+        return len(self.buffer) > self.offset
+
+    def _keep(self, data: bytes) -> None:
+        if self.offset and self.offset == len(self.buffer):
+            self.buffer.clear()
+            self.offset = 0
+        self.buffer += data
+
+    async def _receive(self) -> bytes:
+        """The next bytes from the client (b"" once it closed); raw ``recv`` on plain TCP."""
+        sock = self.sock
+        if sock is None:
+            return bytes(await self.stream.receive_some(_RECEIVE_SIZE))
+        while True:
+            try:
+                return sock.recv(_RECEIVE_SIZE)
+            except BlockingIOError:
+                await trio.lowlevel.wait_readable(sock)
+            except OSError:
+                return b""
+
+    async def _read_body(self, limit: int) -> bytes | None:
+        """The request's body; None when it is over ``limit`` bytes (the caller answers 413).
+
+        Raises:
+            h11.RemoteProtocolError: the client sent a broken body, or went away in the middle.
+        """
+        if self.http is not None:
+            return await read_body(self.stream, self.http, limit=limit)
+        length = self.content_length
+        if length > limit:
+            return None
+        while len(self.buffer) - self.offset < length:
+            data = await self._receive()
+            if not data:
+                raise h11.RemoteProtocolError("connection closed in the middle of a body")
+            self._keep(data)
+        body = bytes(self.buffer[self.offset : self.offset + length])
+        self.offset += length
+        self.content_length = 0
+        return body
+
+    def _body_read(self) -> bool:
+        """Whether the whole request (its body included) was read."""
+        if self.http is not None:
+            return self.http.their_state in _REQUEST_READ
+        return self.content_length == 0
+
+    def _reusable(self) -> bool:
+        if self.http is not None:
+            return self.http.our_state is h11.DONE and self.http.their_state is h11.DONE
+        return self.keep_alive and self.content_length == 0
+
+    # -- answers -------------------------------------------------------------------------------------
     async def _answer(self, request: HttpRequest) -> After | WebSocketPhase:
         engine = self.engine
         decision = engine.route(request, websocket=valid_websocket_request(request))
@@ -156,20 +254,20 @@ class _HttpConnection:
         if action is Action.REFUSE:
             if request.method == "OPTIONS":  # a preflight from an origin not allowed: no CORS headers
                 assert decision.error is not None
-                await send_engine_error(self.stream, self.http, decision.error, decision.status)
+                await self._send_error(decision.error, decision.status, (), close=False)
                 return After.KEEP_ALIVE
             return await self._refuse(decision, cors)
         if action in (Action.OPEN_POLLING, Action.OPEN_WEBSOCKET) and not await engine.allowed(request):
             return await self._refuse(Route.refuse(EngineErrorCode.FORBIDDEN, 403), cors)
         address = engine.client_address(self.peer, request)
-        if action is Action.OPEN_WEBSOCKET:
+        if action in (Action.OPEN_WEBSOCKET, Action.UPGRADE):
+            assert self.http is not None  # a WebSocket handshake is never a simple head
             trailing = await accept_websocket(self.stream, self.http, request)
+            if action is Action.UPGRADE:
+                assert decision.session is not None
+                return partial(serve_upgrade, engine, self.stream, trailing, decision.session)
             session, host = engine.open_session(Transport.WEBSOCKET, request, address, self.secure)
-            return partial(_serve_websocket_session, engine, self.stream, trailing, session, host)
-        if action is Action.UPGRADE:
-            assert decision.session is not None
-            trailing = await accept_websocket(self.stream, self.http, request)
-            return partial(_serve_upgrade, engine, self.stream, trailing, decision.session)
+            return partial(serve_websocket_session, engine, self.stream, trailing, session, host)
         if action is Action.OPEN_POLLING:
             session, _host = engine.open_session(Transport.POLLING, request, address, self.secure)
             body = str(encode_ws(session.open_packet())).encode()
@@ -180,7 +278,6 @@ class _HttpConnection:
             return await self._poll_get(decision.session, cors)
         return await self._poll_post(request, decision.session, cors)
 
-    # -- answers ------------------------------------------------------------------------------------
     async def _send(
         self,
         status: int,
@@ -190,15 +287,46 @@ class _HttpConnection:
         close: bool,
         content_type: str = "text/plain; charset=UTF-8",
     ) -> None:
-        await send_response(
-            self.stream,
-            self.http,
-            status,
-            body,
-            content_type=content_type,
-            extra_headers=headers,
-            close=close,
-            keep_alive=self.options.idle_timeout,
+        if self.http is not None:
+            await send_response(
+                self.stream,
+                self.http,
+                status,
+                body,
+                content_type=content_type,
+                extra_headers=headers,
+                close=close,
+                keep_alive=self.options.idle_timeout,
+            )
+            return
+        keep_alive = self.options.idle_timeout if self.keep_alive else None
+        fields = response_headers(
+            len(body), content_type=content_type, extra_headers=headers, close=close, keep_alive=keep_alive
+        )
+        await self._write(simple_response(status, fields, body, request_keep_alive=self.keep_alive))
+
+    async def _write(self, data: bytes) -> None:
+        """Send ``data`` (one non-blocking ``send`` on plain TCP when the kernel takes it all)."""
+        sock = self.sock
+        if sock is not None:
+            try:
+                sent = sock.send(data)
+            except BlockingIOError:
+                sent = 0
+            except OSError as exc:
+                raise trio.BrokenResourceError("the client's connection broke") from exc
+            if sent == len(data):
+                await trio.lowlevel.checkpoint()
+                return
+            data = data[sent:]
+        await self.stream.send_all(data)
+
+    async def _send_error(
+        self, code: EngineErrorCode, status: int, headers: Sequence[tuple[str, str]], *, close: bool
+    ) -> None:
+        """The reference server's JSON error ``{"code": N, "message": "..."}``."""
+        await self._send(
+            status, engine_error_body(code), headers, close=close, content_type="application/json"
         )
 
     async def _refuse(self, decision: Route, cors: Sequence[tuple[str, str]]) -> After:
@@ -206,9 +334,7 @@ class _HttpConnection:
         self.engine.counters.refused_requests += 1
         # An error answer ends the connection (a request body we did not read would otherwise be
         # taken for the next request; and a client that erred is not worth keeping alive).
-        await send_engine_error(
-            self.stream, self.http, decision.error, decision.status, extra_headers=cors, close=True
-        )
+        await self._send_error(decision.error, decision.status, cors, close=True)
         return After.CLOSE
 
     async def _fallback(self, request: HttpRequest) -> After:
@@ -222,7 +348,7 @@ class _HttpConnection:
                 response = HttpResponse(500, b"Internal Server Error")
         if response is None:
             response = HttpResponse(404, b"Not Found")
-        close = self.http.their_state is not h11.DONE
+        close = not self._body_read()
         await self._send(
             response.status, response.body, response.headers, close=close, content_type=response.content_type
         )
@@ -251,11 +377,17 @@ class _HttpConnection:
         await self._send(200, body.encode(), cors, close=after is After.CLOSE)
         return after
 
+    def _pipelined(self, data: bytes) -> None:
+        """Bytes of a next request that came while a GET was held (answered, then refused cleanly)."""
+        if self.http is not None:
+            self.http.receive_data(data)
+        else:
+            self._keep(data)
+
     async def _hold(self, session: Session) -> After:
         """Wait for packets (or a close, or an upgrade) while watching the client's connection."""
-        sock = raw_socket(self.stream)
-        if sock is not None:
-            return await self._hold_on_socket(sock, session)
+        if self.sock is not None:
+            return await self._hold_on_socket(self.sock, session)
         after = After.KEEP_ALIVE
 
         async def watch() -> None:
@@ -263,7 +395,7 @@ class _HttpConnection:
             data = await self.stream.receive_some(65536)
             after = After.CLOSE
             if data:
-                self.http.receive_data(bytes(data))
+                self._pipelined(bytes(data))
                 await trio.sleep_forever()  # pipelining: answer this request, then close (refused cleanly)
             session.close(DisconnectReason.TRANSPORT_CLOSE)
 
@@ -285,7 +417,7 @@ class _HttpConnection:
             except (OSError, trio.ClosedResourceError):
                 data = b""
             if data:
-                self.http.receive_data(data)
+                self._pipelined(data)
                 await session.polling.wait()
                 return After.CLOSE  # pipelining: answer this request, then close (refused cleanly)
             session.close(DisconnectReason.TRANSPORT_CLOSE)
@@ -294,7 +426,7 @@ class _HttpConnection:
     async def _poll_post(
         self, request: HttpRequest, session: Session, cors: Sequence[tuple[str, str]]
     ) -> After:
-        opts, http = self.options, self.http
+        opts = self.options
         if session.expired():
             session.close(DisconnectReason.PING_TIMEOUT)
         if session.closed:
@@ -312,7 +444,7 @@ class _HttpConnection:
             body: bytes | None = None
             with trio.move_on_after(opts.request_timeout) as reading:
                 try:
-                    body = await read_body(self.stream, http, limit=opts.max_payload)
+                    body = await self._read_body(opts.max_payload)
                 except h11.RemoteProtocolError:
                     session.close(DisconnectReason.TRANSPORT_ERROR)
                     return After.CLOSE  # the client sent a broken body or went away in the middle
@@ -324,7 +456,7 @@ class _HttpConnection:
                 return After.CLOSE
             if body is None:
                 session.close(DisconnectReason.TRANSPORT_ERROR)
-                if http.their_state in _REQUEST_READ:
+                if self._body_read():
                     return await self._refuse(Route.refuse(EngineErrorCode.BAD_REQUEST), cors)
                 await self._send(413, b"Payload Too Large", cors, close=True)
                 return After.CLOSE
@@ -334,75 +466,6 @@ class _HttpConnection:
             session.post_pending = False
         await self._send(200, b"ok", cors, close=False, content_type="text/html")
         return After.KEEP_ALIVE
-
-
-# -- WebSocket ----------------------------------------------------------------------------------------
-def _websocket_parts(
-    engine: EngineCore, stream: trio.abc.Stream, trailing: bytes, session: Session
-) -> tuple[Outbound, WebSocketReader]:
-    outbound = Outbound(
-        stream,
-        nursery=engine.nursery,
-        max_queued_bytes=engine.options.max_queued_bytes,
-        on_overflow=session.close_slow_consumer,
-        stats=engine.counters,
-    )
-    return outbound, WebSocketReader(stream, outbound, trailing, max_message=engine.options.max_payload)
-
-
-async def _serve_websocket_session(
-    engine: EngineCore, stream: trio.abc.Stream, trailing: bytes, session: Session, host: SessionHost | None
-) -> None:
-    """A WebSocket session opened without polling: this task reads it, and hosts it if it has a host."""
-    outbound, reader = _websocket_parts(engine, stream, trailing, session)
-    scope = trio.CancelScope()
-    session.attach_websocket(outbound, scope)
-    outbound.write(text_frame(str(encode_ws(session.open_packet()))))
-    try:
-        if host is None:
-            await read_messages(session, reader, scope)
-        else:
-            await engine.run_session(session, _read_hosted(host, session, reader, scope))
-    finally:
-        await finish(outbound, reader, engine.options.close_timeout, going_away(session))
-
-
-async def _read_hosted(
-    host: SessionHost, session: Session, reader: WebSocketReader, scope: trio.CancelScope
-) -> None:
-    async with host:
-        await read_messages(session, reader, scope)
-
-
-async def _serve_upgrade(
-    engine: EngineCore, stream: trio.abc.Stream, trailing: bytes, session: Session
-) -> None:
-    """The WebSocket of a polling session's upgrade: the probe, then the session's messages."""
-    outbound, reader = _websocket_parts(engine, stream, trailing, session)
-    if session.transport is not Transport.POLLING or session.upgrading or session.closed:
-        # A second WebSocket for an upgraded (or upgrading) session: accepted, then closed.
-        await finish(outbound, reader, engine.options.close_timeout, False)
-        return
-    upgraded = False
-    try:
-        with trio.move_on_after(engine.options.upgrade_timeout) as probing:
-            upgraded = await probe(session, outbound, reader)
-        if probing.cancelled_caught:
-            engine.counters.timed_out_requests += 1  # an upgrade handshake slower than its deadline
-        if upgraded and not session.closed:
-            scope = trio.CancelScope()
-            session.attach_websocket(outbound, scope)
-            await read_messages(session, reader, scope)
-        elif upgraded and not session.closed_by_client:
-            # Closed by the server mid-upgrade: the client waits on this WebSocket now, so the
-            # last packets (a DISCONNECT, say) go here, then the close frame.
-            for item in session.polling.take():
-                outbound.deliver(item)
-            session.set_final_delivered()
-        else:
-            session.abort_upgrade()
-    finally:
-        await finish(outbound, reader, engine.options.close_timeout, upgraded and going_away(session))
 
 
 def _peer_address(stream: trio.abc.Stream) -> str:
