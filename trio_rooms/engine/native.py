@@ -369,6 +369,8 @@ class _HttpConnection:
         try:
             if not (session.closed or session.upgrading):
                 after = await self._hold(session)
+                if after is After.KEEP_ALIVE and not session.closed:
+                    await session.polling.settle()
             body = session.polling_answer()
         finally:
             session.get_pending = False

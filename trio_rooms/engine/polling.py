@@ -18,6 +18,10 @@ __all__ = ["WATCH_AFTER", "HeldGets", "PollBuffer"]
 
 WATCH_AFTER: Final = 0.1
 """Seconds a held GET waits for packets before it also watches its connection."""
+SETTLE_LIMIT: Final = 0.01
+"""Seconds a woken GET may wait while its burst of packets keeps growing (``PollBuffer.settle``)."""
+SETTLE_ITEMS: Final = 64
+"""Packets after which a woken GET answers at once, burst or not."""
 
 
 def _ignore() -> None:
@@ -166,6 +170,19 @@ class PollBuffer:
             finally:
                 self._waiter = None
         return scope.cancelled_caught or bool(self._items or self._woken or self._closed)
+
+    async def settle(self, limit: float = SETTLE_LIMIT) -> None:
+        """Let a burst finish before its packets are answered: wait one scheduler batch at a time
+        while packets keep arriving, for at most ``limit`` seconds (each batch a checkpoint; a burst
+        that stops, ``SETTLE_ITEMS`` packets, a close or a wake end it at once). A handler that
+        broadcasts in a loop yields once per ``adapter.memory.YIELD_SLICE``; without this the GETs it
+        woke would each carry one slice's worth of its burst."""
+        until = trio.current_time() + limit
+        while len(self._items) < SETTLE_ITEMS:
+            count = len(self._items)
+            await trio.lowlevel.checkpoint()
+            if len(self._items) == count or self._closed or self._woken or trio.current_time() >= until:
+                return
 
     def take(self) -> list[Encoded]:
         """Everything queued, in order; the buffer is empty afterwards."""
