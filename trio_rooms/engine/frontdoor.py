@@ -8,6 +8,7 @@ no front door has a copy of the polling or heartbeat logic.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 from enum import Enum, auto
 from types import TracebackType
 from typing import Protocol
@@ -74,6 +75,10 @@ class EngineCore(Protocol):
     ) -> tuple[Session, SessionHost | None]: ...
 
     async def run_session(self, session: Session, serving: Awaitable[object]) -> None: ...
+
+    def hosting(self, session: Session) -> AbstractAsyncContextManager[None]:
+        """Host ``session`` for the duration of the block (``run_session`` without a coroutine)."""
+        ...
 
 
 class PostOutcome(Enum):

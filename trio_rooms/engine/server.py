@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from types import TracebackType
 from typing import Any, TypeVar
 
 import trio
@@ -188,7 +189,7 @@ class EngineServer:
             session.set_receiver(host.on_message)
             if transport is Transport.WEBSOCKET:
                 return session, host  # the WebSocket's reading task hosts it
-            nursery.start_soon(self.run_session, session, _host_until_closed(host, session))
+            nursery.start_soon(self._host_until_closed, session, host)
             return session, None
         if self._handler is not None:
             handle = EngineSession(session)
@@ -199,24 +200,59 @@ class EngineServer:
         return session, None
 
     async def run_session(self, session: Session, serving: Awaitable[object]) -> None:
-        """Host ``session`` until ``serving`` returns; then close it (and, for a polling session the
-        server closed, keep it findable until a GET took its last packets), and forget it."""
-        session.start_heartbeat(self._heartbeats)
-        try:
+        """Host ``session`` until ``serving`` returns (see ``hosting``)."""
+        async with self.hosting(session):
             await serving
-        except Exception:
-            logger.exception("Engine.IO connection handler failed")
-        except BaseException as exc:
-            if _cancellation(exc):
-                session.close(DisconnectReason.SERVER_SHUTTING_DOWN)  # the server is being cancelled
-            raise
-        finally:
-            session.close(DisconnectReason.FORCED_CLOSE)  # no-op when it ended already
+
+    def hosting(self, session: Session) -> AbstractAsyncContextManager[None]:
+        """Host ``session`` for the duration of the block: its heartbeat runs; when the block ends,
+        the session is closed (an error of the block is logged, a cancellation of the server closes it
+        with "server shutting down"), a polling session the server closed stays findable until a GET
+        took its last packets, and the session is forgotten. A class, not a generator: a session
+        hosted by a task keeps no extra frame alive while it waits."""
+        return _Hosting(self, session)
+
+    async def _host_until_closed(self, session: Session, host: SessionHost) -> None:
+        async with self.hosting(session), host:
+            await session.wait_closed()
+
+    def forget(self, session: Session) -> None:
+        """Take ``session`` out of the registry (the end of its hosting)."""
+        self._sessions.pop(session.sid, None)
+
+
+class _Hosting:
+    """``EngineServer.hosting(session)``."""
+
+    __slots__ = ("_engine", "_session")
+
+    def __init__(self, engine: EngineServer, session: Session) -> None:
+        self._engine = engine
+        self._session = session
+
+    async def __aenter__(self) -> None:
+        self._session.start_heartbeat(self._engine.heartbeats)
+        await trio.lowlevel.checkpoint_if_cancelled()
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool:
+        session = self._session
+        swallow = False
+        if isinstance(exc, Exception):
+            logger.exception("Engine.IO connection handler failed", exc_info=exc)
+            swallow = True
+        elif exc is not None and _cancellation(exc):
+            session.close(DisconnectReason.SERVER_SHUTTING_DOWN)  # the server is being cancelled
+        session.close(DisconnectReason.FORCED_CLOSE)  # no-op when it ended already
+        try:
             if session.transport is Transport.POLLING and session.collectable:
                 # Keep the session findable so that the next GET collects the last packets.
-                with trio.CancelScope(shield=True), trio.move_on_after(self.options.close_timeout):
+                with trio.CancelScope(shield=True), trio.move_on_after(self._engine.options.close_timeout):
                     await session.wait_final_delivered()
-            self._sessions.pop(session.sid, None)
+        finally:
+            self._engine.forget(session)
+        return swallow
 
 
 def _cancellation(exc: BaseException) -> bool:
@@ -224,8 +260,3 @@ def _cancellation(exc: BaseException) -> bool:
     if isinstance(exc, BaseExceptionGroup):
         return exc.split(trio.Cancelled)[0] is not None
     return isinstance(exc, trio.Cancelled)
-
-
-async def _host_until_closed(host: SessionHost, session: Session) -> None:
-    async with host:
-        await session.wait_closed()

@@ -45,16 +45,10 @@ async def serve_websocket_session(
         if host is None:
             await read_messages(session, reader, scope)
         else:
-            await engine.run_session(session, _read_hosted(host, session, reader, scope))
+            async with engine.hosting(session), host:
+                await read_messages(session, reader, scope)
     finally:
         await finish(outbound, reader, engine.options.close_timeout, going_away(session))
-
-
-async def _read_hosted(
-    host: SessionHost, session: Session, reader: WebSocketReader, scope: trio.CancelScope
-) -> None:
-    async with host:
-        await read_messages(session, reader, scope)
 
 
 async def serve_upgrade(
