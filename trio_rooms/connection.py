@@ -290,7 +290,8 @@ class Connection:
             if namespace is None:
                 self.session.send_packet(Packet(PacketType.CONNECT_ERROR, name, dict(error)))
                 return
-            handshake = dataclasses.replace(self.handshake, auth=auth)
+            # The connection's handshake serves every socket that sent no auth (its ``auth`` is {}).
+            handshake = dataclasses.replace(self.handshake, auth=auth) if auth else self.handshake
             socket = slot.socket = Socket(namespace, self, handshake, self._options.socket)
             await socket.run(inbox)
         finally:

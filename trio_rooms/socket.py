@@ -198,8 +198,9 @@ class Socket:
         self._acks: dict[int, tuple[Callable[[Any], None], Callable[[], None]]] = {}
         self._connected = False
         self._reason: DisconnectReason | None = None
-        # Replaced by the socket's nursery scope once ``run`` starts (``close`` before: noted here).
-        self._scope = trio.CancelScope()
+        # The socket's nursery scope once ``run`` started; ``close`` before that is noted in _closing.
+        self._scope: trio.CancelScope | None = None
+        self._closing = False
         # Event handlers running now, and the event a full socket waits on (made when it is full).
         self._in_flight = 0
         self._slot_free: trio.Event | None = None
@@ -369,7 +370,9 @@ class Socket:
         """End this socket with ``reason`` (synchronous; the first reason is kept)."""
         if self._reason is None:
             self._reason = reason
-        self._scope.cancel()
+        self._closing = True
+        if self._scope is not None:
+            self._scope.cancel()
         # From now on, a packet for this namespace finds no socket (as in Node).
         self._host.forget(self)
 
@@ -393,7 +396,7 @@ class Socket:
             # One nursery holds the middlewares, the connection handlers and the event handlers;
             # its scope is the socket's (``close`` cancels it).
             async with trio.open_nursery() as handlers:
-                if self._scope.cancel_called:
+                if self._closing:
                     handlers.cancel_scope.cancel()
                 self._scope = handlers.cancel_scope
                 try:
