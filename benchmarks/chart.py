@@ -127,15 +127,11 @@ def rows_of(source: Source) -> list[Row]:
             rows.append(Row("3 servers over Redis: CPU per delivery", "cluster", {"node": cpu_t / cpu_n}))
     elif source.kind == "storm":
         n = doc.get("settings", {}).get("n", 0)
-        names = {"default": "polling + upgrade", "websocket": "WebSocket only"}
+        names = {"default": "polling + upgrade", "websocket": "WebSocket"}
         for transport, per in doc["summary"].items():
-            name = names.get(transport, transport)
-            rows.append(
-                Row(f"reconnect storm ({n:,}, {name}): all back", "storm.py", ratios(per.get("back_s")))
-            )
-            rows.append(
-                Row(f"reconnect storm ({n:,}, {name}): peak RSS", "storm.py", ratios(per.get("peak_rss_mb")))
-            )
+            name = f"storm of {n:,}, {names.get(transport, transport)}"
+            rows.append(Row(f"{name}: all back", "storm.py", ratios(per.get("back_s"))))
+            rows.append(Row(f"{name}: peak RSS", "storm.py", ratios(per.get("peak_rss_mb"))))
     return [row for row in rows if row.ratios]
 
 
@@ -186,7 +182,7 @@ def label_of(value: float) -> str:
 def draw(rows: list[Row], sources: list[Source], out: Path) -> None:
     plt.rcParams.update({"font.family": "DejaVu Sans", "font.size": 10})
     fig = plt.figure(figsize=(12, 8), dpi=100)
-    ax = fig.add_axes((0.3, 0.1, 0.67, 0.74))
+    ax = fig.add_axes((0.3, 0.085, 0.67, 0.735))
     peers = [p for p in PEERS if any(p in row.ratios for row in rows)]
     values = [v for row in rows for v in row.ratios.values()]
     low = max(LIMITS[0], min(0.4, min(values) / 3))
@@ -229,7 +225,7 @@ def draw(rows: list[Row], sources: list[Source], out: Path) -> None:
     lines.append("Medians of interleaved runs; the figures and how they were measured: benchmarks/RESULTS.md")
     fig.text(0.01, 0.945, "\n".join(lines), fontsize=9, va="top", color="#333333")
     handles = [Patch(color=COLORS[p], label=f"trio_rooms / {PEERS[p]}") for p in peers]
-    ax.legend(handles=handles, loc="lower right", fontsize=9, framealpha=0.95)
+    ax.legend(handles=handles, loc="upper right", fontsize=9, framealpha=0.95)
     metadata: dict[str, str | None] = {"Software": "benchmarks/chart.py"}
     if newest:
         metadata["Creation Time"] = newest

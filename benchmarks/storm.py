@@ -132,6 +132,7 @@ class StormRun:
     disconnect_reasons: dict[str, int] = field(default_factory=dict)
     net: dict[str, dict[str, int]] = field(default_factory=dict)
     cpus: dict[str, dict[str, float]] = field(default_factory=dict)
+    server_stats: dict[str, Any] = field(default_factory=dict)
     timeline: list[list[float]] = field(default_factory=list)
     samples: list[list[float]] = field(default_factory=list)
     distribution: dict[str, Any] = field(default_factory=dict)
@@ -318,8 +319,15 @@ def server_env(server: str) -> dict[str, str]:
     return env
 
 
-def start_server(server: str, port: int, stem: str) -> Proc:
-    return Proc([*pin_prefix(0), *SERVERS[server], "--port", str(port)], Path(stem), server_env(server))
+def start_server(server: str, port: int, stem: str, stats: bool = False) -> Proc:
+    """The server; with ``stats`` (server_trio.py only) its ``--stats-stdin`` side channel."""
+    extra = ["--stats-stdin"] if stats else []
+    cmd = [*pin_prefix(0), *SERVERS[server], "--port", str(port), *extra]
+    return Proc(cmd, Path(stem), server_env(server), stdin=stats)
+
+
+def with_stats(server: str, args: argparse.Namespace) -> bool:
+    return bool(args.trio_stats) and SERVERS[server][1:2] == (str(HERE / "server_trio.py"),)
 
 
 def kill(proc: Proc) -> None:
@@ -368,7 +376,7 @@ def one_run(server: str, transport: str, run: int, args: argparse.Namespace, log
         t_kill = time.monotonic()
         kill(old)
         t_dead = time.monotonic()
-        new = start_server(server, res.port, f"{stem}.server2.err")
+        new = start_server(server, res.port, f"{stem}.server2.err", with_stats(server, args))
         sampler = Sampler(new.pid, [c.pid for c in clients], args.sample_ms / 1000)
         t_listen, ready2 = new.expect("", time.monotonic() + 30)
         at_listen = read_proc(new.pid)
@@ -408,11 +416,18 @@ def one_run(server: str, transport: str, run: int, args: argparse.Namespace, log
             back_run_delay_s=run_delay_s(new.pid),
             clients_cpu_at_back_s=sum(cpu_of(c.pid) for c in clients),
         )
+        if with_stats(server, args):  # the server's counters (diagnostic: timed-out upgrades, ...)
+            new.send("stats")
+            res.server_stats = new.expect("STATS", time.monotonic() + 30)[1]
         time.sleep(args.settle)
-        res.samples = [  # [s from listening, server CPU s, server RSS KB, clients' CPU s]
+        samples = [  # [s from listening, server CPU s, server RSS KB, clients' CPU s]
             [round(t - t_listen, 3), round(cpu, 2), rss, round(ccpu, 2)]
             for t, cpu, rss, ccpu in sampler.stop()
         ]
+        Path(f"{stem}.samples.json").write_text(json.dumps(samples))
+        before_back = [x[2] for x in samples if x[0] <= res.marks["back_read"] - t_listen]
+        res.marks["sampled_peak_rss_kb"] = max(before_back, default=0.0)
+        res.samples = thin(samples, 0.25)
         sampler = None
         res.marks["settled_hwm_kb"] = vm_hwm_kb(new.pid)
 
@@ -520,9 +535,7 @@ def figures(res: StormRun, results: list[dict[str, Any]]) -> dict[str, float]:
         joined = [rec["joined"] for rec in records if rec["joined"] is not None]
         out["joined_s"] = max(joined) - t_listen
         out["peak_rss_mb"] = m["back_hwm_kb"] / 1024
-        out["sampled_peak_rss_mb"] = (
-            max((s[2] for s in res.samples if s[0] <= m["back_read"] - t_listen), default=0.0) / 1024
-        )
+        out["sampled_peak_rss_mb"] = m["sampled_peak_rss_kb"] / 1024
         out["storm_cpu_s"] = m["back_cpu_s"] - m["listen_cpu_s"]
         out["storm_cpu_ms_per_client"] = out["storm_cpu_s"] / res.n * 1000
         # time the new server was runnable but had no CPU (another process on its core: noise)
@@ -536,6 +549,23 @@ def figures(res: StormRun, results: list[dict[str, Any]]) -> dict[str, float]:
         upgraded = [rec["upgraded"] for rec in records if rec["upgraded"] is not None]
         if res.transport == "default" and len(upgraded) == res.n:
             out["upgraded_s"] = max(upgraded) - t_listen
+    return out
+
+
+def thin(samples: list[list[float]], step: float) -> list[list[float]]:
+    """One sample per ``step`` seconds, and the one of the highest RSS (the JSON stays small; every
+    sample is in the log directory)."""
+    if not samples:
+        return []
+    peak = max(samples, key=lambda x: x[2])
+    out: list[list[float]] = []
+    next_t = samples[0][0]
+    for x in samples:
+        if x[0] >= next_t:
+            out.append(x)
+            next_t = x[0] + step
+        elif x is peak:
+            out.append(x)
     return out
 
 
@@ -633,6 +663,11 @@ def main() -> int:
     parser.add_argument("--connect-timeout", type=float, default=180.0, help="bound of the first connect")
     parser.add_argument("--storm-timeout", type=float, default=180.0, help="bound of the storm, seconds")
     parser.add_argument("--settle", type=float, default=1.0, help="seconds before the kill and after")
+    parser.add_argument(
+        "--trio-stats",
+        action="store_true",
+        help="diagnostic: run server_trio.py with --stats-stdin and keep its counters when all are back",
+    )
     parser.add_argument("--client-args", default="", help="more arguments of storm_client.mjs")
     parser.add_argument("--out", type=Path, default=HERE / "results-storm.json", help="the JSON output")
     parser.add_argument("--markdown", type=Path, help="also write the table to this file")
