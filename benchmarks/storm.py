@@ -106,6 +106,7 @@ FIGURES = (
     Figure("failed_attempts", "failed reconnection attempts (all clients)", "", True),
     Figure("failed_before_listening", "of which before the new server listened", "", True),
     Figure("reconnected_twice", "clients that reconnected more than once", "", True),
+    Figure("upgrade_errors", "failed upgrades to WebSocket (the engine's upgradeError)", "", True),
     Figure("startup_s", "kill -> new server listening", "s", True),
     Figure("peak_rss_mb", "new server's peak RSS (VmHWM)", "MB", True),
     Figure("storm_cpu_s", "new server's CPU time, listening -> every client back", "s", True),
@@ -130,6 +131,7 @@ class StormRun:
     verify: list[dict[str, Any]] = field(default_factory=list)
     failure_kinds: dict[str, int] = field(default_factory=dict)
     disconnect_reasons: dict[str, int] = field(default_factory=dict)
+    upgrade_error_kinds: dict[str, int] = field(default_factory=dict)
     net: dict[str, dict[str, int]] = field(default_factory=dict)
     cpus: dict[str, dict[str, float]] = field(default_factory=dict)
     server_stats: dict[str, Any] = field(default_factory=dict)
@@ -493,6 +495,8 @@ def figures(res: StormRun, results: list[dict[str, Any]]) -> dict[str, float]:
         kinds.update(rec["failure_kinds"])
         reasons.update(rec["reasons"])
     res.failure_kinds = dict(kinds.most_common())
+    upgrade_kinds = collections.Counter(e[1] for rec in records for e in rec.get("upgrade_errors", ()))
+    res.upgrade_error_kinds = dict(upgrade_kinds.most_common())
     res.disconnect_reasons = dict(reasons.most_common())
     disconnected = sorted(rec["disconnect"] - m["kill"] for rec in records if rec["disconnect"] is not None)
     res.distribution = {
@@ -517,6 +521,9 @@ def figures(res: StormRun, results: list[dict[str, Any]]) -> dict[str, float]:
             sum(1 for rec in records for t in rec["failure_times"] if t < t_listen)
         ),
         "clients_with_failures": float(sum(1 for rec in records if rec["failures"])),
+        # failed WebSocket probes (the engine's "upgradeError"): the client stays on polling, or is left
+        # paused when its polling transport was pausing for the upgrade (see README)
+        "upgrade_errors": float(sum(len(rec.get("upgrade_errors", ())) for rec in records)),
         "reconnected_twice": float(sum(1 for rec in records if rec["connects"] > 1)),
         "lost": float(lost),
         "connected_rss_mb": m["connected_rss_kb"] / 1024,

@@ -84,6 +84,7 @@ function makeClient(c) {
     connects: 0, // "connect" events in the storm
     joinedAt: null, // time of the join ack after the last "connect"
     upgradedAt: null, // time of the first upgrade to WebSocket after the disconnect (default transports)
+    upgradeErrors: [], // the engine's "upgradeError" (a failed WebSocket probe) in the storm: [time, message]
     got: 0, // "m" events of the current verify
     drops: 0, // disconnects so far
     dropsAtVerify: 0,
@@ -134,6 +135,11 @@ function makeClient(c) {
   socket.on("connect_error", (err) => {
     if (phase === "connect") counters.connect_errors_initial += 1;
     void err;
+  });
+  socket.io.on("open", () => {
+    socket.io.engine.on("upgradeError", (err) => {
+      if (phase === "storm") rec.upgradeErrors.push([now(), String(err?.message ?? err)]);
+    });
   });
   socket.io.on("reconnect_attempt", () => {
     if (phase === "storm") rec.attempts += 1;
@@ -263,6 +269,7 @@ for (;;) {
       failures: rec.failures,
       failure_kinds: rec.failureKinds,
       failure_times: rec.failureTimes,
+      upgrade_errors: rec.upgradeErrors,
       reconnected: rec.reconnected,
       last_connect: rec.lastConnect,
       connects: rec.connects,
