@@ -141,8 +141,12 @@ def load(paths: list[Path]) -> list[Source]:
         if not path.exists():
             print(f"chart.py: {path} is missing, skipped", file=sys.stderr)
             continue
-        doc = json.loads(path.read_text())
-        kind = kind_of(doc)
+        try:
+            doc = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            print(f"chart.py: {path}: {exc}, skipped", file=sys.stderr)
+            continue
+        kind = kind_of(doc) if isinstance(doc, dict) else None
         if kind is None:
             print(f"chart.py: {path}: not a results file that chart.py knows, skipped", file=sys.stderr)
             continue
