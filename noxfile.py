@@ -41,7 +41,7 @@ def typecheck(session: nox.Session) -> None:
     session.run("mypy", "--strict")
 
 
-BENCH_DEPS = ["python-socketio==5.18.1", "aiohttp==3.14.5"]
+BENCH_DEPS = ["python-socketio==5.18.1", "aiohttp==3.14.5", "matplotlib==3.11.2"]  # matplotlib: chart.py
 
 
 @nox.session
