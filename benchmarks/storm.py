@@ -98,6 +98,7 @@ class Figure:
 
 
 FIGURES = (
+    Figure("connect_cpu_ms_per_client", "first connect + join: server CPU per client", "ms", True),
     Figure("back_s", "time until every client is connected and joined again", "s", True),
     Figure("back_after_kill_s", "the same from the kill (the restart as the clients see it)", "s", True),
     Figure("connected_s", "time until the last client's reconnection (its 'connect')", "s", True),
@@ -352,6 +353,7 @@ def one_run(server: str, transport: str, run: int, args: argparse.Namespace, log
     try:
         old = start_server(server, res.port, f"{stem}.server1.err")
         _, res.ready = old.expect("", time.monotonic() + 30)
+        res.marks["ready_cpu_s"] = read_proc(old.pid).cpu_s
         net0 = net_counters()
         first = 0
         for k, share in enumerate(shares):
@@ -370,6 +372,14 @@ def one_run(server: str, transport: str, run: int, args: argparse.Namespace, log
         connected = read_proc(old.pid)
         res.marks["connected_rss_kb"] = connected.rss_kb
         res.marks["connected_cpu_s"] = connected.cpu_s
+        # The first connect (every client's handshake, upgrade when default, CONNECT, join and the
+        # verifying broadcast) as the server paid it, from listening to every client joined.
+        connect_cpu = res.marks["connected_cpu_s"] - res.marks["ready_cpu_s"]
+        res.figures["connect_cpu_ms_per_client"] = connect_cpu / n * 1000
+        if args.connect_only:
+            res.ok = not res.errors
+            res.seconds = time.monotonic() - started
+            return res
         client_cpu0 = sum(cpu_of(c.pid) for c in clients)
 
         # The restart: SIGKILL, reap, and a new server on the same port at once.
@@ -442,7 +452,7 @@ def one_run(server: str, transport: str, run: int, args: argparse.Namespace, log
         Path(f"{stem}.clients.json").write_text(json.dumps({"marks": res.marks, "results": results}))
         if new.popen.poll() is not None:
             res.errors.append(f"the new server exited with {new.popen.returncode}")
-        res.figures = figures(res, results)
+        res.figures.update(figures(res, results))
         res.ok = not res.errors
     except Exception as exc:  # one failed run must not end the others
         res.errors.append(f"{type(exc).__name__}: {exc}")
@@ -678,6 +688,11 @@ def main() -> int:
     parser.add_argument("--client-args", default="", help="more arguments of storm_client.mjs")
     parser.add_argument("--out", type=Path, default=HERE / "results-storm.json", help="the JSON output")
     parser.add_argument("--markdown", type=Path, help="also write the table to this file")
+    parser.add_argument(
+        "--connect-only",
+        action="store_true",
+        help="measure the first connect + join only (no restart): the default-transports connect figure",
+    )
     args = parser.parse_args()
     servers = [s for s in args.servers.split(",") if s]
     transports = [t for t in args.transports.split(",") if t]

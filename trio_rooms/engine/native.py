@@ -113,7 +113,6 @@ class _HttpConnection:
         self.options = engine.options
         self.stream = stream
         self.sock = raw_socket(stream)
-        self.peer = _peer_address(stream)
         self.secure = isinstance(stream, trio.SSLStream)
         #: h11, once a request was not of a simple shape (None: the lean path).
         self.http: h11.Connection | None = None
@@ -153,8 +152,11 @@ class _HttpConnection:
             if not isinstance(after, After):
                 return after
             if after is After.CLOSE or not self._reusable():
-                with trio.move_on_after(opts.close_timeout):
-                    await linger(self.stream)
+                if self._unread():
+                    # Closing with unread input would reset the connection before the client read
+                    # our answer: half-close and drain first (bounded).
+                    with trio.move_on_after(opts.close_timeout):
+                        await linger(self.stream)
                 return None
             if self.http is not None:
                 self.http.start_next_cycle()
@@ -182,6 +184,12 @@ class _HttpConnection:
                 return None
             self._keep(data)
         return await read_request(self.stream, self.http)
+
+    def _unread(self) -> bool:
+        """Whether the client sent bytes we have not read (a body, a pipelined request)."""
+        if self.http is not None:
+            return self.http.their_state not in _REQUEST_READ or bool(self.http.trailing_data[0])
+        return self.content_length > 0 or len(self.buffer) > self.offset
 
     def _buffered(self) -> bool:
         if self.http is not None:
@@ -259,7 +267,7 @@ class _HttpConnection:
             return await self._refuse(decision, cors)
         if action in (Action.OPEN_POLLING, Action.OPEN_WEBSOCKET) and not await engine.allowed(request):
             return await self._refuse(Route.refuse(EngineErrorCode.FORBIDDEN, 403), cors)
-        address = engine.client_address(self.peer, request)
+        address = engine.client_address(_peer_address(self.stream), request)
         if action in (Action.OPEN_WEBSOCKET, Action.UPGRADE):
             assert self.http is not None  # a WebSocket handshake is never a simple head
             trailing = await accept_websocket(self.stream, self.http, request)
