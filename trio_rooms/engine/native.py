@@ -20,7 +20,13 @@ import trio
 
 from ..errors import DisconnectReason
 from ..protocol.engineio import encode_ws
-from ..protocol.http1 import FALLBACK, SimpleHead, parse_simple_head, simple_response
+from ..protocol.http1 import (
+    FALLBACK,
+    SimpleHead,
+    parse_simple_head,
+    simple_response,
+    switching_protocols,
+)
 from ..types import Transport
 from .frontdoor import EngineCore, PostOutcome, feed_post
 from .h11io import (
@@ -34,6 +40,7 @@ from .h11io import (
     send_response,
     server_connection,
     valid_websocket_request,
+    websocket_accept_token,
 )
 from .http import EngineErrorCode, HttpRequest, HttpResponse, engine_error_body
 from .rawsocket import raw_socket
@@ -46,6 +53,8 @@ __all__ = ["NativeFrontDoor"]
 logger = logging.getLogger("trio_rooms")
 
 _REQUEST_READ = (h11.DONE, h11.MUST_CLOSE)
+#: h11's state of a client whose request proposed an upgrade not answered yet (public, not in __all__).
+_MIGHT_SWITCH = h11.MIGHT_SWITCH_PROTOCOL  # type: ignore[attr-defined]
 _RECEIVE_SIZE = 64 * 1024
 WebSocketPhase = Callable[[], Awaitable[None]]
 """What serves a connection once it is an accepted WebSocket."""
@@ -123,6 +132,8 @@ class _HttpConnection:
         self.keep_alive = True
         #: The current lean request's body length (read or not).
         self.content_length = 0
+        #: The current lean request proposes an upgrade (a WebSocket handshake).
+        self.upgrade = False
 
     async def serve(self) -> WebSocketPhase | None:
         """Serve HTTP requests until the connection closes (None) or becomes a WebSocket (returned,
@@ -167,11 +178,12 @@ class _HttpConnection:
     async def _read_request(self) -> HttpRequest | None:
         """The next request (None when the client closed first); the caller sets the deadline."""
         while self.http is None:
-            head = parse_simple_head(self.buffer, self.offset, max_head=MAX_REQUEST_HEAD_BYTES)
+            head = parse_simple_head(self.buffer, self.offset, max_head=MAX_REQUEST_HEAD_BYTES, upgrade=True)
             if isinstance(head, SimpleHead):
                 self.offset = head.body_start
                 self.keep_alive = head.keep_alive
                 self.content_length = head.content_length
+                self.upgrade = head.upgrade
                 return make_request(head.method, head.target, head.headers)
             if head is FALLBACK:
                 self.http = server_connection()
@@ -242,6 +254,12 @@ class _HttpConnection:
             return self.http.their_state in _REQUEST_READ
         return self.content_length == 0
 
+    def _proposes_upgrade(self) -> bool:
+        """Whether the current request proposes an upgrade (and no 101 answered it yet)."""
+        if self.http is not None:
+            return self.http.their_state is _MIGHT_SWITCH
+        return self.upgrade
+
     def _reusable(self) -> bool:
         if self.http is not None:
             return self.http.our_state is h11.DONE and self.http.their_state is h11.DONE
@@ -269,8 +287,7 @@ class _HttpConnection:
             return await self._refuse(Route.refuse(EngineErrorCode.FORBIDDEN, 403), cors)
         address = engine.client_address(_peer_address(self.stream), request)
         if action in (Action.OPEN_WEBSOCKET, Action.UPGRADE):
-            assert self.http is not None  # a WebSocket handshake is never a simple head
-            trailing = await accept_websocket(self.stream, self.http, request)
+            trailing = await self._accept_websocket(request)
             if action is Action.UPGRADE:
                 assert decision.session is not None
                 return partial(serve_upgrade, engine, self.stream, trailing, decision.session)
@@ -329,6 +346,18 @@ class _HttpConnection:
             data = data[sent:]
         await self.stream.send_all(data)
 
+    async def _accept_websocket(self, request: HttpRequest) -> bytes:
+        """Answer 101 to a valid WebSocket handshake; return the bytes that came after its head."""
+        if self.http is not None:
+            return await accept_websocket(self.stream, self.http, request)
+        await self._write(
+            switching_protocols(websocket_accept_token(request.header("sec-websocket-key") or ""))
+        )
+        trailing = bytes(self.buffer[self.offset :])
+        self.buffer = bytearray()
+        self.offset = 0
+        return trailing
+
     async def _send_error(
         self, code: EngineErrorCode, status: int, headers: Sequence[tuple[str, str]], *, close: bool
     ) -> None:
@@ -356,7 +385,9 @@ class _HttpConnection:
                 response = HttpResponse(500, b"Internal Server Error")
         if response is None:
             response = HttpResponse(404, b"Not Found")
-        close = not self._body_read()
+        # An upgrade proposal to a path not ours ends the connection after the answer, as Node's server
+        # destroys a socket whose upgrade nobody took.
+        close = not self._body_read() or self._proposes_upgrade()
         await self._send(
             response.status, response.body, response.headers, close=close, content_type=response.content_type
         )

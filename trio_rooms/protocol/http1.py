@@ -21,6 +21,7 @@ __all__ = [
     "SimpleHead",
     "parse_simple_head",
     "simple_response",
+    "switching_protocols",
 ]
 
 MAX_HEADERS: Final = 100
@@ -38,13 +39,14 @@ _HEAD_BYTES: Final = _LINE_BYTES + b"\r\n"
 _HOST: Final = "host"
 _LENGTH: Final = "content-length"
 _CONNECTION: Final = "connection"
+_UPGRADE: Final = "upgrade"
 _REFUSED: Final = "refused"
 _SPECIAL: Final = {
     _HOST: _HOST,
     _LENGTH: _LENGTH,
     _CONNECTION: _CONNECTION,
+    _UPGRADE: _UPGRADE,
     "transfer-encoding": _REFUSED,
-    "upgrade": _REFUSED,
     "expect": _REFUSED,
 }
 
@@ -87,6 +89,8 @@ class SimpleHead:
         content_length: The body's length in bytes (0 without a Content-Length header).
         keep_alive: False when a Connection header has the token "close".
         body_start: The offset in the buffer of the byte after the head (where the body starts).
+        upgrade: The head proposes an upgrade (an Upgrade header with a token, as h11 takes it; only
+            with ``parse_simple_head(..., upgrade=True)``). An answer other than 101 refuses it.
     """
 
     method: str
@@ -95,10 +99,11 @@ class SimpleHead:
     content_length: int
     keep_alive: bool
     body_start: int
+    upgrade: bool = False
 
 
 def parse_simple_head(
-    buffer: bytes | bytearray, start: int = 0, *, max_head: int
+    buffer: bytes | bytearray, start: int = 0, *, max_head: int, upgrade: bool = False
 ) -> SimpleHead | NeedData | Fallback:
     """Read the request head at ``buffer[start:]`` when it has a simple shape.
 
@@ -108,6 +113,11 @@ def parse_simple_head(
     Transfer-Encoding, Upgrade or Expect, all lines ending in CRLF, then an empty line; and at most
     ``max_head`` bytes in all, the empty line included (the limit of ``Http11Connection``).
 
+    With ``upgrade``, a GET without Content-Length and without "Connection: close" may also have Upgrade
+    headers (a WebSocket handshake): h11 would read the same request and then wait for the server's
+    answer to the proposal; the caller answers 101 and takes the bytes after the head as the new
+    protocol's, or answers as usual (which refuses the proposal, as h11 does).
+
     Time linear in the bytes examined, which are never more than ``max_head``. Each call examines the
     buffer from ``start`` again: a caller whose head comes in many pieces should call again only when
     more bytes came (or hand the connection to h11 after a first ``NEED_DATA``).
@@ -116,6 +126,7 @@ def parse_simple_head(
         buffer: The bytes received (a head, maybe a body and more after it).
         start: Where the head starts in ``buffer``.
         max_head: The head limit in bytes.
+        upgrade: Whether the caller can answer an upgrade proposal.
 
     Returns:
         The head; ``NEED_DATA`` when it is incomplete, shorter than ``max_head`` and may still be simple
@@ -140,6 +151,7 @@ def parse_simple_head(
     hosts = 0
     length: int | None = None
     keep_alive = True
+    proposes = False
     for index in range(1, len(lines)):
         raw, colon, rest = lines[index].partition(":")
         name = _NAMES.get(raw)
@@ -167,12 +179,16 @@ def parse_simple_head(
         elif special is _CONNECTION:
             if keep_alive and "close" in _comma_tokens(value):
                 keep_alive = False
+        elif special is _UPGRADE and upgrade:
+            proposes = proposes or bool(_comma_tokens(value))
         else:
-            return FALLBACK  # Transfer-Encoding, Upgrade, Expect
+            return FALLBACK  # Transfer-Encoding, Expect, or an Upgrade the caller cannot answer
     if hosts != 1:
         return FALLBACK  # h11 requires exactly one Host in an HTTP/1.1 request
     method, target = request_line
-    return SimpleHead(method, target, tuple(headers), length or 0, keep_alive, end + 4)
+    if proposes and (method != "GET" or length is not None or not keep_alive):
+        return FALLBACK  # an upgrade with a body, or one that also asks to close: h11's to sort out
+    return SimpleHead(method, target, tuple(headers), length or 0, keep_alive, end + 4, proposes)
 
 
 def _request_line(line: str) -> tuple[str, str] | None:
@@ -285,6 +301,23 @@ def simple_response(
         parts[1:1] = hosts
     parts.append("\r\n")
     return "".join(parts).encode("ascii") + body
+
+
+def switching_protocols(accept_token: str) -> bytes:
+    """The bytes h11 sends for the 101 that accepts a WebSocket handshake (``h11io.accept_websocket``).
+
+    Args:
+        accept_token: The Sec-WebSocket-Accept value (base64: visible ASCII).
+
+    Raises:
+        ValueError: for a token h11 would not send.
+    """
+    if not (accept_token.isascii() and accept_token.isprintable()) or " " in accept_token:
+        raise ValueError(f"illegal Sec-WebSocket-Accept {accept_token!r}")
+    return (
+        "HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\n"
+        f"sec-websocket-accept: {accept_token}\r\n\r\n"
+    ).encode("ascii")
 
 
 def _check_value(value: str) -> None:
