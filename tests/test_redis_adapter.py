@@ -26,7 +26,7 @@ import pytest
 import trio
 from helpers.redis_fixtures import RedisServer
 
-from trio_rooms import Client, open_client
+from trio_rooms import Client, RedisAdapter, Server, Socket, open_client
 from trio_rooms.adapter.base import BroadcastFlags, BroadcastOptions
 from trio_rooms.protocol.cluster.classic import ClassicWire
 from trio_rooms.protocol.cluster.messages import (
@@ -42,6 +42,7 @@ from trio_rooms.protocol.cluster.messages import (
 from trio_rooms.protocol.cluster.model import Broadcast, ServerSideEmit
 from trio_rooms.protocol.cluster.sharded import ShardedWire
 from trio_rooms.protocol.socketio import Packet, PacketType
+from trio_rooms.testing import open_memory_server, open_test_client
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX processes and signals")
 
@@ -654,6 +655,30 @@ async def test_redis_stopped_mid_burst(cluster: list[ServerProcess], redis_serve
         lost_after_return = stats["publish_errors"] - before["publish_errors"] - len(raised)
         assert lost_after_return >= 0
         assert stats["disconnects"] > before["disconnects"] and stats["connected"] == 1
+
+
+async def test_one_factory_given_to_two_servers(redis_url: str) -> None:
+    """Two servers of one process on one factory are two cluster members (the second one's namespace
+    gets a link of its own)."""
+    factory = RedisAdapter.factory(redis_url, key=f"test-{uuid.uuid4().hex[:8]}")
+    a, b = Server(adapter=factory), Server(adapter=factory)
+
+    @b.on("connection")
+    async def join(socket: Socket) -> None:
+        socket.join("r")
+
+    async with (
+        open_memory_server(a),
+        open_memory_server(b) as listener,
+        open_test_client(await listener.connect()) as client,
+    ):
+        await client.connect()
+        with trio.fail_after(STEP):
+            while await b.adapter.server_count() < 2:  # noqa: ASYNC110 - a Redis query, not a flag
+                await trio.sleep(0.03)
+            await a.to("r").emit("n", 1)
+            packet = await client.receive()
+        assert packet.data == ["n", 1]
 
 
 # -- the wire format ------------------------------------------------------------------------------------

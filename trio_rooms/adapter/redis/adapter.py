@@ -3,12 +3,16 @@
 Rule: membership stays local (as in Node); an operation acts on this server first, then is published
 in Node's ``@socket.io/redis-adapter`` 8.x format, so that trio_rooms and Node socket.io servers share
 one cluster. Redis failures are raised as ``AdapterError``, never only logged. The adapter is a
-composition: ``InMemoryAdapter`` (this server), ``RedisBus`` (Redis), ``InboundHandler`` (the other servers'
-messages), ``Requests`` (ours, waiting for replies), and a ``Wire`` (the format).
+composition: ``InMemoryAdapter`` (this server), a ``BusPort`` on the server's shared ``RedisBus``
+(Redis), ``InboundHandler`` (the other servers' messages), ``Requests`` (ours, waiting for replies),
+and a ``Wire`` (the format).
 
+An emit does not wait for Redis: it delivers locally, queues its message and returns (the bus
+publishes in batches, in order). It raises ``AdapterError`` (after the local delivery) when the link
+is known to be down, or when the publish queue stayed full for ``publish_timeout``; a publish that
+fails after the emit returned is counted in ``publish_errors`` and logged, and breaks the link.
 What pub/sub loses while this server is disconnected from Redis: every message published meanwhile
-(broadcasts, requests and answers) is gone for it, in both directions; Redis keeps nothing. Local
-delivery goes on; emits raise ``AdapterError`` once they have delivered locally; requests
+(broadcasts, requests and answers) is gone for it, in both directions; Redis keeps nothing. Requests
 (``fetch_sockets``, ``server_count``, acks across servers) raise ``AdapterError`` at once. After a
 reconnection every channel is subscribed again and traffic resumes from that moment.
 """
@@ -136,7 +140,7 @@ class RedisAdapter(Adapter):
                 reconnect_delay=reconnect_delay,
                 reconnect_delay_max=reconnect_delay_max,
                 max_pending_publishes=max_pending_publishes,
-                name=namespace.name,
+                name=f"{url} {namespace.name}",
             )
         self.url = url = bus.url
         self.sharded = sharded = bus.sharded
@@ -163,7 +167,7 @@ class RedisAdapter(Adapter):
         )
         # This namespace's share of the bus; following now, the channels of the namespaces that exist
         # when the server starts are subscribed before it serves.
-        self._port = bus.port(self._inbound.receive)
+        self._port = bus.port(namespace.name, self._inbound.receive)
         self._request_timeouts = 0
         for channel in self.wire.subscriptions():
             self._port.follow(channel)

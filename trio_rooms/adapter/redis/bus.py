@@ -73,7 +73,11 @@ class RedisBus:
         )
         self._link: RedisLink | None = None
         self._link_scope: trio.CancelScope | None = None
-        self._running = False
+        # The open ports, by namespace name.
+        self._names: Counter[str] = Counter()
+        # Whether a run() drives the link now; set when it stops (another run() then takes over).
+        self._driving = False
+        self._driver_done = trio.Event()
         # Who receives what each subscription carries; a key is wanted while its list is not empty.
         self._routes: dict[Key, list[Receiver]] = {}
         # The same lists, by what Redis sends back: (is a pattern, name as bytes).
@@ -94,9 +98,23 @@ class RedisBus:
         publish_batches (pipelines sent and confirmed, for every namespace)."""
         return {**self._counters, "publish_batches": self._publisher.batches}
 
-    def port(self, receive: Receiver) -> BusPort:
-        """A namespace's share of the bus: what it follows goes to ``receive``."""
-        return BusPort(self, receive)
+    def port(self, name: str, receive: Receiver) -> BusPort:
+        """Namespace ``name``'s share of the bus: what it follows goes to ``receive``."""
+        return BusPort(self, name, receive)
+
+    def serves(self, name: str) -> bool:
+        """Whether an open port of namespace ``name`` is on the bus."""
+        return self._names[name] > 0
+
+    def opened(self, name: str) -> None:
+        """A port of namespace ``name`` opened. For ports."""
+        self._names[name] += 1
+
+    def closed(self, name: str) -> None:
+        """A port of namespace ``name`` closed. For ports."""
+        self._names[name] -= 1
+        if self._names[name] <= 0:
+            del self._names[name]
 
     # -- what to subscribe to ----------------------------------------------------------------------
     def attach(self, key: Key, receive: Receiver) -> None:
@@ -137,20 +155,22 @@ class RedisBus:
         """Connect, subscribe, route every message and publish; reconnect, forever.
 
         Reports started once the first attempt has succeeded or failed (a server starts while Redis
-        is down, and its emits raise ``AdapterError`` until Redis is back).
-
-        Raises:
-            RuntimeError: the bus runs already (one Server per adapter factory).
+        is down, and its emits raise ``AdapterError`` until Redis is back). Called while another call
+        runs (one factory, several servers), it reports started at once and waits, taking over the
+        link if that other call ends.
 
         Cancellation: the connections close; the publishes still queued are counted as failed.
         """
-        if self._running:
-            raise RuntimeError("this Redis bus is running already: use one adapter factory per Server")
-        self._running = True
+        while self._driving:
+            task_status.started()
+            task_status = trio.TASK_STATUS_IGNORED
+            await self._driver_done.wait()
+        self._driving, self._driver_done = True, trio.Event()
         try:
             await self._run(task_status)
         finally:
-            self._running = False
+            self._driving = False
+            self._driver_done.set()
 
     async def _run(self, task_status: trio.TaskStatus[None]) -> None:
         started = False
@@ -256,14 +276,17 @@ class BusPort:
 
     Args:
         bus: the server's bus.
+        name: the namespace's name.
         receive: what is done with each message of the channels and patterns this port follows.
     """
 
-    def __init__(self, bus: RedisBus, receive: Receiver) -> None:
+    def __init__(self, bus: RedisBus, name: str, receive: Receiver) -> None:
         self._bus = bus
+        self._name = name
         self._receive = receive
         self._following: Counter[Key] = Counter()
         self._open = True
+        bus.opened(name)
         self.counts = Counts()
 
     @property
@@ -304,6 +327,7 @@ class BusPort:
         port follows them too. What it follows is remembered, for ``open``."""
         if self._open:
             self._open = False
+            self._bus.closed(self._name)
             for key in self._following:
                 self._bus.detach(key, self._receive)
 
@@ -311,6 +335,7 @@ class BusPort:
         """Receive again what this port follows (after ``close``; a new port is open)."""
         if not self._open:
             self._open = True
+            self._bus.opened(self._name)
             for key in self._following:
                 self._bus.attach(key, self._receive)
 

@@ -62,8 +62,11 @@ class RedisAdapterFactory:
     Called once per namespace, it builds that namespace's ``RedisAdapter`` on the one ``bus`` of the
     factory, as Node's ``createAdapter(pub, sub)`` shares its two clients: a server has one publishing
     and one subscribing connection to Redis whatever its number of namespaces. The server starts
-    ``run`` (the bus) once, in its own nursery, before the namespaces' adapters. Use one factory per
-    Server.
+    ``run`` (the bus) once, in its own nursery, before the namespaces' adapters.
+
+    Use one factory per Server. A factory given to several servers of one process still works, each
+    server being a cluster member of its own: a namespace whose name the bus serves already (another
+    server's) gets a bus of its own, which its adapter runs, as if built alone.
 
     Args:
         adapter_class: ``RedisAdapter`` or a subclass.
@@ -111,16 +114,23 @@ class RedisAdapterFactory:
             max_pending_publishes=max_pending_publishes,
         )
         self._options: dict[str, Any] = {
+            "url": url,
             "key": key,
+            "sharded": sharded,
             "subscription_mode": subscription_mode,
             "request_timeout": request_timeout,
             "publish_timeout": publish_timeout,
+            "reconnect_delay": reconnect_delay,
+            "reconnect_delay_max": reconnect_delay_max,
+            "max_pending_publishes": max_pending_publishes,
             **options,
         }
 
     def __call__(self, namespace: NamespaceView) -> RedisAdapter:
-        """The adapter of ``namespace``, on the shared bus."""
-        return self._adapter_class(namespace, bus=self.bus, **self._options)
+        """The adapter of ``namespace``: on the shared bus, or on a bus of its own when the shared one
+        serves that namespace already (the factory is another server's too)."""
+        bus = None if self.bus.serves(namespace.name) else self.bus
+        return self._adapter_class(namespace, bus=bus, **self._options)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Run the shared bus (see ``RedisBus.run``): the server starts it once, before the adapters."""
