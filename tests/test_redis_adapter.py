@@ -16,7 +16,7 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -24,10 +24,12 @@ from typing import Any
 import msgpack  # type: ignore[import-untyped,unused-ignore]
 import pytest
 import trio
+import trio.testing
 from helpers.redis_fixtures import RedisServer
 
-from trio_rooms import Client, RedisAdapter, Server, Socket, open_client
+from trio_rooms import AdapterError, Client, RedisAdapter, Server, Socket, open_client
 from trio_rooms.adapter.base import BroadcastFlags, BroadcastOptions
+from trio_rooms.adapter.redis.publisher import Counts, Publisher, SendBatch
 from trio_rooms.protocol.cluster.classic import ClassicWire
 from trio_rooms.protocol.cluster.messages import (
     INSTALL_HINT,
@@ -679,6 +681,104 @@ async def test_one_factory_given_to_two_servers(redis_url: str) -> None:
             await a.to("r").emit("n", 1)
             packet = await client.receive()
         assert packet.data == ["n", 1]
+
+
+# -- the publisher, without Redis (virtual time) -------------------------------------------------------
+async def _run_link(publisher: Publisher, send: SendBatch) -> None:
+    """Run the publisher as the bus does: when a batch fails, the link is closed."""
+    try:
+        await publisher.run(send)
+    except AdapterError as exc:
+        publisher.close(str(exc))
+
+
+async def test_publisher_pipelines_in_order(autojump_clock: trio.testing.MockClock) -> None:
+    """Emits return at once; what is queued goes out as one batch per round trip, in order."""
+    publisher, counts = Publisher(max_pending=10, publish_timeout=1.0, describe="Redis"), Counts()
+    batches: list[list[bytes]] = []
+
+    async def send(batch: Sequence[tuple[str, bytes]]) -> None:
+        batches.append([data for _, data in batch])
+        await trio.sleep(0.01)  # the round trip
+
+    publisher.open()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_run_link, publisher, send)
+        for index in range(100):
+            await publisher.publish("c", b"%d" % index, counts)
+        await trio.sleep(1)
+        nursery.cancel_scope.cancel()
+    assert [data for batch in batches for data in batch] == [b"%d" % i for i in range(100)]
+    assert len(batches) < 20 and max(map(len, batches)) <= 10
+    assert (counts.published, counts.publish_errors, publisher.batches) == (100, 0, len(batches))
+
+
+async def test_publisher_full_queue_waits_then_raises(autojump_clock: trio.testing.MockClock) -> None:
+    """A full queue makes emits wait for room, in order, each at most publish_timeout."""
+    publisher, counts = Publisher(max_pending=1, publish_timeout=1.0, describe="Redis"), Counts()
+    returned: dict[str, tuple[str, float]] = {}
+    start = trio.current_time()
+
+    async def send(batch: Sequence[tuple[str, bytes]]) -> None:
+        await trio.sleep(0.9)  # confirmed within publish_timeout
+
+    async def emit(name: str) -> None:
+        try:
+            await publisher.publish("c", name.encode(), counts)
+            returned[name] = ("queued", round(trio.current_time() - start, 6))
+        except AdapterError as exc:
+            assert "stayed full for 1.0 s" in str(exc)
+            returned[name] = ("raised", round(trio.current_time() - start, 6))
+
+    publisher.open()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_run_link, publisher, send)
+        for name in ("a", "b", "c"):
+            nursery.start_soon(emit, name)
+            await trio.testing.wait_all_tasks_blocked()
+        await trio.sleep(5)
+        nursery.cancel_scope.cancel()
+    # a at once; b when a's batch is confirmed; c (behind b) gives up at its deadline
+    assert returned == {"a": ("queued", 0.0), "b": ("queued", 0.9), "c": ("raised", 1.0)}
+    assert (counts.published, counts.publish_errors) == (2, 1)
+
+
+async def test_publisher_failure_counts_and_breaks_the_link(autojump_clock: trio.testing.MockClock) -> None:
+    """A failed batch is counted with what was queued behind it; then emits raise until reopened."""
+    publisher, counts = Publisher(max_pending=10, publish_timeout=1.0, describe="Redis at x"), Counts()
+    with pytest.raises(AdapterError, match="not connected"):
+        await publisher.publish("c", b"early", counts)  # never connected yet
+    gate = trio.Event()
+
+    async def send(batch: Sequence[tuple[str, bytes]]) -> None:
+        await gate.wait()
+        raise AdapterError("publish failed: connection lost")
+
+    publisher.open()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_run_link, publisher, send)
+        await publisher.publish("c", b"in flight", counts)
+        await trio.testing.wait_all_tasks_blocked()
+        for index in range(3):
+            await publisher.publish("c", b"queued %d" % index, counts)  # behind the batch in flight
+        gate.set()
+    with pytest.raises(AdapterError, match=r"not connected \(publish failed: connection lost\)"):
+        await publisher.publish("c", b"after", counts)
+    assert (counts.published, counts.publish_errors) == (0, 6)
+    # a batch Redis never confirms is as good as failed
+    publisher.open()
+
+    async def silent(batch: Sequence[tuple[str, bytes]]) -> None:
+        await trio.sleep_forever()
+
+    start = trio.current_time()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_run_link, publisher, silent)
+        await publisher.publish("c", b"unconfirmed", counts)
+    assert trio.current_time() - start == pytest.approx(1.0)
+    assert counts.publish_errors == 7
+    with pytest.raises(AdapterError, match=r"not confirmed within 1\.0 s"):
+        await publisher.publish("c", b"after", counts)
 
 
 # -- the wire format ------------------------------------------------------------------------------------

@@ -73,11 +73,6 @@ class Publisher:
         #: Why the link went down last (the emits that find it down say so).
         self._down_reason = "not connected yet"
 
-    @property
-    def pending(self) -> int:
-        """Messages queued, not yet handed to Redis."""
-        return len(self._queue)
-
     # -- the emit side -------------------------------------------------------------------------------
     def _refuse(self, counts: Counts) -> AdapterError:
         counts.publish_errors += 1
@@ -135,10 +130,9 @@ class Publisher:
         Cancellation: the batch in flight is counted as failed.
         """
         while True:
-            if not self._queue:
-                await self._ready.wait()
+            while not self._queue:
                 self._ready = trio.Event()
-                continue
+                await self._ready.wait()
             batch = [self._queue.popleft() for _ in range(min(len(self._queue), self._max_batch))]
             try:
                 with trio.move_on_after(self._publish_timeout) as scope:
