@@ -4,7 +4,7 @@ Usage (from the repository root; needs redis-server, node, ``npm ci`` in tests/i
 benchmarks, and trio_rooms with its Redis extra)::
 
     python benchmarks/cluster_fanout.py [--clients 100] [--window 4] [--seconds 5] [--runs 3]
-                                        [--out benchmarks/results-cluster.json]
+                                        [--also PATH] [--out benchmarks/results-cluster.json]
 
 Per run and implementation (interleaved: trio_rooms, Node, trio_rooms, ...), on a fresh key of one
 redis-server: three servers as separate processes (``tests/helpers/cluster_server.py`` with ``RedisAdapter``,
@@ -15,6 +15,10 @@ each broadcast is delivered on all three servers (two thirds of the deliveries c
 of the measured window: deliveries per second, and the CPU time (user + system, from /proc) of the
 three servers per 1000 deliveries, and of redis-server. A run whose deliveries are not exactly once
 (every acknowledged broadcast at every receiver, once) reports no figure.
+
+``--also PATH`` runs a second trio_rooms too, interleaved with the others: the checkout at PATH (its
+``tests/helpers/cluster_server.py``, with ``PYTHONPATH=PATH``), labelled ``trio_rooms@PATH``: a
+before/after comparison under the same conditions (``git worktree add /tmp/before main``).
 """
 
 from __future__ import annotations
@@ -68,11 +72,16 @@ def start_member(argv: list[str], env: dict[str, str]) -> tuple[subprocess.Popen
 def run_one(impl: str, redis_url: str, redis_pid: int, args: argparse.Namespace) -> dict[str, Any]:
     key = f"bench-{uuid.uuid4().hex[:8]}"
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "NODE_ENV": "production"}
+    script = PY_SERVER
+    if impl.startswith("trio_rooms@"):
+        root = Path(impl.partition("@")[2])
+        script = root / "tests" / "helpers" / "cluster_server.py"
+        env["PYTHONPATH"] = str(root)
     members: list[tuple[subprocess.Popen[bytes], int]] = []
     try:
         for index in range(3):
-            if impl == "trio_rooms":
-                argv = [sys.executable, str(PY_SERVER), f"s{index}", redis_url, key]
+            if impl.startswith("trio_rooms"):
+                argv = [sys.executable, str(script), f"s{index}", redis_url, key]
             else:
                 argv = ["node", str(NODE_SERVER), f"n{index}", redis_url, key]
             members.append(start_member(argv, env))
@@ -133,6 +142,7 @@ def main() -> int:
     parser.add_argument("--window", type=int, default=4, help="broadcasts in flight per sender (default 4)")
     parser.add_argument("--seconds", type=float, default=5.0, help="measured window (default 5)")
     parser.add_argument("--runs", type=int, default=3, help="interleaved runs per implementation (default 3)")
+    parser.add_argument("--also", type=Path, help="also run the trio_rooms checkout at this path")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results-cluster.json")
     args = parser.parse_args()
     redis = shutil.which("redis-server")
@@ -150,8 +160,11 @@ def main() -> int:
             time.sleep(0.5)
             url = f"redis://127.0.0.1:{port}"
             runs: list[dict[str, Any]] = []
+            impls = ["trio_rooms", "node"]
+            if args.also is not None:
+                impls.insert(1, f"trio_rooms@{args.also.resolve()}")
             for run in range(args.runs):
-                for impl in ("trio_rooms", "node"):
+                for impl in impls:
                     result = run_one(impl, url, server.pid, args)
                     result["run"] = run
                     runs.append(result)
@@ -160,7 +173,7 @@ def main() -> int:
             server.terminate()
             server.wait(timeout=10)
     summary: dict[str, Any] = {}
-    for impl in ("trio_rooms", "node"):
+    for impl in impls:
         good = [r for r in runs if r["impl"] == impl and r["exactly_once"]]
         summary[impl] = {
             "runs": len(good),
@@ -176,9 +189,8 @@ def main() -> int:
             if good
             else None,
         }
-    args.out.write_text(
-        json.dumps({"args": vars(args) | {"out": str(args.out)}, "runs": runs, "summary": summary}, indent=2)
-    )
+    settings = vars(args) | {"out": str(args.out), "also": str(args.also)}
+    args.out.write_text(json.dumps({"args": settings, "runs": runs, "summary": summary}, indent=2))
     print(json.dumps(summary, indent=2))
     return 0
 

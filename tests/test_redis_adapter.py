@@ -8,6 +8,7 @@ bounded by ``trio.fail_after``. Also: the wire format's golden values, bad messa
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import select
@@ -15,7 +16,7 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -23,10 +24,12 @@ from typing import Any
 import msgpack  # type: ignore[import-untyped,unused-ignore]
 import pytest
 import trio
+import trio.testing
 from helpers.redis_fixtures import RedisServer
 
-from trio_rooms import Client, open_client
+from trio_rooms import AdapterError, Client, RedisAdapter, Server, Socket, open_client
 from trio_rooms.adapter.base import BroadcastFlags, BroadcastOptions
+from trio_rooms.adapter.redis.publisher import Counts, Publisher, SendBatch
 from trio_rooms.protocol.cluster.classic import ClassicWire
 from trio_rooms.protocol.cluster.messages import (
     INSTALL_HINT,
@@ -41,6 +44,7 @@ from trio_rooms.protocol.cluster.messages import (
 from trio_rooms.protocol.cluster.model import Broadcast, ServerSideEmit
 from trio_rooms.protocol.cluster.sharded import ShardedWire
 from trio_rooms.protocol.socketio import Packet, PacketType
+from trio_rooms.testing import open_memory_server, open_test_client
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX processes and signals")
 
@@ -149,10 +153,19 @@ class Member:
 
 @asynccontextmanager
 async def member(
-    server: ServerProcess, name: str, rooms: list[str] | None = None, *, mute: bool = False
+    server: ServerProcess,
+    name: str,
+    rooms: list[str] | None = None,
+    *,
+    mute: bool = False,
+    namespace: str = "/",
 ) -> AsyncIterator[Member]:
     async with open_client(
-        server.url, auth={"name": name, "rooms": rooms or []}, transports=("websocket",), reconnection=False
+        server.url,
+        namespace=namespace,
+        auth={"name": name, "rooms": rooms or []},
+        transports=("websocket",),
+        reconnection=False,
     ) as client:
         m = Member(name, client)
         m.mute = mute
@@ -163,7 +176,7 @@ async def member(
 
             return record
 
-        for event in ("news", "private", "other"):
+        for event in ("news", "private", "other", "seq"):
             client.on(event)(recorder(event))
 
         @client.on("question")
@@ -465,8 +478,9 @@ async def test_redis_down_raises_adapter_error_then_reconnects(
         assert resumed < 2.0
         failed = sum(v.startswith("AdapterError") for v in answers.values())
         assert failed > 0
-        # Every publish that failed is counted, "not connected" included (issue 11, bug 9).
-        assert (await a.call("do_info"))["stats"]["publish_errors"] == failed
+        # Every publish that failed is counted, "not connected" included (issue 11, bug 9), and so
+        # are those queued before the link was known down (their emits had returned).
+        assert (await a.call("do_info"))["stats"]["publish_errors"] >= failed
         await a.wait_for("news", len(answers))
         local = [args[0] for args in a.got("news")]
         assert local == list(range(len(local)))  # the local client lost nothing, in order
@@ -482,6 +496,291 @@ async def test_redis_down_raises_adapter_error_then_reconnects(
             assert (stats["pending_requests"], stats["connected"]) == (0, 1)
 
 
+# -- one link per server, pipelined publishes ---------------------------------------------------------
+async def redis_clients(redis: Any, newer_than: int) -> list[dict[str, Any]]:
+    """The connections of redis-server opened after connection id ``newer_than``."""
+    return [dict(c) for c in await redis.client_list() if int(c["id"]) > newer_than]
+
+
+def last_client_id(clients: list[dict[str, Any]], floor: int) -> int:
+    return max([floor, *(int(c["id"]) for c in clients)])
+
+
+def subscriptions(clients: list[dict[str, Any]]) -> list[tuple[int, int]]:
+    """(channels, patterns) subscribed by each connection, in increasing order."""
+    return sorted((int(c["sub"]), int(c["psub"])) for c in clients)
+
+
+async def test_namespaces_share_one_publisher_and_one_subscriber(redis_url: str) -> None:
+    """Every namespace of a server, static, added later or a dynamic child, is on one publishing and
+    one subscribing connection (CLIENT LIST); a removed child's channels are unsubscribed."""
+    import coredis
+
+    key = f"test-{uuid.uuid4().hex[:8]}"
+    async with coredis.Redis.from_url(redis_url) as redis:
+        floor = last_client_id(await redis_clients(redis, 0), 0)
+        s0 = ServerProcess("s0", redis_url, key, ("--namespaces", "/a,/b", "--dynamic", r"^/dyn-\w+$"))
+        try:
+            s0_clients = await redis_clients(redis, floor)
+            s1 = ServerProcess("s1", redis_url, key)
+        except BaseException:
+            s0.stop()
+            raise
+        try:
+            mine = {int(c["id"]) for c in s0_clients}
+
+            async def s0_subscriptions() -> list[tuple[int, int]]:
+                return subscriptions([c for c in await redis_clients(redis, floor) if int(c["id"]) in mine])
+
+            # "/", "/a", "/b": a request and two response channels and a pattern each, on one connection;
+            # the other connection publishes.
+            assert len(mine) == 2
+            assert await s0_subscriptions() == [(0, 0), (9, 3)]
+
+            async def numsub(namespace: str) -> int:
+                counts = await redis.pubsub_numsub(f"{key}-request#{namespace}#")
+                return sum(int(v) for v in dict(counts).values())
+
+            async with members((s0, "a", []), (s1, "b", [])) as (a, b):
+                # a namespace added after start, on both servers: one more channel pair and pattern
+                assert await a.call("do_add_namespace", "/late") == "ok"
+                assert await b.call("do_add_namespace", "/late") == "ok"
+                await until(lambda: _equals(s0_subscriptions(), [(0, 0), (12, 4)]))
+                await until(lambda: _equals(numsub("/late"), 2))
+                rl = room("late")
+                async with (
+                    member(s0, "la", [], namespace="/late") as la,
+                    member(s1, "lb", [rl], namespace="/late") as lb,
+                ):
+                    assert await la.call("do_broadcast", [rl], [], "news", "late") == "ok"
+                    await lb.wait_for("news")
+                    assert lb.got("news") == [["late"]]
+                # a dynamic child: subscribed while it has a socket, unsubscribed once removed
+                async with member(s0, "d", [], namespace="/dyn-x") as d:
+                    assert await d.call("do_broadcast", [], [], "news", "to myself") == "ok"
+                    await d.wait_for("news")
+                    await until(lambda: _equals(s0_subscriptions(), [(0, 0), (15, 5)]))
+                    assert await numsub("/dyn-x") == 1
+                await until(lambda: _equals(s0_subscriptions(), [(0, 0), (12, 4)]))
+                assert await numsub("/dyn-x") == 0
+                stats = await a.call("do_stats")
+                assert set(stats) == {"/", "/a", "/b", "/late"}
+                assert all(s["connected"] == 1 and s["connects"] == 1 for s in stats.values())
+                # still two connections for the whole server
+                assert len([c for c in await redis_clients(redis, floor) if int(c["id"]) in mine]) == 2
+        finally:
+            s1.stop()
+            s0.stop()
+
+
+async def _received(m: Member, event: str, count: int) -> bool:
+    await trio.lowlevel.checkpoint()
+    return len(m.got(event)) >= count
+
+
+async def _equals(value: Awaitable[Any], expected: Any) -> bool:
+    return bool(await value == expected)
+
+
+async def test_a_burst_of_pipelined_broadcasts_keeps_its_order(cluster: list[ServerProcess]) -> None:
+    """5,000 broadcasts emitted as fast as one handler can: every server's clients get them all, once,
+    in order, and they went out in fewer pipelines than messages."""
+    s0, s1, s2 = cluster
+    rb = room("burst")
+    count = 5000
+    async with members((s0, "sender", []), (s0, "a", [rb]), (s1, "b", [rb]), (s2, "c", [rb])) as (
+        sender,
+        a,
+        b,
+        c,
+    ):
+        before = (await sender.call("do_stats"))["/"]
+        result = await sender.call("do_burst", [rb], "seq", count, 0)
+        assert result == {"raised": []}
+        for m in (a, b, c):
+            await until(functools.partial(_received, m, "seq", count), timeout=30)
+        await quiet()
+        for m in (a, b, c):
+            assert [args[0] for args in m.got("seq")] == list(range(count))
+        after = (await sender.call("do_stats"))["/"]
+        assert after["published"] - before["published"] >= count
+        assert after["publish_errors"] == before["publish_errors"]
+        assert after["publish_batches"] - before["publish_batches"] < count  # pipelined
+
+
+async def test_redis_stopped_mid_burst(cluster: list[ServerProcess], redis_server: RedisServer) -> None:
+    """Redis stops during a burst of pipelined broadcasts and comes back: emits raise AdapterError once
+    the link is known down (and only then), every publish is counted as published or failed, local
+    delivery never stops, order is kept and cross-server delivery resumes."""
+    s0, s1, _s2 = cluster
+    rf = room("burst")
+    count, pause = 2000, 0.002
+    async with members((s0, "sender", []), (s0, "a", [rf]), (s1, "b", [rf])) as (sender, a, b):
+        before = (await sender.call("do_stats"))["/"]
+        outcome: dict[str, Any] = {}
+
+        async def burst() -> None:
+            with trio.fail_after(60):
+                outcome.update(
+                    await sender.client.emit_with_ack("do_burst", [rf], "seq", count, pause, timeout=60)
+                )
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(burst)
+            await until(lambda: _now(len(b.got("seq")) >= 200))
+            try:
+                await trio.to_thread.run_sync(redis_server.stop)
+                await trio.sleep(1.0)
+            finally:
+                await trio.to_thread.run_sync(redis_server.start)
+        raised = outcome["raised"]
+        assert raised, "no emit saw the link down"
+        assert raised == list(range(raised[0], raised[-1] + 1))  # down from one emit until it is back
+        assert raised[-1] < count - 1
+        await until(lambda: _now(any(args[0] == count - 1 for args in b.got("seq"))), timeout=10)
+        # local delivery never stopped; across Redis, what arrived is in order and once
+        await a.wait_for("seq", count)
+        assert [args[0] for args in a.got("seq")] == list(range(count))
+        remote = [args[0] for args in b.got("seq")]
+        assert remote == sorted(set(remote))
+        assert not set(remote) & set(raised)
+
+        async def settled() -> bool:
+            stats = (await sender.call("do_stats"))["/"]
+            done = (
+                stats["published"] + stats["publish_errors"] - before["published"] - before["publish_errors"]
+            )
+            return bool(done == count)
+
+        await until(settled)
+        stats = (await sender.call("do_stats"))["/"]
+        lost_after_return = stats["publish_errors"] - before["publish_errors"] - len(raised)
+        assert lost_after_return >= 0
+        assert stats["disconnects"] > before["disconnects"] and stats["connected"] == 1
+
+
+async def test_one_factory_given_to_two_servers(redis_url: str) -> None:
+    """Two servers of one process on one factory are two cluster members (the second one's namespace
+    gets a link of its own)."""
+    factory = RedisAdapter.factory(redis_url, key=f"test-{uuid.uuid4().hex[:8]}")
+    a, b = Server(adapter=factory), Server(adapter=factory)
+
+    @b.on("connection")
+    async def join(socket: Socket) -> None:
+        socket.join("r")
+
+    async with (
+        open_memory_server(a),
+        open_memory_server(b) as listener,
+        open_test_client(await listener.connect()) as client,
+    ):
+        await client.connect()
+        with trio.fail_after(STEP):
+            while await b.adapter.server_count() < 2:  # noqa: ASYNC110 - a Redis query, not a flag
+                await trio.sleep(0.03)
+            await a.to("r").emit("n", 1)
+            packet = await client.receive()
+        assert packet.data == ["n", 1]
+
+
+# -- the publisher, without Redis (virtual time) -------------------------------------------------------
+async def _run_link(publisher: Publisher, send: SendBatch) -> None:
+    """Run the publisher as the bus does: when a batch fails, the link is closed."""
+    try:
+        await publisher.run(send)
+    except AdapterError as exc:
+        publisher.close(str(exc))
+
+
+async def test_publisher_pipelines_in_order(autojump_clock: trio.testing.MockClock) -> None:
+    """Emits return at once; what is queued goes out as one batch per round trip, in order."""
+    publisher, counts = Publisher(max_pending=10, publish_timeout=1.0, describe="Redis"), Counts()
+    batches: list[list[bytes]] = []
+
+    async def send(batch: Sequence[tuple[str, bytes]]) -> None:
+        batches.append([data for _, data in batch])
+        await trio.sleep(0.01)  # the round trip
+
+    publisher.open()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_run_link, publisher, send)
+        for index in range(100):
+            await publisher.publish("c", b"%d" % index, counts)
+        await trio.sleep(1)
+        nursery.cancel_scope.cancel()
+    assert [data for batch in batches for data in batch] == [b"%d" % i for i in range(100)]
+    assert len(batches) < 20 and max(map(len, batches)) <= 10
+    assert (counts.published, counts.publish_errors, publisher.batches) == (100, 0, len(batches))
+
+
+async def test_publisher_full_queue_waits_then_raises(autojump_clock: trio.testing.MockClock) -> None:
+    """A full queue makes emits wait for room, in order, each at most publish_timeout."""
+    publisher, counts = Publisher(max_pending=1, publish_timeout=1.0, describe="Redis"), Counts()
+    returned: dict[str, tuple[str, float]] = {}
+    start = trio.current_time()
+
+    async def send(batch: Sequence[tuple[str, bytes]]) -> None:
+        await trio.sleep(0.9)  # confirmed within publish_timeout
+
+    async def emit(name: str) -> None:
+        try:
+            await publisher.publish("c", name.encode(), counts)
+            returned[name] = ("queued", round(trio.current_time() - start, 6))
+        except AdapterError as exc:
+            assert "stayed full for 1.0 s" in str(exc)
+            returned[name] = ("raised", round(trio.current_time() - start, 6))
+
+    publisher.open()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_run_link, publisher, send)
+        for name in ("a", "b", "c"):
+            nursery.start_soon(emit, name)
+            await trio.testing.wait_all_tasks_blocked()
+        await trio.sleep(5)
+        nursery.cancel_scope.cancel()
+    # a at once; b when a's batch is confirmed; c (behind b) gives up at its deadline
+    assert returned == {"a": ("queued", 0.0), "b": ("queued", 0.9), "c": ("raised", 1.0)}
+    assert (counts.published, counts.publish_errors) == (2, 1)
+
+
+async def test_publisher_failure_counts_and_breaks_the_link(autojump_clock: trio.testing.MockClock) -> None:
+    """A failed batch is counted with what was queued behind it; then emits raise until reopened."""
+    publisher, counts = Publisher(max_pending=10, publish_timeout=1.0, describe="Redis at x"), Counts()
+    with pytest.raises(AdapterError, match="not connected"):
+        await publisher.publish("c", b"early", counts)  # never connected yet
+    gate = trio.Event()
+
+    async def send(batch: Sequence[tuple[str, bytes]]) -> None:
+        await gate.wait()
+        raise AdapterError("publish failed: connection lost")
+
+    publisher.open()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_run_link, publisher, send)
+        await publisher.publish("c", b"in flight", counts)
+        await trio.testing.wait_all_tasks_blocked()
+        for index in range(3):
+            await publisher.publish("c", b"queued %d" % index, counts)  # behind the batch in flight
+        gate.set()
+    with pytest.raises(AdapterError, match=r"not connected \(publish failed: connection lost\)"):
+        await publisher.publish("c", b"after", counts)
+    assert (counts.published, counts.publish_errors) == (0, 6)
+    # a batch Redis never confirms is as good as failed
+    publisher.open()
+
+    async def silent(batch: Sequence[tuple[str, bytes]]) -> None:
+        await trio.sleep_forever()
+
+    start = trio.current_time()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_run_link, publisher, silent)
+        await publisher.publish("c", b"unconfirmed", counts)
+    assert trio.current_time() - start == pytest.approx(1.0)
+    assert counts.publish_errors == 7
+    with pytest.raises(AdapterError, match=r"not confirmed within 1\.0 s"):
+        await publisher.publish("c", b"after", counts)
+
+
 # -- the wire format ------------------------------------------------------------------------------------
 def test_classic_broadcast_golden_value() -> None:
     packet = Packet(PacketType.EVENT, "/", ["news", 1, b"\x01"])
@@ -493,8 +792,13 @@ def test_classic_broadcast_golden_value() -> None:
         {"rooms": ["r1"], "except": ["x"], "flags": {"volatile": True}},
     ]
     wire = ClassicWire("socket.io", "/")
-    channel, _ = wire.broadcast(packet, opts)
+    channel, ours = wire.broadcast(packet, opts)
     assert channel == "socket.io#/#r1#"
+    # our own broadcast, back from Redis, is recognised without being decoded (its uid comes first)
+    assert ours.startswith(b"\x93\xa6" + wire.uid.encode())
+    assert wire.decode(channel.encode(), ours) is None
+    theirs = ClassicWire("socket.io", "/").broadcast(packet, opts)[1]
+    assert wire.decode(channel.encode(), theirs) is not None
     assert wire.broadcast(packet, BroadcastOptions())[0] == "socket.io#/#"
     assert wire.subscriptions()[:2] == ["socket.io-request#/#", "socket.io-response#/#"]
     assert wire.patterns() == ["socket.io#/#*"]
@@ -622,7 +926,8 @@ async def test_sharded_cluster_operations(sharded_cluster: list[ServerProcess]) 
         await quiet()
         assert [len(m.got("news")) for m in (a, b, c, d)] == [1, 1, 1, 0]
         assert [len(m.got("other")) for m in (a, b, c, d)] == [0, 0, 1, 0]
-        assert c.got("private") == [["psst"], ["from a"]] and a.got("private") == []
+        # from two servers: in no particular order (an emit returns before its publish is done)
+        assert sorted(c.got("private")) == [["from a"], ["psst"]] and a.got("private") == []
         assert await b.call("do_ack_broadcast", [r1, r2], 3.0) == {
             "timeout": False,
             "answers": ["a", "b", "c"],

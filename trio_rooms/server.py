@@ -16,7 +16,7 @@ import trio
 
 from ._gc import freeze_new_objects
 from ._util import unwrap_group
-from .adapter.base import Adapter, RemoteSocket, has_background_work
+from .adapter.base import Adapter, RemoteSocket, factory_background_work, has_background_work
 from .adapter.memory import InMemoryAdapter
 from .broadcast import BroadcastOperator
 from .connection import Connection, ConnectionOptions
@@ -405,12 +405,16 @@ class Server:
     ) -> None:
         """Serve connections from any trio listeners (TCP, SSL, memory) until cancelled.
 
-        Each namespace's adapter ``run`` is started first. Cancellation: every socket is
+        The adapter factory's ``run`` (if it has one), then each namespace's adapter ``run``, are
+        started first. Cancellation: every socket is
         disconnected with reason "server shutting down"; its handlers run within
         ``teardown_timeout``; each WebSocket then gets a close frame (1001).
         """
         with unwrap_group():
             async with trio.open_nursery() as services:
+                background = factory_background_work(self._adapter_factory)
+                if background is not None:  # shared by the adapters: before them
+                    await services.start(background)
                 for namespace in list(self._namespaces.values()):
                     if has_background_work(namespace.adapter):
                         await services.start(self._run_adapter, namespace)

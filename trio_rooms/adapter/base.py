@@ -34,6 +34,7 @@ __all__ = [
     "RoomEvent",
     "SocketId",
     "SocketView",
+    "factory_background_work",
     "has_background_work",
 ]
 
@@ -211,6 +212,22 @@ def has_background_work(adapter: Adapter) -> bool:
     """Whether ``adapter`` overrides ``run`` (the server then runs it in a task of its own; an
     adapter without background work, such as the in-memory one, costs no task)."""
     return type(adapter).run is not Adapter.run
+
+
+def factory_background_work(factory: Callable[..., Adapter]) -> Callable[..., Awaitable[None]] | None:
+    """The background work of an adapter factory (``Server``'s ``adapter=``), if it has any.
+
+    The factory contract: a callable ``(namespace) -> Adapter``, called once per namespace. A factory
+    whose adapters share something (the Redis adapter's one publishing and one subscribing
+    connection per server) may also have ``async run(*, task_status)``: the server starts it once, in
+    its own nursery, waits until it reports started, then starts the ``run`` of each namespace's
+    adapter; it is cancelled when the server stops serving. A class (such as ``InMemoryAdapter``)
+    is a factory without background work.
+    """
+    if isinstance(factory, type):
+        return None
+    run = getattr(factory, "run", None)
+    return run if callable(run) else None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

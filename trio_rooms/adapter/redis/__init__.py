@@ -1,5 +1,6 @@
 """RedisAdapter: the rooms of one namespace across many servers, through Redis pub/sub."""
 
 from .adapter import RedisAdapter as RedisAdapter
+from .factory import RedisAdapterFactory as RedisAdapterFactory
 
-__all__ = ["RedisAdapter"]
+__all__ = ["RedisAdapter", "RedisAdapterFactory"]

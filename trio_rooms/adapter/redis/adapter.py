@@ -3,12 +3,16 @@
 Rule: membership stays local (as in Node); an operation acts on this server first, then is published
 in Node's ``@socket.io/redis-adapter`` 8.x format, so that trio_rooms and Node socket.io servers share
 one cluster. Redis failures are raised as ``AdapterError``, never only logged. The adapter is a
-composition: ``InMemoryAdapter`` (this server), ``RedisBus`` (Redis), ``InboundHandler`` (the other servers'
-messages), ``Requests`` (ours, waiting for replies), and a ``Wire`` (the format).
+composition: ``InMemoryAdapter`` (this server), a ``BusPort`` on the server's shared ``RedisBus``
+(Redis), ``InboundHandler`` (the other servers' messages), ``Requests`` (ours, waiting for replies),
+and a ``Wire`` (the format).
 
+An emit does not wait for Redis: it delivers locally, queues its message and returns (the bus
+publishes in batches, in order). It raises ``AdapterError`` (after the local delivery) when the link
+is known to be down, or when the publish queue stayed full for ``publish_timeout``; a publish that
+fails after the emit returned is counted in ``publish_errors`` and logged, and breaks the link.
 What pub/sub loses while this server is disconnected from Redis: every message published meanwhile
-(broadcasts, requests and answers) is gone for it, in both directions; Redis keeps nothing. Local
-delivery goes on; emits raise ``AdapterError`` once they have delivered locally; requests
+(broadcasts, requests and answers) is gone for it, in both directions; Redis keeps nothing. Requests
 (``fetch_sockets``, ``server_count``, acks across servers) raise ``AdapterError`` at once. After a
 reconnection every channel is subscribed again and traffic resumes from that moment.
 """
@@ -23,7 +27,6 @@ import trio
 
 from ...errors import AckTimeout, AdapterError
 from ...protocol.cluster.classic import ClassicWire
-from ...protocol.cluster.messages import import_msgpack
 from ...protocol.cluster.model import (
     AllRooms,
     AllRoomsResponse,
@@ -40,26 +43,29 @@ from ...protocol.cluster.model import (
     SocketsLeave,
 )
 from ...protocol.cluster.sharded import ShardedWire
-from ...protocol.cluster.wire import SUBSCRIPTION_MODES, Wire
+from ...protocol.cluster.wire import Wire
 from ...protocol.encoded import Encoded
 from ...protocol.socketio import Packet
 from ...types import BroadcastOptions, Room, SocketId
 from ..base import ROOM_EVENTS, Adapter, NamespaceView, RemoteSocket
 from ..memory import InMemoryAdapter
-from .backend import RedisBus, import_coredis
+from .backend import import_coredis
+from .bus import DEFAULT_MAX_PENDING_PUBLISHES, RedisBus
+from .factory import (
+    DEFAULT_KEY,
+    DEFAULT_PUBLISH_TIMEOUT,
+    DEFAULT_RECONNECT_DELAY,
+    DEFAULT_RECONNECT_DELAY_MAX,
+    DEFAULT_REQUEST_TIMEOUT,
+    DEFAULT_URL,
+    RedisAdapterFactory,
+    check_options,
+)
 from .inbound import InboundHandler
 from .requests import Gathering, Requests
 
 __all__ = ["RedisAdapter"]
 
-DEFAULT_URL: Final = "redis://127.0.0.1:6379"
-DEFAULT_KEY: Final = "socket.io"
-DEFAULT_REQUEST_TIMEOUT: Final = 5.0
-DEFAULT_PUBLISH_TIMEOUT: Final = 1.0
-DEFAULT_RECONNECT_DELAY: Final = 0.05
-#: The cap of the reconnection delay; it also bounds what this server can miss after Redis comes
-#: back (the other servers, reconnected first, publish before this one has resubscribed).
-DEFAULT_RECONNECT_DELAY_MAX: Final = 0.5
 DEFAULT_MAX_HANDLER_TASKS: Final = 1000
 
 R = TypeVar("R", bound=Reply)
@@ -68,21 +74,33 @@ R = TypeVar("R", bound=Reply)
 class RedisAdapter(Adapter):
     """Rooms across servers through Redis: Node's ``@socket.io/redis-adapter`` 8.x wire format.
 
-    Build it with ``Server(adapter=RedisAdapter.factory(url, ...))``; the server runs ``run()``, which
-    holds the connections and the subscriber. Needs the extra: ``pip install trio-rooms[redis]``.
+    Build it with ``Server(adapter=RedisAdapter.factory(url, ...))``: every namespace's adapter then
+    shares the factory's ``RedisBus`` (one publishing and one subscribing connection per server),
+    which the server runs once; each adapter's ``run()`` holds the handling of the other servers'
+    requests and its subscriptions (dropped when it ends: a removed namespace unsubscribes).
+    Built alone (no ``bus``), an adapter has a bus of its own, run by its ``run()``.
+    Needs the extra: ``pip install trio-rooms[redis]``.
+
+    An emit (``broadcast``, ``add_sockets``, ``del_sockets``, ``disconnect_sockets``,
+    ``server_side_emit`` without ack) acts on this server first, then queues its message and
+    returns without waiting for Redis: see ``Publisher.publish`` for when it raises.
 
     Args:
         namespace: the namespace.
-        url: Redis URL (a cluster node's URL when ``sharded``).
+        url: Redis URL (a cluster node's URL when ``sharded``); ignored with ``bus``.
         key: Node's ``key`` (classic) or ``channelPrefix`` (sharded).
-        sharded: Redis 7 sharded pub/sub on a Redis Cluster, Node's ``createShardedAdapter`` format.
+        sharded: Redis 7 sharded pub/sub on a Redis Cluster, Node's ``createShardedAdapter`` format;
+            with ``bus``, the bus' mode.
         subscription_mode: sharded only: "static", "dynamic" or "dynamic-private" (as Node).
         request_timeout: how long requests (fetch_sockets, all_rooms) wait for the other servers.
-        publish_timeout: the deadline of one publish; past it the operation raises ``AdapterError``.
+        publish_timeout: how long an emit waits for room in a full publish queue, and the deadline
+            of a batch of publishes (past it, the link is broken and reconnects).
         reconnect_delay: first delay before reconnecting; doubled per failure, jittered.
         reconnect_delay_max: the cap of that delay.
         specific_response_channel: classic only: Node's ``publishOnSpecificResponseChannel``.
         max_handler_tasks: requests from other servers handled at once (more are dropped, counted).
+        max_pending_publishes: publishes queued or in flight at once on the bus (then emits wait).
+        bus: the server's shared bus (the factory passes it).
     """
 
     def __init__(
@@ -99,21 +117,33 @@ class RedisAdapter(Adapter):
         reconnect_delay_max: float = DEFAULT_RECONNECT_DELAY_MAX,
         specific_response_channel: bool = False,
         max_handler_tasks: int = DEFAULT_MAX_HANDLER_TASKS,
+        max_pending_publishes: int = DEFAULT_MAX_PENDING_PUBLISHES,
+        bus: RedisBus | None = None,
     ) -> None:
         import_coredis()
-        if subscription_mode not in SUBSCRIPTION_MODES:
-            raise ValueError(f"subscription_mode must be one of {SUBSCRIPTION_MODES}")
-        for name, value in (
-            ("request_timeout", request_timeout),
-            ("publish_timeout", publish_timeout),
-            ("reconnect_delay", reconnect_delay),
-            ("reconnect_delay_max", reconnect_delay_max),
-        ):
-            if not value > 0:
-                raise ValueError(f"{name} must be positive")
+        check_options(
+            subscription_mode=subscription_mode,
+            request_timeout=request_timeout,
+            publish_timeout=publish_timeout,
+            reconnect_delay=reconnect_delay,
+            reconnect_delay_max=reconnect_delay_max,
+            max_pending_publishes=max_pending_publishes,
+        )
         super().__init__(namespace)
-        self.url = url
-        self.sharded = sharded
+        self._own_bus: RedisBus | None = None
+        if bus is None:
+            bus = self._own_bus = RedisBus(
+                url,
+                sharded=sharded,
+                publish_timeout=float(publish_timeout),
+                subscribe_timeout=float(request_timeout),
+                reconnect_delay=reconnect_delay,
+                reconnect_delay_max=reconnect_delay_max,
+                max_pending_publishes=max_pending_publishes,
+                name=f"{url} {namespace.name}",
+            )
+        self.url = url = bus.url
+        self.sharded = sharded = bus.sharded
         self.request_timeout = float(request_timeout)
         self.publish_timeout = float(publish_timeout)
         self.wire: Wire = (
@@ -124,31 +154,25 @@ class RedisAdapter(Adapter):
         self.uid = self.wire.uid
         name = f"{self.uid} ({namespace.name})"
         self._local = InMemoryAdapter(namespace)
-        self._bus = RedisBus(
-            url,
-            sharded=sharded,
-            publish_timeout=self.publish_timeout,
-            subscribe_timeout=self.request_timeout,
-            reconnect_delay=reconnect_delay,
-            reconnect_delay_max=reconnect_delay_max,
-            name=name,
-        )
         self._requests = Requests(self.wire.new_request_id)
         self._inbound = InboundHandler(
             namespace,
             self._local,
             self.wire,
             self._requests,
-            self._bus.publish,
+            self._reply,
             request_timeout=self.request_timeout,
             max_tasks=max_handler_tasks,
             name=name,
         )
+        # This namespace's share of the bus; following now, the channels of the namespaces that exist
+        # when the server starts are subscribed before it serves.
+        self._port = bus.port(namespace.name, self._inbound.receive)
         self._request_timeouts = 0
         for channel in self.wire.subscriptions():
-            self._bus.follow(channel)
+            self._port.follow(channel)
         for pattern in self.wire.patterns():
-            self._bus.follow_pattern(pattern)
+            self._port.follow_pattern(pattern)
         # The local part's room events: room channels first (sharded dynamic modes), then ours.
         if self.wire.follows_rooms:
             self._local.on("create-room", self._room_created)
@@ -166,8 +190,8 @@ class RedisAdapter(Adapter):
         subscription_mode: str = "dynamic",
         request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
         **options: Any,
-    ) -> Callable[[NamespaceView], RedisAdapter]:
-        """The ``adapter=`` argument of ``Server``: one RedisAdapter per namespace.
+    ) -> RedisAdapterFactory:
+        """The ``adapter=`` argument of ``Server``: one RedisAdapter per namespace, on one shared bus.
 
         Args:
             url: Redis URL (a cluster node's URL when ``sharded``).
@@ -181,13 +205,9 @@ class RedisAdapter(Adapter):
             ImportError: coredis or msgpack is missing (``pip install trio-rooms[redis]``).
             ValueError: an invalid option.
         """
-        import_coredis()
-        import_msgpack()
-        if subscription_mode not in SUBSCRIPTION_MODES:
-            raise ValueError(f"subscription_mode must be one of {SUBSCRIPTION_MODES}")
-        return functools.partial(
+        return RedisAdapterFactory(
             cls,
-            url=url,
+            url,
             key=key,
             sharded=sharded,
             subscription_mode=subscription_mode,
@@ -198,18 +218,23 @@ class RedisAdapter(Adapter):
     # -- observability -----------------------------------------------------------------------------
     @property
     def connected(self) -> bool:
-        """Whether the subscriber is connected and subscribed now."""
-        return self._bus.connected
+        """Whether the bus is connected and subscribed now."""
+        return self._port.connected
 
     def stats(self) -> dict[str, int]:
-        """Counters: published, publish_errors, received, ignored (own messages, other namespaces,
-        rooms absent here), invalid (undecodable or malformed), handled, dropped_overload, connects,
-        disconnects, request_timeouts; gauges: ``connected`` (1 or 0), ``handler_tasks`` (requests of
-        other servers being handled) and ``pending_requests`` (our requests waiting for answers)."""
-        bus, inbound = self._bus.stats(), self._inbound.stats()
+        """Counters: published (confirmed by Redis), publish_errors (refused, or lost after the emit
+        returned), received, ignored (own messages, other namespaces, rooms absent here), invalid
+        (undecodable or malformed), handled, dropped_overload, connects, disconnects,
+        publish_batches, request_timeouts; gauges: ``connected`` (1 or 0), ``handler_tasks``
+        (requests of other servers being handled) and ``pending_requests`` (our requests waiting for
+        answers). ``published`` and ``publish_errors`` are this namespace's; ``connects``,
+        ``disconnects``, ``publish_batches`` and ``connected`` are the shared bus' (the same in every
+        namespace of a factory)."""
+        bus, inbound = self._port.stats(), self._inbound.stats()
         return {
             "published": bus["published"],
             "publish_errors": bus["publish_errors"],
+            "publish_batches": bus["publish_batches"],
             "received": inbound["received"],
             "ignored": inbound["ignored"],
             "invalid": inbound["invalid"],
@@ -218,36 +243,48 @@ class RedisAdapter(Adapter):
             "connects": bus["connects"],
             "disconnects": bus["disconnects"],
             "request_timeouts": self._request_timeouts,
-            "connected": int(self._bus.connected),
+            "connected": int(self._port.connected),
             "handler_tasks": inbound["handler_tasks"],
             "pending_requests": len(self._requests),
         }
 
     # -- the connection ----------------------------------------------------------------------------
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Connect, subscribe and read messages; reconnect with capped jittered backoff, forever.
+        """Handle the other servers' requests and hold this namespace's subscriptions, until cancelled;
+        with a bus of its own, run it too (connect, subscribe, reconnect, forever).
 
-        Reports started once the first attempt has succeeded or failed (a server starts while Redis
-        is down, and its emits raise ``AdapterError`` until Redis is back).
+        Reports started at once on a shared bus; with its own bus, once the first connection attempt
+        has succeeded or failed (a server starts while Redis is down, and its emits raise
+        ``AdapterError`` until Redis is back).
 
-        Cancellation: the connections close; requests still waiting end at their own deadlines.
+        Cancellation: this namespace's channels are unsubscribed (unless the same adapter runs
+        again); its own bus' connections close; requests still waiting end at their own deadlines.
         """
         async with trio.open_nursery() as nursery:
             await nursery.start(self._inbound.serve)
+            self._port.open()
             try:
-                await self._bus.run(self._inbound.receive, task_status=task_status)
+                if self._own_bus is not None:
+                    await self._own_bus.run(task_status=task_status)
+                else:
+                    task_status.started()
+                    await trio.sleep_forever()
             finally:
+                self._port.close()
                 nursery.cancel_scope.cancel()
+
+    async def _reply(self, message: tuple[str, bytes]) -> None:
+        await self._port.publish(message)
 
     def _room_created(self, room: Room) -> None:
         channel = self.wire.room_channel(room)
         if channel is not None:
-            self._bus.follow(channel)
+            self._port.follow(channel)
 
     def _room_deleted(self, room: Room) -> None:
         channel = self.wire.room_channel(room)
         if channel is not None:
-            self._bus.unfollow(channel)
+            self._port.unfollow(channel)
 
     # -- membership: this server's ------------------------------------------------------------------
     @property
@@ -272,7 +309,7 @@ class RedisAdapter(Adapter):
 
     # -- operations --------------------------------------------------------------------------------
     async def _publish(self, command: Command) -> None:
-        await self._bus.publish(self.wire.encode(command))
+        await self._port.publish(self.wire.encode(command))
 
     async def server_count(self) -> int:
         """The servers of this namespace: ``PUBSUB NUMSUB`` (or SHARDNUMSUB) of the request channel.
@@ -280,7 +317,7 @@ class RedisAdapter(Adapter):
         Raises:
             AdapterError: Redis is unreachable or too slow.
         """
-        return await self._bus.numsub(self.wire.count_channel)
+        return await self._port.numsub(self.wire.count_channel)
 
     async def _request(
         self, command: Callable[[str], Command], accepts: type[R], timeout: float
@@ -424,6 +461,7 @@ class RedisAdapter(Adapter):
             AdapterError: Redis failed.
         """
         if timeout is None:
+            await trio.lowlevel.checkpoint()
             await self._publish(ServerSideEmit(event, tuple(args)))
             return []
         gathering = await self._request(

@@ -1,34 +1,40 @@
-"""The Redis side of a RedisAdapter, on coredis: ``RedisBus`` keeps a publisher and a subscriber
-connected (``RedisLink``, opened together), subscribed to what is wanted, and reconnects.
+"""The coredis side of the Redis adapter: ``open_link`` connects one publishing and one subscribing
+connection (a ``RedisLink``), which publishes batches, counts subscribers, subscribes and reads.
 
 Rule: coredis is imported here only, and lazily; every failure of Redis, of the network or of coredis
-leaves this module as ``AdapterError`` (the one mapping table is ``map_redis_errors``).
+leaves this module as ``AdapterError`` (the one mapping table is ``map_redis_errors``). Reconnection,
+resubscription and routing are the bus's (``bus.py``), never coredis' (its retries are off).
+
+Classic mode reads its subscriber connection's push messages itself (coredis' ``PubSub`` would hand
+each message through one more task and queue); sharded mode uses coredis' ``ShardedPubSub``, which
+keeps one connection per shard.
 """
 
 from __future__ import annotations
 
 import logging
-from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from contextlib import aclosing, asynccontextmanager, contextmanager
 from functools import cache
 from types import ModuleType
 from typing import Any, Final
 
 import trio
 
-from ..._backoff import Backoff
 from ...errors import AdapterError
 from ...protocol.cluster.messages import INSTALL_HINT
 
-__all__ = ["RedisBus", "RedisLink", "import_coredis", "map_redis_errors", "open_link"]
+__all__ = ["Dispatch", "RedisLink", "describe_error", "import_coredis", "map_redis_errors", "open_link"]
 
 DEFAULT_CONNECT_TIMEOUT: Final = 2.0
+#: Seconds between the PINGs that check a quiet subscriber connection (as coredis' PubSub does).
+KEEPALIVE_INTERVAL: Final = 15.0
+
+#: ``dispatch(pattern or None, channel, data)``: what the link does with each message (never raises).
+Dispatch = Callable[[bytes | None, bytes, bytes], Awaitable[None]]
 
 logger = logging.getLogger("trio_rooms.redis")
-
-#: ``receive(channel, data)``: what the bus does with each message (it must not raise).
-Receiver = Callable[[bytes, bytes], Awaitable[None]]
 
 
 @cache
@@ -54,39 +60,44 @@ def map_redis_errors(what: str) -> Iterator[None]:
     except AdapterError:
         raise
     except Exception as exc:  # the boundary: coredis raises its own errors, OSError and groups
-        raise AdapterError(f"{what}: {_describe(exc)}") from exc
+        raise AdapterError(f"{what}: {describe_error(exc)}") from exc
 
 
-def _describe(exc: BaseException) -> str:
+def describe_error(exc: BaseException) -> str:
+    """``Type: message`` of ``exc`` (of the one exception inside nested groups of one)."""
     while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
         exc = exc.exceptions[0]
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
-class RedisLink:
-    """One connected session: publishing, counting subscribers, subscribing, reading messages.
+class RedisLink(ABC):
+    """One connected session: a publishing connection (batches, subscriber counts) and a subscriber.
 
     Args:
         client: the coredis client (``Redis`` or ``RedisCluster``).
-        pubsub: its subscriber (``PubSub`` or ``ShardedPubSub``).
-        sharded: SPUBLISH/SSUBSCRIBE/SHARDNUMSUB instead of PUBLISH/SUBSCRIBE/NUMSUB.
     """
 
-    def __init__(self, client: Any, pubsub: Any, *, sharded: bool) -> None:
-        self._client = client
-        self._pubsub = pubsub
-        self.sharded = sharded
-        # Publishes leave one at a time, so that the other servers see them in emission order.
-        self._publish_lock = trio.StrictFIFOLock()
+    sharded: bool
 
-    async def publish(self, channel: str, data: bytes) -> None:
-        """PUBLISH (or SPUBLISH). Raises: AdapterError. Cancellation: the message may or may not go."""
-        async with self._publish_lock:
-            with map_redis_errors(f"publish to {channel!r} failed"):
-                if self.sharded:
-                    await self._client.spublish(channel, data)
-                else:
-                    await self._client.publish(channel, data)
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    @property
+    def usable(self) -> bool:
+        """False once the publishing connection is known to be gone."""
+        return True
+
+    @abstractmethod
+    async def send_batch(self, messages: Sequence[tuple[str, bytes]]) -> None:
+        """PUBLISH (or SPUBLISH) each ``(channel, data)``, in order, as one pipeline: one write, and
+        the replies awaited together.
+
+        Raises:
+            AdapterError: any of them failed (the others may or may not have gone).
+
+        Cancellation: the publishing connection may be closed (coredis cannot tell which replies
+        are whose any more); then the link goes down.
+        """
 
     async def numsub(self, channel: str) -> int:
         """PUBSUB NUMSUB (or SHARDNUMSUB) of ``channel``. Raises: AdapterError."""
@@ -97,61 +108,167 @@ class RedisLink:
                 counts = await self._client.pubsub_numsub(channel)
         return sum(int(value) for value in dict(counts).values())
 
+    @abstractmethod
     async def subscribe(self, *channels: str) -> None:
-        """SUBSCRIBE (or SSUBSCRIBE) ``channels``. Raises: AdapterError."""
-        if channels:
-            with map_redis_errors("subscribe failed"):
-                await self._pubsub.subscribe(*channels)
+        """SUBSCRIBE (or SSUBSCRIBE) ``channels``, done when Redis has. Raises: AdapterError."""
 
+    @abstractmethod
     async def unsubscribe(self, *channels: str) -> None:
         """UNSUBSCRIBE (or SUNSUBSCRIBE) ``channels``. Raises: AdapterError."""
+
+    async def psubscribe(self, *patterns: str) -> None:
+        """PSUBSCRIBE ``patterns`` (classic mode only). Raises: AdapterError."""
+        await trio.lowlevel.checkpoint()
+        if patterns:
+            raise AdapterError("sharded pub/sub has no patterns")
+
+    async def punsubscribe(self, *patterns: str) -> None:
+        """PUNSUBSCRIBE ``patterns`` (classic mode only). Raises: AdapterError."""
+        await trio.lowlevel.checkpoint()
+        if patterns:
+            raise AdapterError("sharded pub/sub has no patterns")
+
+    @abstractmethod
+    async def read(self, dispatch: Dispatch) -> None:
+        """Hand every published message to ``dispatch``, in order, until the subscriber fails.
+
+        Raises:
+            AdapterError: the subscriber connection is gone.
+        """
+
+
+class ClassicLink(RedisLink):
+    """Classic pub/sub on one Redis: the client's two connections, one subscribed, one publishing.
+
+    Args:
+        client: the ``coredis.Redis`` client.
+        subscriber: its connection that subscribes (held, never back in the pool).
+        publisher: its other connection (in the pool: NUMSUB multiplexes on it too).
+    """
+
+    sharded = False
+
+    def __init__(self, client: Any, subscriber: Any, publisher: Any) -> None:
+        super().__init__(client)
+        self._subscriber = subscriber
+        self._publisher = publisher
+
+    @property
+    def usable(self) -> bool:
+        return bool(self._publisher.usable)
+
+    async def send_batch(self, messages: Sequence[tuple[str, bytes]]) -> None:
+        # What coredis' non-transactional pipeline does on one connection, without its bookkeeping.
+        with map_redis_errors(f"publish of {len(messages)} messages failed"):
+            client = self._client
+            results = await self._publisher.create_request_batch(
+                [client.publish(channel, data) for channel, data in messages]
+            )
+        for result in results:
+            if isinstance(result, BaseException):
+                raise AdapterError(f"publish failed: {describe_error(result)}") from result
+
+    async def _command(self, command: bytes, names: Sequence[str]) -> None:
+        """Send a subscription command and wait until Redis has run it (a PING answered after it)."""
+        if names:
+            with map_redis_errors(f"{command.decode()} failed"):
+                self._subscriber.send_command(command, *names)
+                await self._subscriber.create_request(b"PING", decode=False)
+
+    async def subscribe(self, *channels: str) -> None:
+        await self._command(b"SUBSCRIBE", channels)
+
+    async def unsubscribe(self, *channels: str) -> None:
+        await self._command(b"UNSUBSCRIBE", channels)
+
+    async def psubscribe(self, *patterns: str) -> None:
+        await self._command(b"PSUBSCRIBE", patterns)
+
+    async def punsubscribe(self, *patterns: str) -> None:
+        await self._command(b"PUNSUBSCRIBE", patterns)
+
+    async def read(self, dispatch: Dispatch) -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._keepalive)
+            with map_redis_errors("the subscriber connection failed"):
+                async with aclosing(self._subscriber.push_messages) as pushes:
+                    async for push in pushes:
+                        kind = push[0]
+                        if kind == b"pmessage":
+                            await dispatch(push[1], push[2], push[3])
+                        elif kind == b"message":
+                            await dispatch(None, push[1], push[2])
+                        # else: a subscription's confirmation (PING made sure of it)
+            raise AdapterError("the subscriber connection ended")
+
+    async def _keepalive(self) -> None:
+        """PING the subscriber now and then, so that a dead connection is noticed even when quiet."""
+        while True:
+            await trio.sleep(KEEPALIVE_INTERVAL)
+            with trio.move_on_after(KEEPALIVE_INTERVAL) as scope, map_redis_errors("keepalive failed"):
+                await self._subscriber.create_request(b"PING", decode=False)
+            if scope.cancelled_caught:
+                raise AdapterError(f"the subscriber did not answer a PING in {KEEPALIVE_INTERVAL} s")
+
+
+class ShardedLink(RedisLink):
+    """Sharded pub/sub on a Redis Cluster: coredis' cluster client and ``ShardedPubSub``.
+
+    Args:
+        client: the ``coredis.RedisCluster`` client.
+        pubsub: its ``ShardedPubSub`` (a connection per shard).
+    """
+
+    sharded = True
+
+    def __init__(self, client: Any, pubsub: Any) -> None:
+        super().__init__(client)
+        self._pubsub = pubsub
+
+    async def send_batch(self, messages: Sequence[tuple[str, bytes]]) -> None:
+        # A cluster pipeline sends each shard its part; a channel's messages stay in order on its shard.
+        with map_redis_errors(f"publish of {len(messages)} messages failed"):
+            async with self._client.pipeline(transaction=False) as pipe:
+                for channel, data in messages:
+                    pipe.spublish(channel, data)
+
+    async def subscribe(self, *channels: str) -> None:
+        for channel in channels:  # one SSUBSCRIBE per channel: each may live on another shard
+            with map_redis_errors("subscribe failed"):
+                await self._pubsub.subscribe(channel)
+
+    async def unsubscribe(self, *channels: str) -> None:
         if channels:
             with map_redis_errors("unsubscribe failed"):
                 await self._pubsub.unsubscribe(*channels)
 
-    async def psubscribe(self, *patterns: str) -> None:
-        """PSUBSCRIBE ``patterns`` (classic mode only). Raises: AdapterError."""
-        if patterns:
-            with map_redis_errors("psubscribe failed"):
-                await self._pubsub.psubscribe(*patterns)
-
-    async def punsubscribe(self, *patterns: str) -> None:
-        """PUNSUBSCRIBE ``patterns`` (classic mode only). Raises: AdapterError."""
-        if patterns:
-            with map_redis_errors("punsubscribe failed"):
-                await self._pubsub.punsubscribe(*patterns)
-
-    async def next_message(self) -> tuple[bytes, bytes]:
-        """The next published message: ``(channel, data)``.
-
-        Raises:
-            AdapterError: the subscriber connection is gone (coredis also ends the whole link then).
-        """
+    async def read(self, dispatch: Dispatch) -> None:
         while True:
             with map_redis_errors("the subscriber connection failed"):
                 message = await self._pubsub.get_message()
-            if message is None or message["type"] not in ("message", "pmessage", "smessage"):
+            if message is None or message["type"] not in ("message", "smessage"):
                 continue
             channel, data = message["channel"], message["data"]
             if isinstance(channel, str):
                 channel = channel.encode()
             if isinstance(data, str):
                 data = data.encode()
-            return channel, data
+            await dispatch(None, channel, data)
 
 
 @asynccontextmanager
 async def open_link(
     url: str, *, sharded: bool, connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
 ) -> AsyncIterator[RedisLink]:
-    """Connect a publisher and a subscriber to ``url`` (a cluster node's URL when ``sharded``).
+    """Connect a publishing and a subscribing connection to ``url`` (a cluster node's URL when
+    ``sharded``, then one of each per shard).
 
     coredis retries nothing here: the adapter owns reconnection and resubscription.
 
     Raises:
         AdapterError: the connection failed, on entry or (from the block's exit) while it was open.
 
-    Cancellation: both connections are closed.
+    Cancellation: the connections are closed.
     """
     coredis = import_coredis()
     no_retry = coredis.retry.NoRetryPolicy()
@@ -164,11 +281,19 @@ async def open_link(
                 cluster,
                 cluster.sharded_pubsub(retry_policy=None, ignore_subscribe_messages=True) as ps,
             ):
-                yield RedisLink(cluster, ps, sharded=True)
+                yield ShardedLink(cluster, ps)
         else:
-            client = coredis.Redis.from_url(url, retry_policy=no_retry, connect_timeout=connect_timeout)
-            async with client, client.pubsub(retry_policy=None, ignore_subscribe_messages=True) as ps:
-                yield RedisLink(client, ps, sharded=False)
+            # Two connections, no more: the subscriber (held), then the one that publishes (back in
+            # the pool, where NUMSUB finds it: coredis multiplexes); the pool opens no third one.
+            client = coredis.Redis.from_url(
+                url, retry_policy=no_retry, connect_timeout=connect_timeout, max_connections=2
+            )
+            async with client:
+                pool = client.connection_pool
+                subscriber = await pool.get_connection()
+                publisher = await pool.get_connection()
+                pool.release(publisher)
+                yield ClassicLink(client, subscriber, publisher)
 
 
 @contextmanager
@@ -188,202 +313,3 @@ def only_cancelled_when_cancelled() -> Iterator[None]:
             raise
         logger.debug("errors while closing the Redis connections (dropped): %r", rest)
         raise cancelled from None
-
-
-class RedisBus:
-    """One adapter's way to Redis: publish, count subscribers, and receive what its channels carry.
-
-    ``run()`` connects, subscribes to every channel and pattern followed, hands each message to its
-    receiver, and reconnects (capped jittered backoff) when the connection is lost, subscribing to
-    everything again: nothing is left to the client library. ``follow``/``unfollow`` change what is
-    subscribed, at once when connected (a task reconciles the subscriptions with them).
-
-    Args:
-        url: Redis URL (a cluster node's URL when ``sharded``).
-        sharded: SPUBLISH/SSUBSCRIBE (Redis 7 sharded pub/sub) instead of PUBLISH/SUBSCRIBE.
-        publish_timeout: the deadline of one publish or subscriber count.
-        subscribe_timeout: the deadline of subscribing everything after a connection.
-        reconnect_delay: the first delay before reconnecting; doubled per failure, jittered.
-        reconnect_delay_max: the cap of that delay.
-        name: who uses the bus, for the logs.
-    """
-
-    def __init__(
-        self,
-        url: str,
-        *,
-        sharded: bool,
-        publish_timeout: float,
-        subscribe_timeout: float,
-        reconnect_delay: float,
-        reconnect_delay_max: float,
-        name: str,
-    ) -> None:
-        self.url = url
-        self.sharded = sharded
-        self._publish_timeout = publish_timeout
-        self._subscribe_timeout = subscribe_timeout
-        self._backoff = Backoff(reconnect_delay, reconnect_delay_max)
-        self._name = name
-        self._link: RedisLink | None = None
-        # What is wanted (with how many ask for it), by (is a pattern, channel or pattern).
-        self._wanted: Counter[tuple[bool, str]] = Counter()
-        # Wanted or unwanted since the live connection subscribed: the reconciling task looks at them.
-        self._dirty: set[tuple[bool, str]] = set()
-        self._changed = trio.Event()
-        self._counters = dict.fromkeys(("published", "publish_errors", "connects", "disconnects"), 0)
-
-    # -- observability -----------------------------------------------------------------------------
-    @property
-    def connected(self) -> bool:
-        """Whether the bus is connected and subscribed now."""
-        return self._link is not None
-
-    def stats(self) -> dict[str, int]:
-        """Counters: published, publish_errors, connects, disconnects."""
-        return dict(self._counters)
-
-    # -- what to subscribe to ----------------------------------------------------------------------
-    def follow(self, channel: str) -> None:
-        """Subscribe to ``channel`` (now if connected, and after every reconnection)."""
-        self._want((False, channel), +1)
-
-    def unfollow(self, channel: str) -> None:
-        """Undo one ``follow(channel)``: unsubscribe once nobody follows it."""
-        self._want((False, channel), -1)
-
-    def follow_pattern(self, pattern: str) -> None:
-        """PSUBSCRIBE ``pattern`` (classic pub/sub only), as ``follow`` does for a channel."""
-        self._want((True, pattern), +1)
-
-    def unfollow_pattern(self, pattern: str) -> None:
-        """Undo one ``follow_pattern(pattern)``."""
-        self._want((True, pattern), -1)
-
-    def _want(self, key: tuple[bool, str], change: int) -> None:
-        count = self._wanted[key] + change
-        if count > 0:
-            self._wanted[key] = count
-        else:
-            self._wanted.pop(key, None)
-        self._dirty.add(key)
-        self._changed.set()
-
-    # -- the connection ----------------------------------------------------------------------------
-    async def run(
-        self, receive: Receiver, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
-    ) -> None:
-        """Connect, subscribe and hand every message to ``receive``; reconnect, forever.
-
-        Reports started once the first attempt has succeeded or failed (a server starts while Redis
-        is down, and its publishes raise ``AdapterError`` until Redis is back).
-
-        Cancellation: the connections close.
-        """
-        started = False
-        while True:
-            try:
-                async with open_link(self.url, sharded=self.sharded) as link:
-                    subscribed = await self._subscribe_all(link)
-                    self._link = link
-                    self._counters["connects"] += 1
-                    self._backoff.reset()
-                    logger.info("redis adapter %s: subscribed", self._name)
-                    if not started:
-                        started = True
-                        task_status.started()
-                    async with trio.open_nursery() as session:
-                        session.start_soon(self._reconcile, link, subscribed)
-                        while True:
-                            channel, data = await link.next_message()
-                            await receive(channel, data)
-            except Exception as exc:
-                logger.warning("redis adapter %s: connection lost: %s", self._name, exc)
-            finally:
-                lost = self._link is not None
-                if lost:
-                    self._counters["disconnects"] += 1
-                self._link = None
-            if not started:
-                started = True
-                task_status.started()
-            if lost:
-                # A connection that was up just failed: try again at once (a blip, a failover), so
-                # that this server resubscribes as early as it can; then back off.
-                await trio.lowlevel.checkpoint()
-            else:
-                await trio.sleep(self._backoff.next_delay())
-
-    async def _subscribe_all(self, link: RedisLink) -> set[tuple[bool, str]]:
-        """Subscribe to everything wanted; return what that is (changes meanwhile stay dirty)."""
-        self._dirty.clear()
-        wanted = set(self._wanted)
-        channels = [name for pattern, name in self._wanted if not pattern]
-        patterns = [name for pattern, name in self._wanted if pattern]
-        with trio.fail_after(self._subscribe_timeout):
-            if self.sharded:
-                for channel in channels:  # one SSUBSCRIBE per channel: each may live on another shard
-                    await link.subscribe(channel)
-            else:
-                await link.subscribe(*channels)
-            for pattern in patterns:
-                await link.psubscribe(pattern)
-        return wanted
-
-    async def _reconcile(self, link: RedisLink, subscribed: set[tuple[bool, str]]) -> None:
-        """Bring the link's subscriptions in line with what is wanted, whenever that changes."""
-        while True:
-            await self._changed.wait()
-            self._changed = trio.Event()
-            while self._dirty:
-                key = self._dirty.pop()
-                pattern, name = key
-                if key in self._wanted and key not in subscribed:
-                    await (link.psubscribe(name) if pattern else link.subscribe(name))
-                    subscribed.add(key)
-                elif key not in self._wanted and key in subscribed:
-                    await (link.punsubscribe(name) if pattern else link.unsubscribe(name))
-                    subscribed.discard(key)
-
-    # -- publishing --------------------------------------------------------------------------------
-    def _require_link(self) -> RedisLink:
-        link = self._link
-        if link is None:
-            raise AdapterError(f"Redis at {self.url} is not connected")
-        return link
-
-    async def publish(self, message: tuple[str, bytes]) -> None:
-        """PUBLISH (or SPUBLISH) ``(channel, data)`` under ``publish_timeout``; publishes leave in order.
-
-        Raises:
-            AdapterError: not connected, failed or too slow.
-
-        Cancellation: the message may or may not have gone.
-        """
-        channel, data = message
-        try:
-            link = self._require_link()
-        except AdapterError:
-            self._counters["publish_errors"] += 1
-            raise
-        with trio.move_on_after(self._publish_timeout) as scope:
-            try:
-                await link.publish(channel, data)
-            except AdapterError:
-                self._counters["publish_errors"] += 1
-                raise
-        if scope.cancelled_caught:
-            self._counters["publish_errors"] += 1
-            raise AdapterError(f"publish to {channel!r} took over {self._publish_timeout} s")
-        self._counters["published"] += 1
-
-    async def numsub(self, channel: str) -> int:
-        """How many connections subscribe to ``channel``: PUBSUB NUMSUB (or SHARDNUMSUB).
-
-        Raises:
-            AdapterError: not connected, failed or too slow.
-        """
-        link = self._require_link()
-        with trio.move_on_after(self._publish_timeout):
-            return await link.numsub(channel)
-        raise AdapterError(f"PUBSUB NUMSUB took over {self._publish_timeout} s")

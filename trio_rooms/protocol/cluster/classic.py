@@ -75,6 +75,11 @@ class ClassicWire(Wire):
         self._channel_b = self.channel.encode()
         self._request_b = self.request_channel.encode()
         self._response_b = self.response_channel.encode()
+        # How our own broadcasts begin (msgpack: a 3-array, then our uid as a fixstr): each comes
+        # back from Redis to us, and is recognised without decoding it.
+        uid_b = self.uid.encode()
+        assert len(uid_b) < 32
+        self._own_broadcast = bytes((0x93, 0xA0 | len(uid_b))) + uid_b
 
     def subscriptions(self) -> list[str]:
         return [self.request_channel, self.response_channel, self.specific_response_channel]
@@ -155,6 +160,8 @@ class ClassicWire(Wire):
         self, channel: bytes, data: bytes, expected: ExpectedReply = nothing_expected
     ) -> Envelope | None:
         if channel.startswith(self._channel_b):
+            if data.startswith(self._own_broadcast):
+                return None  # ours
             message = BroadcastMessage.decode(data)
             if message.packet.nsp != self.nsp:
                 return None
