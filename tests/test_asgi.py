@@ -181,17 +181,18 @@ async def test_lifespan_runs_the_machinery_around_the_other_apps() -> None:
     app = trio_rooms.ASGIApp(server, other)
     to_app, inbox = trio.open_memory_channel[Message](1)
     answers: list[str] = []
+    answered = trio.Event()
 
     async def send(message: Message) -> None:
         await trio.lowlevel.checkpoint()
         answers.append(message["type"])
+        answered.set()
 
     with trio.fail_after(10):
         async with trio.open_nursery() as nursery:
             nursery.start_soon(app, {"type": "lifespan"}, inbox.receive, send)
             await to_app.send({"type": "lifespan.startup"})
-            while not answers:
-                await trio.sleep(0.01)
+            await answered.wait()
             assert server.engine.serving
             assert (await _call_http(app, "/socket.io/"))[0]["status"] == 400  # routed: no EIO
             await to_app.send({"type": "lifespan.shutdown"})

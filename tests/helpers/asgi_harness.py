@@ -17,10 +17,15 @@ import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import trio
+
+import trio_rooms
 from helpers.interop_harness import INTEROP_DIR, Run, missing
+from trio_rooms.engine import EngineServer
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 READY = re.compile(r"Running on (http://127\.0\.0\.1:(\d+))")
@@ -67,6 +72,10 @@ class Hypercorn:
         raise AssertionError(f"hypercorn did not stop within {STOP_TIMEOUT} s; log:\n{self.log_text()}")
 
 
+def _read(log: Path) -> str:
+    return log.read_text(encoding="utf-8", errors="replace")
+
+
 @asynccontextmanager
 async def hypercorn(
     app: str, *, cwd: Path, log: Path, args: Sequence[str] = (), env: dict[str, str] | None = None
@@ -81,7 +90,7 @@ async def hypercorn(
     try:
         with trio.move_on_after(START_TIMEOUT):
             while server is None:
-                match = READY.search(log.read_text(encoding="utf-8", errors="replace"))
+                match = READY.search(_read(log))
                 if match is not None:
                     server = Hypercorn(process, match.group(1), log)
                 elif process.returncode is not None or process.poll() is not None:
@@ -89,13 +98,34 @@ async def hypercorn(
                 else:
                     await trio.sleep(0.05)
         if server is None:
-            raise AssertionError(f"hypercorn did not start ({' '.join(command)}); log:\n{log.read_text()}")
+            raise AssertionError(f"hypercorn did not start ({' '.join(command)}); log:\n{_read(log)}")
         yield server
     finally:
         if process.returncode is None:
             process.kill()
             with trio.CancelScope(shield=True):
                 await process.wait()
+
+
+async def serve_asgi(
+    server: trio_rooms.Server | EngineServer, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED
+) -> None:
+    """Serve ``trio_rooms.ASGIApp(server)`` with Hypercorn's trio worker in this process (``hypercorn.trio
+    .serve``, its lifespan included) on 127.0.0.1, a free port; report the port; serve until cancelled
+    (a shutdown as the ASGI server's cancellation of its connections)."""
+    from hypercorn.config import Config
+    from hypercorn.trio import serve
+
+    config = Config()
+    config.bind = ["127.0.0.1:0"]
+    config.graceful_timeout = 0.5
+    config.accesslog = None
+    config.errorlog = None
+    async with trio.open_nursery() as nursery:
+        # Hypercorn types ASGI messages as TypedDicts; trio_rooms (as Starlette) as mappings.
+        app: Any = trio_rooms.ASGIApp(server)
+        binds = await nursery.start(partial(serve, app, config))
+        task_status.started(int(binds[0].rsplit(":", 1)[1]))
 
 
 async def run_against_asgi_app(argv: Callable[[str], list[str]], timeout: float, log: Path) -> Run:

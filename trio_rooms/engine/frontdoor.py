@@ -7,6 +7,7 @@ no front door has a copy of the polling or heartbeat logic.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable, Mapping
 from enum import Enum, auto
 from types import TracebackType
@@ -235,4 +236,6 @@ async def serve_upgrade(
         else:
             session.abort_upgrade()
     finally:
-        await finish(upgraded and going_away(session))
+        # A shutdown in the middle of the probe closes with 1001 too: the server goes away.
+        shutting_down = trio.current_effective_deadline() == -math.inf
+        await finish((upgraded or shutting_down) and going_away(session))
