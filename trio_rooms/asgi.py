@@ -24,8 +24,9 @@ __all__ = ["ASGIApp", "ASGIApplication"]
 
 logger = logging.getLogger("trio_rooms")
 
-ASGIApplication: TypeAlias = Callable[[ASGIScope, ASGIReceive, ASGISend], Awaitable[None]]
-"""Any ASGI 3 application: ``async (scope, receive, send) -> None``."""
+ASGIApplication: TypeAlias = Callable[[Any, Any, Any], Awaitable[None]]
+"""Any ASGI 3 application: ``async (scope, receive, send) -> None`` (frameworks type the three
+differently: Starlette with mappings, Quart and Hypercorn with typed dicts; all are accepted)."""
 
 NOT_RUNNING: Final = (
     "trio_rooms.ASGIApp: the server is not running: its machinery (heartbeats, adapters) starts at "
