@@ -61,7 +61,6 @@ class MessageLane:
         "_deadline",
         "_done",
         "_failed",
-        "_lot",
         "_parked",
         "_pending",
         "_queued",
@@ -92,8 +91,7 @@ class MessageLane:
         self._failed = False  # the transport refused a send
         self._close_code: int | None = None
         self._deadline = math.inf
-        self._parked = False
-        self._lot = trio.lowlevel.ParkingLot()
+        self._parked: trio.lowlevel.Task | None = None  # the writer, while it waits for packets
         self._writer_scope: trio.CancelScope | None = None
         self._writable: trio.Event | None = None  # made by a waiter while over the bound
         self._done = trio.Event()
@@ -129,10 +127,15 @@ class MessageLane:
             return False
         self._pending.append(item)
         self._queued += len(item.frames)
-        if self._parked:
-            self._parked = False
-            self._lot.unpark()
+        if self._parked is not None:
+            self._wake()
         return True
+
+    def _wake(self) -> None:
+        """Reschedule the parked writer (one wake-up per burst: it drains everything then)."""
+        task, self._parked = self._parked, None
+        assert task is not None
+        trio.lowlevel.reschedule(task)
 
     async def wait_writable(self) -> None:
         """Wait until the queued bytes are back under the bound (unicast emits wait here)."""
@@ -160,9 +163,8 @@ class MessageLane:
         if self._writer_scope is not None:
             self._writer_scope.deadline = deadline
         self._release_writers()
-        if self._parked:
-            self._parked = False
-            self._lot.unpark()
+        if self._parked is not None:
+            self._wake()
 
     async def wait_closed(self) -> None:
         """Wait until the writer ended (after ``close``: drained and closed, or cut by the deadline)."""
@@ -175,9 +177,16 @@ class MessageLane:
         self._deadline = -math.inf
         if self._writer_scope is not None:
             self._writer_scope.cancel()
-        if self._parked:
-            self._parked = False
-            self._lot.unpark()
+
+    async def _park(self) -> None:
+        """Wait until ``deliver`` or ``close`` reschedules this task (or the writer scope is cancelled)."""
+        self._parked = trio.lowlevel.current_task()
+
+        def abort(_raise_cancel: trio.lowlevel.RaiseCancelT) -> trio.lowlevel.Abort:
+            self._parked = None
+            return trio.lowlevel.Abort.SUCCEEDED
+
+        await trio.lowlevel.wait_task_rescheduled(abort)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """The writer task: send what is queued, in order, one message per segment; park while
@@ -199,8 +208,7 @@ class MessageLane:
                             self._release_writers()
                     if self._closing:
                         break
-                    self._parked = True
-                    await self._lot.park()
+                    await self._park()
                 if self._close_code is not None:
                     await self._send_close(self._close_code)
         except Exception:
