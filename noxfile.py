@@ -15,6 +15,10 @@ TEST_DEPS = [
     "coredis>=6.9",
     "msgpack>=1.0",
     "grimp>=3.5",
+    # The ASGI front door's tests: Hypercorn's trio worker, and the frameworks of the ASGI examples.
+    "hypercorn[trio]>=0.17",
+    "starlette>=0.37",
+    "quart-trio>=0.11",
 ]
 
 
@@ -41,7 +45,14 @@ def typecheck(session: nox.Session) -> None:
     session.run("mypy", "--strict")
 
 
-BENCH_DEPS = ["python-socketio==5.18.1", "aiohttp==3.14.5", "matplotlib==3.11.2"]  # matplotlib: chart.py
+BENCH_DEPS = [
+    "python-socketio==5.18.1",
+    "aiohttp==3.14.5",
+    # trio_rooms.ASGIApp under Hypercorn's trio worker; python-socketio's ASGIApp under uvicorn.
+    "hypercorn[trio]==0.18.0",
+    "uvicorn[standard]==0.55.0",
+    "matplotlib==3.11.2",  # chart.py
+]
 
 
 @nox.session

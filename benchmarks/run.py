@@ -48,6 +48,10 @@ SERVERS: dict[str, tuple[str, ...]] = {
     "trio-freeze": (sys.executable, str(HERE / "server_trio.py"), "--freeze-gc"),
     # The floor: one send(2) per delivery of a frame encoded once, from a bare selectors loop.
     "limit": (sys.executable, str(HERE / "server_limit.py")),
+    # trio_rooms as an ASGI application (trio_rooms.ASGIApp) under Hypercorn's trio worker (issue 14).
+    "asgi": (sys.executable, str(HERE / "server_asgi.py")),
+    # python-socketio's ASGIApp under uvicorn (uvloop, httptools, websockets): its users' ASGI choice.
+    "psio-asgi": (sys.executable, str(HERE / "server_psio_asgi.py")),
 }
 if os.environ.get("BENCH_TRIO_SERVER"):  # a diagnostic stand-in for server_trio.py
     SERVERS["trio"] = (sys.executable, os.environ["BENCH_TRIO_SERVER"])
@@ -60,7 +64,11 @@ LABELS = {
     "psio": "python-socketio",
     "trio-freeze": "trio_rooms freeze_gc",
     "limit": "the limit",
+    "asgi": "trio_rooms ASGI (Hypercorn)",
+    "psio-asgi": "python-socketio ASGI (uvicorn)",
 }
+#: The servers whose ratios to every other server the table shows (those of the run).
+BASES = ("trio", "asgi")
 
 
 @dataclass(frozen=True)
@@ -304,23 +312,24 @@ def summarize(results: list[RunResult], servers: list[str], ns: list[int]) -> di
                     if vals
                     else None
                 )
-            if row.get("trio"):
+            for base in BASES:
+                if not row.get(base):
+                    continue
                 for peer in servers:
-                    if peer != "trio" and row.get(peer) and row[peer]["median"]:
-                        row[f"trio/{peer}"] = row["trio"]["median"] / row[peer]["median"]
+                    if peer != base and row.get(peer) and row[peer]["median"]:
+                        row[f"{base}/{peer}"] = row[base]["median"] / row[peer]["median"]
             per_metric[m.key] = row
         summary[str(n)] = per_metric
     return summary
 
 
 def table(summary: dict[str, Any], servers: list[str], ns: list[int]) -> str:
-    """A Markdown table: median [min-max] per server, then the ratios trio_rooms / peer."""
-    peers = [p for p in servers if p != "trio"] if "trio" in servers else []
-    head = (
-        ["N", "figure", "better"]
-        + [LABELS[s] for s in servers]
-        + [f"trio_rooms / {LABELS[p]}" for p in peers]
-    )
+    """A Markdown table: median [min-max] per server, then the ratios trio_rooms / peer (and
+    trio_rooms ASGI / peer when it ran)."""
+    # trio_rooms / trio_rooms ASGI is left out: ASGI / trio_rooms (the cost of the ASGI path) says it.
+    pairs = [(b, p) for b in BASES if b in servers for p in servers if p != b and (b, p) != ("trio", "asgi")]
+    head = ["N", "figure", "better"] + [LABELS[s] for s in servers]
+    head += [f"{LABELS[b]} / {LABELS[p]}" for b, p in pairs]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for n in ns:
         for m in METRICS:
@@ -334,8 +343,8 @@ def table(summary: dict[str, Any], servers: list[str], ns: list[int]) -> str:
                     cells.append(fmt(v["median"]))
                 else:
                     cells.append(f"{fmt(v['median'])} [{fmt(v['min'])}-{fmt(v['max'])}]")
-            for p in peers:
-                r = row.get(f"trio/{p}")
+            for b, p in pairs:
+                r = row.get(f"{b}/{p}")
                 cells.append("-" if r is None else f"{r:.2f}x")
             lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -366,7 +375,8 @@ def main() -> int:
     parser.add_argument(
         "--servers",
         default="trio,node,psio,limit",
-        help="comma-separated, among trio,node,psio,limit,trio-freeze (default trio,node,psio,limit)",
+        help="comma-separated, among trio,node,psio,limit,trio-freeze,asgi,psio-asgi "
+        "(default trio,node,psio,limit)",
     )
     parser.add_argument("--deliveries", type=int, default=100_000, help="deliveries per throughput phase")
     parser.add_argument("--latency-seconds", type=float, default=5.0, help="length of each latency phase")

@@ -12,7 +12,8 @@ Groups (``--groups``, default all):
 - ``bigroom``: N = 10,100; back-to-back broadcasts to a room of 10,000 while the latency of an
   unrelated room of 100 is measured at 50 broadcasts/s (and before, without the big broadcasts).
 - ``profile``: one trio_rooms fan-out run (N = 1000) with ``py-spy record --format raw`` attached
-  during the fan-out phase only, summarised by ``profile_summary.py``.
+  during the fan-out phase only, summarised by ``profile_summary.py``; ``profile-asgi`` (not in the
+  default groups): the same for the native server and for ``trio_rooms.ASGIApp`` under Hypercorn.
 
 Same rules as run.py: server pinned to CPU 0, load client (and py-spy) to CPU 1, CPU time from /proc
 (utime and stime apart here), runs interleaved (trio, node, trio, node, ...), a phase failing its
@@ -109,6 +110,17 @@ SCENARIOS = (
         1000,
         (*FANOUT10, "--deliveries", "600000"),
         servers=("trio",),
+        runs=1,
+        profile=True,
+    ),
+    # Not in the default groups: the profile of trio_rooms.ASGIApp under Hypercorn's trio worker
+    # (issue 14), beside the native one measured in the same run.
+    Scenario(
+        "profile-asgi",
+        "profile-asgi",
+        1000,
+        (*FANOUT10, "--deliveries", "100000"),
+        servers=("trio", "asgi"),
         runs=1,
         profile=True,
     ),
@@ -430,7 +442,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description="Extra broadcast measurements of issue #4 (see module doc).")
     parser.add_argument("--groups", default="scale,poll,bigroom,profile", help="comma-separated groups")
     parser.add_argument("--runs", type=int, default=3, help="runs of each server per scenario")
-    parser.add_argument("--servers", default="trio,node", help="comma-separated: trio,node")
+    parser.add_argument("--servers", default="trio,node", help="comma-separated: trio,node,asgi")
     parser.add_argument("--deliveries", type=int, default=200_000, help="deliveries per fan-out phase")
     parser.add_argument("--big-count", type=int, default=40, help="broadcasts to the big room (bigroom)")
     parser.add_argument("--latency-seconds", type=float, default=5.0, help="length of each latency phase")
@@ -441,7 +453,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=HERE / "results-scenarios.json", help="JSON output")
     args = parser.parse_args()
     groups = set(args.groups.split(","))
-    servers = [s for s in args.servers.split(",") if s in ("trio", "node")]
+    servers = [s for s in args.servers.split(",") if s in ("trio", "node", "asgi")]
     chosen = [sc for sc in SCENARIOS if sc.group in groups]
     limit = raise_nofile(2 * max(sc.n for sc in chosen) + 1000)
     if limit < max(sc.n for sc in chosen) + 200:

@@ -24,8 +24,8 @@ import socketio  # type: ignore[import-untyped]
 from aiohttp import web
 
 
-def build_server() -> socketio.AsyncServer:
-    sio = socketio.AsyncServer(async_mode="aiohttp", http_compression=False)
+def build_server(async_mode: str = "aiohttp") -> socketio.AsyncServer:
+    sio = socketio.AsyncServer(async_mode=async_mode, http_compression=False)
 
     @sio.on("join")  # type: ignore[untyped-decorator]
     async def join(sid: str, rooms: list[str]) -> bool:

@@ -14,8 +14,10 @@ import trio.testing
 from helpers.fakes import FakeNamespace, FakeSocket
 
 from trio_rooms import AckTimeout
+from trio_rooms.adapter import memory
 from trio_rooms.adapter.base import Adapter, BroadcastFlags, BroadcastOptions, SocketId
 from trio_rooms.adapter.memory import YIELD_EVERY
+from trio_rooms.engine.pacing import BACKLOG
 from trio_rooms.protocol import Packet, PacketType
 from trio_rooms.protocol.encoded import Encoded
 
@@ -490,6 +492,55 @@ async def test_huge_broadcast_yields_and_is_not_overtaken() -> None:
         assert socket.event_names() == ["big", "small"], socket
     for socket in sockets[-3:]:
         assert socket.event_names() == ["big", "small", "smaller"], socket
+
+
+async def sibling_turns_during(burst: Callable[[], Any]) -> int:
+    """How many scheduler turns a busy sibling task got while ``burst()`` ran."""
+    turns = 0
+
+    async def sibling() -> None:
+        nonlocal turns
+        while True:
+            await trio.lowlevel.checkpoint()
+            turns += 1
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(sibling)
+        await trio.lowlevel.checkpoint()
+        before = turns
+        await burst()
+        nursery.cancel_scope.cancel()
+    return turns - before
+
+
+async def test_a_burst_of_broadcasts_runs_as_one_piece_unless_a_writer_is_behind(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Within the yield slice, broadcasts are cancellation points only; a writer behind (the hint of
+    ``engine.pacing``) turns the next broadcast into a schedule point, which lowers the hint."""
+    monkeypatch.setattr(memory, "YIELD_SLICE", 3600.0)
+    ns = FakeNamespace()
+    ns.connect("a", ["r"])
+    BACKLOG.behind = False
+
+    async def burst() -> None:
+        for i in range(50):
+            await ns.adapter.broadcast(event("n", i), opts(["r"]))
+
+    async def burst_behind() -> None:
+        for i in range(50):
+            BACKLOG.behind = True  # as a writer past half its bound raises it
+            await ns.adapter.broadcast(event("n", i), opts(["r"]))
+            assert not BACKLOG.behind
+
+    with trio.fail_after(10):
+        memory._mark_yield()
+        assert await sibling_turns_during(burst) <= 1
+        assert await sibling_turns_during(burst_behind) >= 49
+        with trio.CancelScope() as scope:  # still a cancellation point at every broadcast
+            scope.cancel()
+            await ns.adapter.broadcast(event("cancelled"), opts(["r"]))
+        assert scope.cancelled_caught
 
 
 async def test_huge_broadcast_to_everyone_with_except() -> None:

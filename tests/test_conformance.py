@@ -12,13 +12,14 @@ import base64
 import itertools
 import json
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from typing import Any, Final
 
 import h11
 import pytest
 import trio
+from helpers.asgi_harness import require_hypercorn, serve_asgi
 from helpers.raw_clients import (
     EIO_PATH,
     SIO_PATH,
@@ -70,12 +71,45 @@ def within(elapsed: float, expected: float) -> bool:
 # ------------------------------------------------------------------------------------------------
 
 
-@asynccontextmanager
-async def serving(server: trio_rooms.Server | EngineServer) -> AsyncIterator[int]:
-    """Serve on 127.0.0.1, port 0; yield the port; shut down on exit."""
+#: Each test runs on each front door: the native server (``server.serve``) and the ASGI one
+#: (``trio_rooms.ASGIApp`` under Hypercorn's trio worker, in process). Under ASGI a few tests check
+#: what the ASGI server owns (raw HTTP/1.1 and socket behaviour): CONFORMANCE.md ("Under ASGI") lists
+#: them and what differs.
+FRONT_DOORS: Final = ("native", "asgi")
+_front_door = "native"
+
+
+@pytest.fixture(autouse=True, params=FRONT_DOORS)
+def front_door(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The front door ``serving`` serves with (a parameter of every test)."""
+    global _front_door
+    door = str(request.param)
+    if door == "asgi":
+        require_hypercorn()
+    _front_door = door
+    try:
+        yield door
+    finally:
+        _front_door = "native"
+
+
+async def serve_port(
+    server: trio_rooms.Server | EngineServer, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED
+) -> None:
+    """Serve on 127.0.0.1, port 0, through the test's front door; report the port; until cancelled."""
+    if _front_door == "asgi":
+        await serve_asgi(server, task_status=task_status)
+        return
     async with trio.open_nursery() as nursery:
         listeners = await nursery.start(server.serve, "127.0.0.1", 0)
-        yield listeners[0].socket.getsockname()[1]
+        task_status.started(listeners[0].socket.getsockname()[1])
+
+
+@asynccontextmanager
+async def serving(server: trio_rooms.Server | EngineServer) -> AsyncIterator[int]:
+    """Serve through the test's front door (``serve_port``); yield the port; shut down on exit."""
+    async with trio.open_nursery() as nursery:
+        yield await nursery.start(serve_port, server)
         nursery.cancel_scope.cancel()
 
 
@@ -1401,13 +1435,12 @@ async def test_server_shutdown_closes_each_websocket_with_1001() -> None:
     with trio.fail_after(GUARD):
         serving_scope = trio.CancelScope()
 
-        async def run(task_status: trio.TaskStatus[list[trio.SocketListener]]) -> None:
+        async def run(task_status: trio.TaskStatus[int]) -> None:
             with serving_scope:
-                await server.serve("127.0.0.1", 0, task_status=task_status)
+                await serve_port(server, task_status=task_status)
 
         async with trio.open_nursery() as nursery:
-            listeners = await nursery.start(run)
-            port = listeners[0].socket.getsockname()[1]
+            port = await nursery.start(run)
             codes: list[tuple[str, int]] = []
             async with ws_session(port, SIO_PATH) as (direct, _):
                 await direct.send("40")

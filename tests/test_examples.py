@@ -2,20 +2,30 @@
 
 Covers ``examples/echo.py demo``, ``examples/chat.py demo``, and ``python -m trio_rooms --port 0``
 served as a separate process, checked with the echo client and the chat demo's clients, then
-stopped with SIGINT or SIGTERM: it must exit 0 without a traceback.
+stopped with SIGINT or SIGTERM: it must exit 0 without a traceback. The ASGI examples
+(``examples/asgi_starlette.py``, ``examples/asgi_quart_trio.py``) run under ``hypercorn -k trio`` as
+examples/README.md says, with their routes and the chat demo's clients, then SIGTERM.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import os
 import re
 import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
+from helpers.asgi_harness import hypercorn, require_hypercorn
+from helpers.interop_harness import missing
+from helpers.raw_clients import request
+
+import trio_rooms
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -117,3 +127,42 @@ async def test_echo_client_fails_without_server() -> None:
     result = await _run(str(EXAMPLES / "echo.py"), "client", "--url", f"ws://127.0.0.1:{port}")
     assert result.returncode == 1, _explain(result)
     assert b"echo client failed" in result.stderr
+
+
+@pytest.mark.parametrize("example", ["asgi_starlette", "asgi_quart_trio"])
+async def test_asgi_example_under_hypercorn(example: str, tmp_path: Path) -> None:
+    """``hypercorn -k trio examples/<example>.py:app`` (as examples/README.md says): the application's
+    page and API beside trio_rooms on one port; an API route emits to a room; the chat demo's
+    clients pass against it; SIGTERM stops it cleanly."""
+    require_hypercorn()
+    framework = {"asgi_starlette": "starlette", "asgi_quart_trio": "quart_trio"}[example]
+    if importlib.util.find_spec(framework) is None:
+        missing(f"{framework} is not installed (a test dependency)")
+    log = tmp_path / "hypercorn.log"
+    with trio.fail_after(2 * PROCESS_TIMEOUT):
+        async with hypercorn(f"examples/{example}.py:app", cwd=ROOT, log=log) as server:
+            page = await request(server.port, "GET", "/")
+            assert page.status == 200 and "trio_rooms +" in page.text
+            said: list[Any] = []
+            heard = trio.Event()
+            async with trio_rooms.open_client(server.url, auth={"name": "alice"}) as client:
+
+                @client.on("said")
+                async def on_said(message: Any) -> None:
+                    said.append(message)
+                    heard.set()
+
+                joined = await client.emit_with_ack("join", "lobby", timeout=5)
+                assert joined == {"rooms": ["lobby"]}
+                assert (await request(server.port, "GET", "/api/rooms")).json() == {"lobby": 1}
+                body = json.dumps({"room": "lobby", "text": "hi from the API"})
+                answer = await request(server.port, "POST", "/api/say", body)
+                assert (answer.status, answer.json()) == (200, {"ok": True})
+                with trio.fail_after(5):
+                    await heard.wait()
+                assert said == [{"room": "lobby", "name": "api", "text": "hi from the API"}]
+            chat = await _run(str(EXAMPLES / "chat.py"), "demo", "--url", server.url)
+            assert chat.returncode == 0, _explain(chat)
+            assert b"chat demo: OK" in chat.stdout
+            assert await server.stop() == 0
+    assert "Traceback" not in server.log_text(), server.log_text()

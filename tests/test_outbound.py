@@ -12,6 +12,7 @@ import trio
 import trio.testing
 
 from trio_rooms.engine.outbound import Outbound
+from trio_rooms.engine.pacing import BACKLOG
 from trio_rooms.stats import Counters
 
 
@@ -122,3 +123,20 @@ async def test_fast_lane_sends_at_once_and_keeps_order_behind_a_queue() -> None:
             assert not outbound._writing
         peer.close()
     listener.close()
+
+
+async def test_a_queue_past_half_its_bound_tells_broadcasters_the_writer_is_behind(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    sender, _never_read = trio.testing.lockstep_stream_pair()
+    BACKLOG.behind = False
+    async with trio.open_nursery() as nursery:
+        outbound = Outbound(
+            sender, nursery=nursery, max_queued_bytes=100, on_overflow=lambda: None, stats=Counters()
+        )
+        assert outbound.write(b"x" * 50)
+        assert not BACKLOG.behind  # half the bound: not behind yet
+        assert outbound.write(b"x")
+        assert BACKLOG.behind
+        outbound.abort()
+    BACKLOG.behind = False

@@ -4,6 +4,7 @@ from .adapter.base import Adapter as Adapter
 from .adapter.base import RemoteSocket as RemoteSocket
 from .adapter.memory import InMemoryAdapter as InMemoryAdapter
 from .adapter.redis import RedisAdapter as RedisAdapter
+from .asgi import ASGIApp as ASGIApp
 from .broadcast import BroadcastOperator as BroadcastOperator
 from .client import Client as Client
 from .client import open_client as open_client
@@ -31,6 +32,7 @@ from .types import SocketId as SocketId
 __version__ = "0.1.0"
 
 __all__ = [
+    "ASGIApp",
     "AckTimeout",
     "Adapter",
     "AdapterError",

@@ -9,7 +9,8 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from contextlib import asynccontextmanager
 from typing import Any, Final, TypeVar
 
 import trio
@@ -21,6 +22,7 @@ from .adapter.memory import InMemoryAdapter
 from .broadcast import BroadcastOperator
 from .connection import Connection, ConnectionOptions
 from .engine.http import HttpRequest, HttpResponse
+from .engine.native import NativeFrontDoor
 from .engine.outbound import DEFAULT_MAX_QUEUED_BYTES
 from .engine.policy import CorsOrigins
 from .engine.server import EngineServer
@@ -411,21 +413,44 @@ class Server:
         ``teardown_timeout``; each WebSocket then gets a close frame (1001).
         """
         with unwrap_group():
-            async with trio.open_nursery() as services:
-                background = factory_background_work(self._adapter_factory)
-                if background is not None:  # shared by the adapters: before them
-                    await services.start(background)
-                for namespace in list(self._namespaces.values()):
-                    if has_background_work(namespace.adapter):
-                        await services.start(self._run_adapter, namespace)
-                if self.freeze_gc:
-                    await services.start(freeze_new_objects, self.counters)
-                self._services = services
-                try:
-                    await self.engine.serve_listeners(listeners, task_status=task_status)
-                finally:
-                    self._services = None
-                    services.cancel_scope.cancel()
+            async with self.running():
+                await self.engine.nursery.start(NativeFrontDoor(self.engine).serve_listeners, list(listeners))
+                task_status.started(list(listeners))
+                await trio.sleep_forever()
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """Run the server's machinery, without listeners, for the duration of the block: each
+        namespace's adapter ``run`` (started first), the heartbeat schedule, the nursery of the
+        polling sessions' hosts. ``serve_listeners`` serves inside it; so does ``ASGIApp`` between
+        an ASGI server's lifespan startup and shutdown (a connection's own tasks then live in its
+        ASGI call).
+
+        Leaving the block (or cancelling it) shuts down as cancelling ``serve`` does: every socket
+        still connected is disconnected with reason "server shutting down", its handlers run within
+        ``teardown_timeout``, and each WebSocket gets a close frame (1001).
+
+        Raises:
+            RuntimeError: the server is running already.
+        """
+        if self.engine.serving:
+            raise RuntimeError("the server is running already (serve, serve_listeners or running())")
+        async with trio.open_nursery() as services:
+            background = factory_background_work(self._adapter_factory)
+            if background is not None:  # shared by the adapters: before them
+                await services.start(background)
+            for namespace in list(self._namespaces.values()):
+                if has_background_work(namespace.adapter):
+                    await services.start(self._run_adapter, namespace)
+            if self.freeze_gc:
+                await services.start(freeze_new_objects, self.counters)
+            self._services = services
+            try:
+                async with self.engine.running():
+                    yield
+            finally:
+                self._services = None
+                services.cancel_scope.cancel()
 
     def _open_connection(self, session: Session, request: HttpRequest) -> Connection:
         """The engine's ``on_session`` hook: the Socket.IO connection that hosts ``session``."""

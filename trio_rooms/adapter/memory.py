@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import trio
 
+from ..engine.pacing import BACKLOG
 from ..errors import AckTimeout
 from ..protocol.encoded import Encoded
 from ..types import BroadcastOptions, Room, SocketId
@@ -42,9 +43,9 @@ _last_yield = 0.0
 
 async def _pace() -> None:
     """The checkpoint of a broadcast: a cancellation point always, a schedule point once per
-    ``YIELD_SLICE`` of broadcasting (process-wide)."""
-    now = perf_counter()
-    if now - _last_yield < YIELD_SLICE:
+    ``YIELD_SLICE`` of broadcasting (process-wide), or at once when a writer is behind
+    (``engine.pacing``)."""
+    if not BACKLOG.behind and perf_counter() - _last_yield < YIELD_SLICE:
         await trio.lowlevel.checkpoint_if_cancelled()
         return
     await trio.lowlevel.checkpoint()
@@ -54,6 +55,7 @@ async def _pace() -> None:
 def _mark_yield() -> None:
     global _last_yield
     _last_yield = perf_counter()
+    BACKLOG.behind = False
 
 
 class _AckCollector:

@@ -28,7 +28,14 @@ from ..protocol.http1 import (
     switching_protocols,
 )
 from ..types import Transport
-from .frontdoor import EngineCore, PostOutcome, feed_post
+from .frontdoor import (
+    EngineCore,
+    PostOutcome,
+    feed_post,
+    hold_get,
+    poll_get_refusal,
+    poll_post_refusal,
+)
 from .h11io import (
     MAX_REQUEST_HEAD_BYTES,
     accept_websocket,
@@ -134,6 +141,8 @@ class _HttpConnection:
         self.content_length = 0
         #: The current lean request proposes an upgrade (a WebSocket handshake).
         self.upgrade = False
+        #: The client sent more while its GET was held (pipelining): close after the answer.
+        self.pipelined = False
 
     async def serve(self) -> WebSocketPhase | None:
         """Serve HTTP requests until the connection closes (None) or becomes a WebSocket (returned,
@@ -395,86 +404,71 @@ class _HttpConnection:
 
     # -- long-polling ---------------------------------------------------------------------------------
     async def _poll_get(self, session: Session, cors: Sequence[tuple[str, str]]) -> After:
-        if session.expired():
-            session.close(DisconnectReason.PING_TIMEOUT)
-            return await self._refuse(Route.refuse(EngineErrorCode.UNKNOWN_SID), cors)
-        if session.closed and (not session.collectable or session.final_delivered):
-            return await self._refuse(Route.refuse(EngineErrorCode.UNKNOWN_SID), cors)
-        if session.get_pending:
-            session.close(DisconnectReason.TRANSPORT_ERROR)
-            return await self._refuse(Route.refuse(EngineErrorCode.BAD_REQUEST), cors)
-        after = After.KEEP_ALIVE
-        session.get_pending = True
-        try:
-            if not (session.closed or session.upgrading):
-                after = await self._hold(session)
-                if after is After.KEEP_ALIVE and not session.closed:
-                    await session.polling.settle()
-            body = session.polling_answer()
-        finally:
-            session.get_pending = False
-        if after is After.CLOSE and session.reason is DisconnectReason.TRANSPORT_CLOSE:
+        refusal = poll_get_refusal(session)
+        if refusal is not None:
+            return await self._refuse(Route.refuse(refusal), cors)
+        self.pipelined = False
+        body = await hold_get(session, partial(self._hold, session))
+        if body is None:
             return After.CLOSE  # the client went away while we held its GET
-        await self._send(200, body.encode(), cors, close=after is After.CLOSE)
-        return after
+        # Pipelining (a request sent while its GET was held): answer this one, then close.
+        await self._send(200, body.encode(), cors, close=self.pipelined)
+        return After.CLOSE if self.pipelined else After.KEEP_ALIVE
 
     def _pipelined(self, data: bytes) -> None:
         """Bytes of a next request that came while a GET was held (answered, then refused cleanly)."""
+        self.pipelined = True
         if self.http is not None:
             self.http.receive_data(data)
         else:
             self._keep(data)
 
-    async def _hold(self, session: Session) -> After:
-        """Wait for packets (or a close, or an upgrade) while watching the client's connection."""
+    async def _hold(self, session: Session) -> bool:
+        """Wait for packets (or a close, or an upgrade) while watching the client's connection; False
+        once the client went away."""
         if self.sock is not None:
             return await self._hold_on_socket(self.sock, session)
-        after = After.KEEP_ALIVE
+        present = True
 
         async def watch() -> None:
-            nonlocal after
+            nonlocal present
             data = await self.stream.receive_some(65536)
-            after = After.CLOSE
             if data:
                 self._pipelined(bytes(data))
-                await trio.sleep_forever()  # pipelining: answer this request, then close (refused cleanly)
-            session.close(DisconnectReason.TRANSPORT_CLOSE)
+                await trio.sleep_forever()  # answered when the packets come, then closed
+            present = False
+            session.polling.wake()
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(watch)
             await session.polling.wait()
             nursery.cancel_scope.cancel()
-        return after
+        return present
 
-    async def _hold_on_socket(self, sock: socket.socket, session: Session) -> After:
+    async def _hold_on_socket(self, sock: socket.socket, session: Session) -> bool:
         """``_hold`` on a plain TCP connection: one task waits for packets or for the socket."""
         while True:
             try:
                 if await session.polling.wait_or_readable(sock):
-                    return After.KEEP_ALIVE
+                    return True
                 data = sock.recv(65536)
             except BlockingIOError:
                 continue
             except (OSError, trio.ClosedResourceError):
                 data = b""
-            if data:
-                self._pipelined(data)
-                await session.polling.wait()
-                return After.CLOSE  # pipelining: answer this request, then close (refused cleanly)
-            session.close(DisconnectReason.TRANSPORT_CLOSE)
-            return After.CLOSE
+            if not data:
+                return False
+            self._pipelined(data)
+            await session.polling.wait()
+            return True
 
     async def _poll_post(
         self, request: HttpRequest, session: Session, cors: Sequence[tuple[str, str]]
     ) -> After:
         opts = self.options
-        if session.expired():
-            session.close(DisconnectReason.PING_TIMEOUT)
-        if session.closed:
-            return await self._refuse(Route.refuse(EngineErrorCode.UNKNOWN_SID), cors)
-        if session.post_pending:
-            session.close(DisconnectReason.TRANSPORT_ERROR)
-            return await self._refuse(Route.refuse(EngineErrorCode.BAD_REQUEST), cors)
+        refusal = poll_post_refusal(session)
+        if refusal is not None:
+            return await self._refuse(Route.refuse(refusal), cors)
         declared = request.header("content-length")
         if declared is not None and declared.isdigit() and int(declared) > opts.max_payload:
             session.close(DisconnectReason.TRANSPORT_ERROR)

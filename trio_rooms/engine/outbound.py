@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Final
 import trio
 
 from ..stats import Counters
+from .pacing import BACKLOG
 from .rawsocket import raw_socket
 
 if TYPE_CHECKING:
@@ -164,6 +165,8 @@ class Outbound:
             pending = self._pending = collections.deque()
         pending.append(data)
         self._queued += len(data)
+        if self._queued > self.max_queued_bytes >> 1:
+            BACKLOG.behind = True  # broadcasters: let the writer run (engine.pacing)
         if not self._writing:
             self._writing = True
             self._nursery.start_soon(self._write_pending)

@@ -16,7 +16,7 @@ from .http import EngineErrorCode, HttpRequest
 from .options import EngineOptions
 from .session import Session
 
-__all__ = ["Action", "Route", "route"]
+__all__ = ["Action", "Route", "on_engine_path", "route"]
 
 
 class Action(Enum):
@@ -54,6 +54,12 @@ class Route:
         return cls(Action.REFUSE, error=error, status=status)
 
 
+def on_engine_path(path: str, options: EngineOptions) -> bool:
+    """Whether a request for ``path`` is the Engine.IO server's (``options.path``, with or without its
+    trailing slash); anything else is the application's own."""
+    return path == options.path or path + "/" == options.path
+
+
 def route(
     request: HttpRequest, options: EngineOptions, sessions: Mapping[str, Session], *, websocket: bool
 ) -> Route:
@@ -68,7 +74,7 @@ def route(
     Returns:
         The route. A ``REFUSE`` for an OPTIONS request without an allowed origin carries status 403.
     """
-    if request.path != options.path and request.path + "/" != options.path:
+    if not on_engine_path(request.path, options):
         return Route(Action.FALLBACK)
     cors = options.cors_policy
     if request.method == "OPTIONS":

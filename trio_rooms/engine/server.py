@@ -127,19 +127,38 @@ class EngineServer:
             async with self.running() as nursery:
                 await nursery.start(front_door.serve_listeners, list(listeners))
                 task_status.started(list(listeners))
+                await trio.sleep_forever()
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[trio.Nursery]:
         """The server's machinery (the heartbeat schedule, the nursery of the sessions' hosts) for the
-        duration of the block; a front door serves inside it."""
+        duration of the block; a front door serves inside it (the native one in ``serve_listeners``,
+        the ASGI one between an ASGI server's lifespan startup and shutdown).
+
+        Leaving the block shuts down as cancelling ``serve`` does: every session still open is closed
+        with "server shutting down" and its host torn down (within the deadlines of each step).
+
+        Raises:
+            RuntimeError: the server is running already.
+        """
+        if self._nursery is not None:
+            raise RuntimeError("the Engine.IO server is running already")
         try:
             async with trio.open_nursery() as nursery:
                 await nursery.start(self._heartbeats.run)
                 await nursery.start(self._held_gets.run)
                 self._nursery = nursery
-                yield nursery
+                try:
+                    yield nursery
+                finally:
+                    nursery.cancel_scope.cancel()
         finally:
             self._nursery = None
+
+    @property
+    def serving(self) -> bool:
+        """True while the server's machinery runs (inside ``running()``)."""
+        return self._nursery is not None
 
     # -- what front doors use ---------------------------------------------------------------------
     def route(self, request: HttpRequest, *, websocket: bool) -> Route:

@@ -7,24 +7,25 @@ once for every recipient.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, Protocol
 
 import trio
 
 from ..errors import DisconnectReason, RemoteProtocolError
+from ..protocol.encoded import control
 from ..protocol.engineio import EnginePacketType, decode_ws
-from ..protocol.websocket import close_frame, pong_frame, text_frame
+from ..protocol.websocket import close_frame, pong_frame
 from ..protocol.wsread import FrameReader, ReadEvent
 from .outbound import Outbound
 from .rawsocket import raw_socket
 
 if TYPE_CHECKING:
-    from .session import Session
+    from .session import Session, WebSocketSink
 
-__all__ = ["WebSocketReader", "finish", "probe", "read_messages"]
+__all__ = ["MessageReader", "WebSocketReader", "finish", "probe", "read_messages"]
 
 _RECEIVE_SIZE: Final = 64 * 1024
-_PROBE_PONG: Final = text_frame("3probe")
+_PROBE_PONG: Final = control("3probe")
 _EVENTS_PER_TURN: Final = 64
 """Frames handled between two checkpoints. One 64 KiB read can hold 10,000 tiny frames (pings, 1-byte
 fragments): handled in one go, they held the event loop for 100-400 ms with wsproto (issue 11), and
@@ -34,6 +35,20 @@ _PROTOCOL_ERROR: Final = 1002
 _CLEAN_CLOSE_CODES: Final = frozenset({1000, 1001, 1005})
 """A client's close codes that end the session as "transport close" (1005: a close frame with no code);
 any other valid code is a "transport error", answered with 1002 (as with wsproto before issue 13)."""
+
+
+class MessageReader(Protocol):
+    """What reads a WebSocket's messages for ``read_messages`` and ``probe``, whichever front door
+    accepted it (``WebSocketReader`` here, the ASGI front door's reader)."""
+
+    @property
+    def reason(self) -> DisconnectReason | None:
+        """Why the WebSocket ended, once ``receive`` returned None."""
+        ...
+
+    async def receive(self) -> str | bytes | None:
+        """The next complete message, or None once the WebSocket is closed."""
+        ...
 
 
 class WebSocketReader:
@@ -164,7 +179,7 @@ async def finish(outbound: Outbound, reader: WebSocketReader, close_timeout: flo
     outbound.abort()
 
 
-async def read_messages(session: Session, reader: WebSocketReader, scope: trio.CancelScope) -> None:
+async def read_messages(session: Session, reader: MessageReader, scope: trio.CancelScope) -> None:
     """Feed the session every packet the client sends until either side ends (``scope`` is the
     session's way to stop this reader when it closes)."""
     with scope:
@@ -181,7 +196,7 @@ async def read_messages(session: Session, reader: WebSocketReader, scope: trio.C
             await session.feed(packet)
 
 
-async def probe(session: Session, outbound: Outbound, reader: WebSocketReader) -> bool:
+async def probe(session: Session, outbound: WebSocketSink, reader: MessageReader) -> bool:
     """The upgrade handshake on a polling session's new WebSocket: "2probe" -> "3probe", then "5".
 
     Returns True once "5" arrived; False when the client sent anything else or went away.
@@ -196,7 +211,7 @@ async def probe(session: Session, outbound: Outbound, reader: WebSocketReader) -
         except RemoteProtocolError:
             return False
         if probing and packet.type is EnginePacketType.PING and packet.data == "probe":
-            outbound.write(_PROBE_PONG)
+            outbound.deliver(_PROBE_PONG)
             session.start_upgrade()
             probing = False
         elif not probing and packet.type is EnginePacketType.UPGRADE:

@@ -43,6 +43,12 @@ class Encoded:
         return cls(("4" + text, *attachments))
 
     @property
+    def segments(self) -> tuple[str | bytes, ...]:
+        """The Engine.IO packets, each as one WebSocket message's content (text or binary): what a
+        transport that frames messages itself (ASGI) sends, one message each."""
+        return self._segments
+
+    @property
     def polling(self) -> str:
         segment = self._polling
         if segment is None:
