@@ -273,8 +273,7 @@ class Socket(HookedEmitter):
         return register
 
     def off(self, event: str, handler: Handler | None = None) -> None:
-        """Remove the handler of ``event`` (with ``handler``: only if it is that one; for
-        "disconnecting" and "disconnect", that one of their handlers, or all of them)."""
+        """Remove the handler(s) of ``event`` (with ``handler``: only if it is that one)."""
         if event in _TEARDOWN_EVENTS:
             kept = [h for h in self._teardown_handlers.get(event, ()) if handler is not None and h != handler]
             self._teardown_handlers[event] = kept
@@ -321,7 +320,7 @@ class Socket(HookedEmitter):
         self, event: str, args: tuple[Any, ...], *, volatile: bool, timeout: float | None
     ) -> Any:
         """``emit_with_ack`` for ``FlaggedEmitter`` (a timeout of None: 5 s, as ``emit_with_ack``)."""
-        return await self._emit_with_ack(event, args, 5.0 if timeout is None else timeout, volatile)
+        return await self._emit_with_ack(event, args, timeout or 5.0, volatile)
 
     async def _send_volatile(self, packet: Packet) -> None:
         if not self._connected:
@@ -511,6 +510,10 @@ class Socket(HookedEmitter):
                     # no reference cycle and reference counting frees it at once.
                     self._handlers.clear()
                     self._teardown_handlers.clear()
+                    self._any.remove()
+                    self._outgoing.remove()
+                    self._middlewares = PacketMiddlewares()
+                    self.deliver = self._write
                     nsp.socket_ended()
 
     async def _dispatch(self, packet: Packet) -> None:
