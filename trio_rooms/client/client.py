@@ -255,10 +255,12 @@ class Client(HookedEmitter):
         """Send now when connected (telling the outgoing listeners about ``data``: the event and its
         arguments); buffer (bounded) while connecting or reconnecting, or drop when ``volatile``."""
         engine = self._engine
+        told = False  # the outgoing listeners heard of it (a failed send then buffered: not twice)
         if self._state.state is ClientState.CONNECTED and engine is not None:
             try:
                 if self._outgoing:
                     self._outgoing.notify(data, self)
+                    told = True
                 await engine.send(messages)
                 self._acks.mark_sent(ack_id)
                 return
@@ -272,7 +274,7 @@ class Client(HookedEmitter):
             return
         if self._outbox.full:
             raise Disconnected(f"not connected and the send buffer is full ({self._outbox.size} packets)")
-        self._outbox.append(messages, ack_id, data if self._outgoing else None)
+        self._outbox.append(messages, ack_id, data if self._outgoing and not told else None)
         await trio.lowlevel.checkpoint()
 
     async def emit(self, event: str, *args: Any) -> None:
