@@ -8,6 +8,7 @@ worker: ``hypercorn -k trio``), and so is its lifespan: without it, requests fai
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, Final, TypeAlias
@@ -114,7 +115,9 @@ class ASGIApp:
         except RefusedRequestError as exc:
             response = HttpResponse(exc.status, str(exc).encode())
         else:
-            response = await metrics.respond(request)
+            client = scope.get("client")
+            address = self._engine.client_address(str(client[0]) if client else "", request)
+            response = await metrics.respond(dataclasses.replace(request, address=address))
         head = [
             ("content-type", response.content_type),
             ("content-length", str(len(response.body))),
