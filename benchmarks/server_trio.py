@@ -21,7 +21,8 @@ Handlers of the extra workloads (scenarios.py; every server has them):
 ``--ping-interval S``, ``--ping-timeout S``: the heartbeat (defaults: the Server's, 25 and 20 s).
 
 ``--metrics-scrape S``: ``Server(metrics=True)``, and a task of this process that scrapes its own
-``GET /metrics`` over HTTP every S seconds (the metrics' cost when on, scrapes included).
+``GET /metrics`` over HTTP every S seconds (the metrics' cost when on, scrapes included); each scrape
+prints ``scrape <ms> ms <bytes> bytes`` to stderr (its wall time, waits for the loop included).
 
 ``--stats-stdin`` (soak.py): a side channel that opens no connection to the server. Each line
 ``stats`` (or ``stats gc``) read on stdin is answered by one line ``STATS {json}`` on stdout:
@@ -243,11 +244,15 @@ async def scrape_forever(port: int, every: float) -> None:
     request = b"GET /metrics HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n"
     while True:
         await trio.sleep(every)
+        started = time.perf_counter()
         stream = await trio.open_tcp_stream("127.0.0.1", port)
         async with stream:
             await stream.send_all(request)
-            while await stream.receive_some(65536):
-                pass
+            size = 0
+            while data := await stream.receive_some(65536):
+                size += len(data)
+        took = (time.perf_counter() - started) * 1000
+        print(f"scrape {took:.2f} ms {size} bytes at={time.monotonic():.3f}", file=sys.stderr, flush=True)
 
 
 async def main(
