@@ -166,7 +166,7 @@ async def serve_stats_stdin(server: trio_rooms.Server) -> None:
 
 
 def build_server(
-    freeze_gc: bool = False,
+    freeze_gc: bool = True,
     ping_interval: float | None = None,
     ping_timeout: float | None = None,
     metrics: bool = False,
@@ -257,7 +257,7 @@ async def scrape_forever(port: int, every: float) -> None:
 
 async def main(
     port: int,
-    freeze_gc: bool = False,
+    freeze_gc: bool = True,
     ping_interval: float | None = None,
     ping_timeout: float | None = None,
     metrics_scrape: float | None = None,
@@ -295,7 +295,7 @@ if __name__ == "__main__":
         help='cyclic GC (diagnostic): "default", "off", or thresholds "700,10,10"',
     )
     parser.add_argument("--gc-log", action="store_true", help="log each gen 1/2 collection to stderr")
-    parser.add_argument("--freeze-gc", action="store_true", help="Server(freeze_gc=True)")
+    parser.add_argument("--no-freeze-gc", action="store_true", help="Server(freeze_gc=False)")
     parser.add_argument("--ping-interval", type=float, help="Server(ping_interval=...), seconds")
     parser.add_argument("--ping-timeout", type=float, help="Server(ping_timeout=...), seconds")
     parser.add_argument("--stats-stdin", action="store_true", help='answer "stats" lines on stdin (soak.py)')
@@ -319,4 +319,4 @@ if __name__ == "__main__":
         count_encodes()
     if cli.trace_requests:
         TRACE = {}
-    trio.run(main, cli.port, cli.freeze_gc, cli.ping_interval, cli.ping_timeout, cli.metrics_scrape)
+    trio.run(main, cli.port, not cli.no_freeze_gc, cli.ping_interval, cli.ping_timeout, cli.metrics_scrape)
