@@ -443,3 +443,20 @@ async def test_a_huge_broadcast_counts_its_chunks_and_a_cancelled_one_what_it_re
         await nsp.adapter._write_all(targets, frames, False, None)
     assert scope.cancelled_caught
     assert nsp.counters.deliveries == count - 1 + YIELD_EVERY - 1
+
+
+async def test_adapter_errors_of_a_redis_adapter_without_redis() -> None:
+    """A real RedisAdapter whose Redis refuses connections (a closed port): each emit's publish is
+    refused (``AdapterError``), counted in its ``publish_errors``, and the metric moves."""
+    closed = (await trio.open_tcp_listeners(0, host="127.0.0.1"))[0]
+    redis_port = closed.socket.getsockname()[1]
+    await closed.aclose()
+    factory = trio_rooms.RedisAdapter.factory(f"redis://127.0.0.1:{redis_port}")
+    server = trio_rooms.Server(metrics=True, adapter=factory)
+    with trio.fail_after(GUARD):
+        async with native(server) as port:
+            assert (await scrape(port)).value("trio_rooms_adapter_errors_total") == 0
+            for _ in range(2):
+                with pytest.raises(trio_rooms.AdapterError):
+                    await server.emit("news", 1)
+            assert (await scrape(port)).value("trio_rooms_adapter_errors_total") == 2
