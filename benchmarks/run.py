@@ -46,6 +46,8 @@ SERVERS: dict[str, tuple[str, ...]] = {
     "psio": (sys.executable, str(HERE / "server_psio.py")),
     # The same trio_rooms server with Server(freeze_gc=False) (the default is True).
     "trio-nofreeze": (sys.executable, str(HERE / "server_trio.py"), "--no-freeze-gc"),
+    # Server(metrics=True), its /metrics scraped once a second over HTTP (issue 16: the cost when on).
+    "trio-metrics": (sys.executable, str(HERE / "server_trio.py"), "--metrics-scrape", "1"),
     # The floor: one send(2) per delivery of a frame encoded once, from a bare selectors loop.
     "limit": (sys.executable, str(HERE / "server_limit.py")),
     # trio_rooms as an ASGI application (trio_rooms.ASGIApp) under Hypercorn's trio worker (issue 14).
@@ -63,6 +65,7 @@ LABELS = {
     "node": "Node socket.io",
     "psio": "python-socketio",
     "trio-nofreeze": "trio_rooms freeze_gc=False",
+    "trio-metrics": "trio_rooms metrics on (scraped 1/s)",
     "limit": "the limit",
     "asgi": "trio_rooms ASGI (Hypercorn)",
     "psio-asgi": "python-socketio ASGI (uvicorn)",
@@ -375,7 +378,7 @@ def main() -> int:
     parser.add_argument(
         "--servers",
         default="trio,node,psio,limit",
-        help="comma-separated, among trio,node,psio,limit,trio-nofreeze,asgi,psio-asgi "
+        help="comma-separated, among trio,node,psio,limit,trio-nofreeze,trio-metrics,asgi,psio-asgi "
         "(default trio,node,psio,limit)",
     )
     parser.add_argument("--deliveries", type=int, default=100_000, help="deliveries per throughput phase")

@@ -19,6 +19,7 @@ from ._util import check_async_callable
 from .adapter.base import Adapter, RemoteSocket
 from .adapter.parent import ParentAdapter
 from .broadcast import BroadcastOperator
+from .stats import Counters
 from .types import SocketId
 
 if TYPE_CHECKING:
@@ -40,11 +41,13 @@ class Namespace:
         adapter_factory: builds the namespace's adapter (given the namespace).
         on_unused: for a child namespace of a parent, called when no socket uses it any more (the
             server removes it then, with ``cleanup_empty_child_namespaces``).
+        counters: the server's counters (``Server.stats``); a namespace made alone counts in its own.
 
     Attributes:
         name: the namespace name, starting with "/".
         sockets: the connected sockets of this namespace on this server, by id.
         adapter: the rooms of this namespace.
+        counters: the server's counters, where its adapter and sockets count deliveries and acks.
     """
 
     def __init__(
@@ -53,8 +56,10 @@ class Namespace:
         adapter_factory: AdapterFactory,
         *,
         on_unused: Callable[[Namespace], None] | None = None,
+        counters: Counters | None = None,
     ) -> None:
         self.name = name
+        self.counters = counters if counters is not None else Counters()
         self._on_unused = on_unused
         self.sockets: dict[SocketId, Socket] = {}
         self.middlewares: list[Middleware] = []
@@ -214,6 +219,7 @@ class ParentNamespace(Namespace):
         matcher: a compiled regex (full match) or ``(name, auth) -> bool | Awaitable[bool]``.
         child_adapter_factory: builds each child's adapter.
         on_unused: called with a child that no socket uses any more (None: children stay).
+        counters: the server's counters (shared with every child).
     """
 
     def __init__(
@@ -222,12 +228,13 @@ class ParentNamespace(Namespace):
         child_adapter_factory: AdapterFactory,
         *,
         on_unused: Callable[[Namespace], None] | None = None,
+        counters: Counters | None = None,
     ) -> None:
         self.matcher = matcher
         self.children: dict[str, Namespace] = {}
         self._child_adapter_factory = child_adapter_factory
         self._on_child_unused = on_unused
-        super().__init__(f"<parent {matcher!r}>", lambda _: ParentAdapter(self))
+        super().__init__(f"<parent {matcher!r}>", lambda _: ParentAdapter(self), counters=counters)
 
     async def matches(self, name: str, auth: dict[str, Any]) -> bool:
         """Whether the namespace ``name`` belongs to this family."""
@@ -242,7 +249,9 @@ class ParentNamespace(Namespace):
 
     def create_child(self, name: str) -> Namespace:
         """Build the child namespace ``name``, sharing this parent's middleware and handlers."""
-        child = Namespace(name, self._child_adapter_factory, on_unused=self._on_child_unused)
+        child = Namespace(
+            name, self._child_adapter_factory, on_unused=self._on_child_unused, counters=self.counters
+        )
         child.middlewares = self.middlewares
         child.connection_handlers = self.connection_handlers
         child.event_handlers = self.event_handlers

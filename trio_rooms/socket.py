@@ -21,6 +21,7 @@ from .errors import AckTimeout, ConnectionRefused, Disconnected, DisconnectReaso
 from .hooks import CatchAllListeners, HookedEmitter, OutgoingListeners, PacketMiddleware, PacketMiddlewares
 from .protocol.encoded import Encoded
 from .protocol.socketio import Packet, PacketType, ack_args, ack_value, event_packet
+from .stats import Counters
 from .types import Handshake, Room, SocketId
 
 if TYPE_CHECKING:
@@ -78,6 +79,11 @@ class SocketNamespace(Protocol):
 
     @property
     def connection_handlers(self) -> Sequence[ConnectionHandler]: ...
+
+    @property
+    def counters(self) -> Counters:
+        """The server's counters (a socket's acks are timed there)."""
+        ...
 
     def next_ack_id(self) -> int:
         """A fresh ack id, unique in the namespace."""
@@ -369,8 +375,11 @@ class Socket(HookedEmitter):
         packet = event_packet(self.nsp.name, event, args)
         box: list[Any] = []
         done = trio.Event()
+        counters = self.nsp.counters
+        started = trio.current_time()
 
         def answer(value: Any) -> None:
+            counters.observe_ack(trio.current_time() - started)
             box.append(value)
             done.set()
 

@@ -91,6 +91,7 @@ class InMemoryAdapter(Adapter):
 
     def __init__(self, namespace: NamespaceView) -> None:
         super().__init__(namespace)
+        self._counters = namespace.counters
         self._rooms: dict[Room, set[SocketId]] = {}
         self._sids: dict[SocketId, set[Room]] = {}
         # Held by a broadcast that yields mid-way, so that a later broadcast cannot overtake it
@@ -198,15 +199,20 @@ class InMemoryAdapter(Adapter):
         Cancellation: the recipients not reached yet get nothing.
         """
         sockets = self.nsp.sockets
+        missed = 0  # the writes not taken: deliveries are counted once, after the loop
         if len(targets) <= YIELD_EVERY and (
             not self._unfinished or all(pending.isdisjoint(targets) for pending in self._unfinished)
         ):
             for sid in targets:
-                if not sockets[sid].deliver(frames, volatile) and dropped is not None:
-                    dropped(sid)
+                if not sockets[sid].deliver(frames, volatile):
+                    missed += 1
+                    if dropped is not None:
+                        dropped(sid)
+            self._counters.delivered(len(targets) - missed, len(frames.frames))
             await _pace()
             return
         snapshot = list(targets)
+        reached = 0  # the recipients tried so far (a cancelled delivery counts what it reached)
         mine = set(snapshot)
         self._unfinished.append(mine)
         try:
@@ -217,11 +223,14 @@ class InMemoryAdapter(Adapter):
                         _mark_yield()
                     for sid in snapshot[start : start + YIELD_EVERY]:
                         socket = sockets.get(sid)
-                        delivered = socket is not None and socket.deliver(frames, volatile)
-                        if not delivered and dropped is not None:
-                            dropped(sid)
+                        if socket is None or not socket.deliver(frames, volatile):
+                            missed += 1
+                            if dropped is not None:
+                                dropped(sid)
+                    reached = min(start + YIELD_EVERY, len(snapshot))
         finally:
             self._unfinished = [pending for pending in self._unfinished if pending is not mine]
+            self._counters.delivered(reached - missed, len(frames.frames))
 
     async def deliver_acked(
         self,

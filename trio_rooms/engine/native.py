@@ -8,6 +8,7 @@ WebSocket is then served by the same task, which also hosts the session when it 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import socket
 from collections.abc import Awaitable, Callable, Sequence
@@ -397,8 +398,9 @@ class _HttpConnection:
         response: HttpResponse | None = None
         fallback = self.options.fallback
         if fallback is not None:
+            address = self.engine.client_address(_peer_address(self.stream), request)
             try:
-                response = await fallback(request)
+                response = await fallback(dataclasses.replace(request, address=address))
             except Exception:
                 logger.exception("fallback handler failed")
                 response = HttpResponse(500, b"Internal Server Error")

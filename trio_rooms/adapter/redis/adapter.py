@@ -216,6 +216,9 @@ class RedisAdapter(Adapter):
         )
 
     # -- observability -----------------------------------------------------------------------------
+    #: The failures among ``stats()`` (the server's ``adapter_errors``).
+    error_stats = ("publish_errors", "invalid", "request_timeouts", "dropped_overload")
+
     @property
     def connected(self) -> bool:
         """Whether the bus is connected and subscribed now."""
