@@ -56,6 +56,7 @@ import trio
 
 import trio_rooms
 from trio_rooms.protocol.encoded import Encoded
+from trio_rooms.protocol.socketio import Packet
 from trio_rooms.server import DEFAULT_PING_INTERVAL, DEFAULT_PING_TIMEOUT
 
 COUNTERS: dict[str, int] = {}
@@ -77,9 +78,9 @@ def count_encodes() -> None:
     assert isinstance(polling, property) and polling.fget is not None
     build = polling.fget
 
-    def counted_init(self: Encoded, segments: tuple[str | bytes, ...]) -> None:
+    def counted_init(self: Encoded, segments: tuple[str | bytes, ...], packet: Packet | None = None) -> None:
         COUNTERS["encoded"] += 1
-        init(self, segments)
+        init(self, segments, packet)
 
     def counted_polling(self: Encoded) -> str:
         COUNTERS["polling_reads"] += 1
