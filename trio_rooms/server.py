@@ -29,6 +29,7 @@ from .engine.server import EngineServer
 from .engine.session import Session
 from .errors import ConnectionRefused
 from .namespace import Namespace, NamespaceMatcher, ParentNamespace
+from .recovery import ConnectionStateRecovery
 from .socket import SocketOptions
 from .stats import Counters
 from .types import Handshake, js_date_string
@@ -92,6 +93,11 @@ class Server:
             longer grow with the number of connections. Off by default: it is process-wide, and
             reference cycles among the application's own objects frozen this way are never
             collected.
+        connection_state_recovery: ``ConnectionStateRecovery(...)`` turns connection state recovery
+            on (off by default): a client that drops for a recoverable reason and comes back within
+            ``max_disconnection_duration`` gets the same socket (id, rooms, ``data``,
+            ``socket.recovered`` true) and the broadcasts it missed. Recovery works with an adapter
+            that stores what it needs (the in-memory adapter on one server); see the README.
     """
 
     def __init__(
@@ -124,7 +130,12 @@ class Server:
         cleanup_empty_child_namespaces: bool = False,
         max_child_namespaces: int = DEFAULT_MAX_CHILD_NAMESPACES,
         freeze_gc: bool = False,
+        connection_state_recovery: ConnectionStateRecovery | None = None,
     ) -> None:
+        if connection_state_recovery is not None and not isinstance(
+            connection_state_recovery, ConnectionStateRecovery
+        ):
+            raise TypeError("connection_state_recovery must be a ConnectionStateRecovery or None")
         for name, value in (
             ("connect_timeout", connect_timeout),
             ("send_timeout", send_timeout),
@@ -193,6 +204,7 @@ class Server:
             ),
         )
         self._adapter_factory = adapter
+        self.connection_state_recovery = connection_state_recovery
         self._namespaces: dict[str, Namespace] = {}
         self._parents: list[ParentNamespace] = []
         self._services: trio.Nursery | None = None
@@ -214,7 +226,9 @@ class Server:
                 raise ValueError(f"a namespace name cannot contain a comma: {name!r}")
             namespace = self._namespaces.get(name)
             if namespace is None:
-                namespace = self._namespaces[name] = Namespace(name, self._adapter_factory)
+                namespace = self._namespaces[name] = Namespace(
+                    name, self._adapter_factory, recovery=self.connection_state_recovery
+                )
                 self._start_adapter(namespace)
             return namespace
         if isinstance(name, re.Pattern) or callable(name):
@@ -222,7 +236,9 @@ class Server:
                 if parent.matcher is name:
                     return parent
             on_unused = self._remove_namespace if self.cleanup_empty_child_namespaces else None
-            parent = ParentNamespace(name, self._adapter_factory, on_unused=on_unused)
+            parent = ParentNamespace(
+                name, self._adapter_factory, on_unused=on_unused, recovery=self.connection_state_recovery
+            )
             self._parents.append(parent)
             return parent
         raise TypeError("a namespace is a str, a compiled regex or a callable")
