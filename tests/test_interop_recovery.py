@@ -7,6 +7,10 @@ while it is away, and checks that it reconnects by itself with ``socket.recovere
 rooms and data, and every missed event once and in order; that recovery fails cleanly after
 ``max_disconnection_duration``; and that an explicit disconnect saves nothing.
 
+The other way round, our Trio ``Client`` recovers on a Node socket.io 4.8 server with recovery on
+(tests/interop/node_recovery_server.mjs): Node writes the missed events before its CONNECT answer and
+numbers them its own way.
+
 Needs node and ``npm ci`` in tests/interop: without them the tests skip, except in CI (CI=true),
 where they fail.
 """
@@ -14,6 +18,7 @@ where they fail.
 from __future__ import annotations
 
 import shutil
+import subprocess
 from typing import Any
 
 import pytest
@@ -21,6 +26,8 @@ import trio
 from helpers.interop_harness import INTEROP_DIR, Run, check_run, missing
 
 import trio_rooms
+from trio_rooms.client import open_client
+from trio_rooms.client.state import ClientDisconnectReason
 
 MAX_DISCONNECTION = 2.0  # seconds: the expiry check waits this long
 SCRIPT_TIMEOUT = 60.0
@@ -108,3 +115,63 @@ def test_js_client_recovers(node: str, mode: str) -> None:
     # A plain test around trio.run: pytest.fail then raises outside any nursery.
     run = trio.run(run_script, node, mode)
     check_run(f"recovery_client.mjs {mode}", run, min_ok=CHECKS, timeout=SCRIPT_TIMEOUT)
+
+
+# -- our Trio client against a Node socket.io 4.8 server with recovery on -------------------------------
+
+
+@pytest.mark.parametrize("transports", [("websocket",), ("polling",)], ids=["websocket", "polling"])
+async def test_trio_client_recovers_on_node(node: str, transports: tuple[str, ...]) -> None:
+    # Node writes the missed events before its CONNECT answer, and its offsets are its own (yeast):
+    # the client keeps the early events for after the answer and strips the offsets all the same.
+    process = await trio.lowlevel.open_process(
+        [node, "node_recovery_server.mjs", str(MAX_DISCONNECTION)], cwd=INTEROP_DIR, stdout=subprocess.PIPE
+    )
+    try:
+        assert process.stdout is not None
+        with trio.fail_after(20):
+            line = b""
+            while not line.endswith(b"\n"):
+                chunk = await process.stdout.receive_some(100)
+                assert chunk, "the Node server ended before it listened"
+                line += chunk
+            assert line.startswith(b"PORT "), line
+            url = f"http://127.0.0.1:{int(line.split()[1])}"
+            options: dict[str, Any] = {"reconnection_delay": 0.8, "randomization_factor": 0.0}
+            async with (
+                open_client(url, transports=transports) as control,
+                open_client(url, transports=transports, **options) as client,
+            ):
+                received: list[int] = []
+
+                @client.on("tick")
+                async def tick(n: int) -> None:  # binds: Node's offset was stripped
+                    received.append(n)
+
+                first_id = client.id
+                assert first_id is not None
+                await control.emit_with_ack("tick", {"room": "r", "from": 0, "to": 1})
+                while received != [0]:  # noqa: ASYNC110 - a handler task appends
+                    await trio.sleep(0.01)
+                engine = client._engine
+                assert engine is not None
+                engine.close(ClientDisconnectReason.TRANSPORT_CLOSE)
+                assert await control.emit_with_ack("gone", first_id) is True
+                await control.emit_with_ack("tick", {"room": "r", "from": 1, "to": 6})
+                assert not client.connected
+                while len(received) < 6:  # noqa: ASYNC110
+                    await trio.sleep(0.01)
+                assert client.recovered and client.id == first_id
+                await control.emit_with_ack("tick", {"room": "r", "from": 6, "to": 7})
+                while len(received) < 7:  # noqa: ASYNC110
+                    await trio.sleep(0.01)
+                await trio.sleep(0.2)
+                assert received == list(range(7))
+                who = await client.emit_with_ack("whoami")
+                assert who == {"id": first_id, "recovered": True, "rooms": sorted([first_id, "r"])}
+    finally:
+        process.terminate()
+        with trio.CancelScope(shield=True):
+            await process.wait()
+        if process.stdout is not None:
+            await process.stdout.aclose()
