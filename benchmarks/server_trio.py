@@ -162,9 +162,13 @@ async def serve_stats_stdin(server: trio_rooms.Server) -> None:
 
 
 def build_server(
-    freeze_gc: bool = False, ping_interval: float | None = None, ping_timeout: float | None = None
+    freeze_gc: bool = False,
+    ping_interval: float | None = None,
+    ping_timeout: float | None = None,
+    recovery: bool = False,
 ) -> trio_rooms.Server:
     server = trio_rooms.Server(
+        connection_state_recovery=trio_rooms.ConnectionStateRecovery() if recovery else None,
         freeze_gc=freeze_gc,
         ping_interval=DEFAULT_PING_INTERVAL if ping_interval is None else ping_interval,
         ping_timeout=DEFAULT_PING_TIMEOUT if ping_timeout is None else ping_timeout,
@@ -235,8 +239,9 @@ async def main(
     freeze_gc: bool = False,
     ping_interval: float | None = None,
     ping_timeout: float | None = None,
+    recovery: bool = False,
 ) -> None:
-    server = build_server(freeze_gc, ping_interval, ping_timeout)
+    server = build_server(freeze_gc, ping_interval, ping_timeout, recovery)
     async with trio.open_nursery() as nursery:
         listeners = await nursery.start(server.serve, "127.0.0.1", port)
         if DISCONNECTS is not None:
@@ -251,6 +256,7 @@ async def main(
             },
             "ping_interval": server.engine.options.ping_interval,
             "ping_timeout": server.engine.options.ping_timeout,
+            "recovery": recovery,
         }
         print(json.dumps(ready), flush=True)
 
@@ -268,6 +274,9 @@ if __name__ == "__main__":
     )
     parser.add_argument("--gc-log", action="store_true", help="log each gen 1/2 collection to stderr")
     parser.add_argument("--freeze-gc", action="store_true", help="Server(freeze_gc=True)")
+    parser.add_argument(
+        "--recovery", action="store_true", help="Server(connection_state_recovery=ConnectionStateRecovery())"
+    )
     parser.add_argument("--ping-interval", type=float, help="Server(ping_interval=...), seconds")
     parser.add_argument("--ping-timeout", type=float, help="Server(ping_timeout=...), seconds")
     parser.add_argument("--stats-stdin", action="store_true", help='answer "stats" lines on stdin (soak.py)')
@@ -285,4 +294,4 @@ if __name__ == "__main__":
         count_encodes()
     if cli.trace_requests:
         TRACE = {}
-    trio.run(main, cli.port, cli.freeze_gc, cli.ping_interval, cli.ping_timeout)
+    trio.run(main, cli.port, cli.freeze_gc, cli.ping_interval, cli.ping_timeout, cli.recovery)

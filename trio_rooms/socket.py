@@ -567,7 +567,7 @@ class Socket:
             await self._run_teardown_handlers("disconnecting", reason)
         finally:
             # Synchronous, so it runs even when the teardown deadline cancelled the handlers.
-            rooms = tuple(self.rooms)
+            rooms = tuple(self.rooms) if recoverable else ()
             self.nsp.adapter.remove_all(self.id)
             self.nsp.socket_disconnected(self)
         if recoverable:
