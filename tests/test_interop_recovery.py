@@ -9,7 +9,8 @@ rooms and data, and every missed event once and in order; that recovery fails cl
 
 The other way round, our Trio ``Client`` recovers on a Node socket.io 4.8 server with recovery on
 (tests/interop/node_recovery_server.mjs): Node writes the missed events before its CONNECT answer and
-numbers them its own way.
+numbers them its own way. And python-socketio's client, which knows no recovery, sees each
+broadcast's offset as one more argument (tests/interop/py_recovery_client.py), as the README says.
 
 Needs node and ``npm ci`` in tests/interop: without them the tests skip, except in CI (CI=true),
 where they fail.
@@ -17,8 +18,10 @@ where they fail.
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -73,7 +76,8 @@ def build_server() -> trio_rooms.Server:
     return server
 
 
-async def run_script(node: str, mode: str) -> Run:
+async def run_script(argv: list[str]) -> Run:
+    """Serve the app on 127.0.0.1 port 0 and run ``argv`` with its URL as the second argument."""
     server = build_server()
     async with trio.open_nursery() as nursery:
         listeners = await nursery.start(server.serve, "127.0.0.1", 0)
@@ -81,7 +85,7 @@ async def run_script(node: str, mode: str) -> Run:
         try:
             with trio.move_on_after(SCRIPT_TIMEOUT) as scope:
                 result = await trio.run_process(
-                    [node, "recovery_client.mjs", url, mode, str(MAX_DISCONNECTION)],
+                    [*argv[:2], url, *argv[2:]],
                     cwd=INTEROP_DIR,
                     capture_stdout=True,
                     capture_stderr=True,
@@ -113,8 +117,16 @@ def node() -> str:
 @pytest.mark.parametrize("mode", ["default", "polling", "websocket"])
 def test_js_client_recovers(node: str, mode: str) -> None:
     # A plain test around trio.run: pytest.fail then raises outside any nursery.
-    run = trio.run(run_script, node, mode)
+    run = trio.run(run_script, [node, "recovery_client.mjs", mode, str(MAX_DISCONNECTION)])
     check_run(f"recovery_client.mjs {mode}", run, min_ok=CHECKS, timeout=SCRIPT_TIMEOUT)
+
+
+def test_python_socketio_sees_the_offset_as_one_more_argument() -> None:
+    for module, package in (("socketio", "python-socketio"), ("aiohttp", "aiohttp")):
+        if importlib.util.find_spec(module) is None:
+            missing(f"{package} is not installed: pip install 'python-socketio[asyncio-client]'")
+    run = trio.run(run_script, [sys.executable, "py_recovery_client.py"])
+    check_run("py_recovery_client.py", run, min_ok=3, timeout=SCRIPT_TIMEOUT)
 
 
 # -- our Trio client against a Node socket.io 4.8 server with recovery on -------------------------------

@@ -494,3 +494,43 @@ async def test_event_packet_of_the_store_is_a_plain_event() -> None:
     store = RecoveryStore(RECOVERY)
     numbered = store.record(Packet(PacketType.EVENT, "/chat", ["m", 1]), BroadcastOptions())
     assert numbered.nsp == "/chat" and numbered.ack_id is None and numbered.data[:2] == ["m", 1]
+
+
+async def test_a_refused_recovery_saves_no_session_again() -> None:
+    server = trio_rooms.Server(connection_state_recovery=ConnectionStateRecovery(skip_middlewares=False))
+    gone = trio.Event()
+    refused: list[str] = []
+
+    @server.use
+    async def refuse_recovered(socket: trio_rooms.Socket) -> None:
+        if socket.recovered:
+            refused.append(socket.id)
+            raise trio_rooms.ConnectionRefused("log in again")
+
+    @server.on("connection")
+    async def on_connection(socket: trio_rooms.Socket) -> None:
+        @socket.on("disconnect")
+        async def on_disconnect(reason: str) -> None:
+            gone.set()
+
+    store = server.of("/").adapter._store  # type: ignore[attr-defined]
+    with trio.fail_after(20):
+        async with serving(server) as url:
+            options: dict[str, Any] = {"transports": ("websocket",), "reconnection_delay": 0.2}
+            async with open_client(url, **options) as client:
+                errors: list[Any] = []
+
+                @client.on("connect_error")
+                async def connect_error(error: Any) -> None:
+                    errors.append(error)
+
+                first_id = client.id
+                await server.emit("m", 0)
+                await until(lambda: client._recovery.offset is not None)
+                await drop(client)
+                await gone.wait()
+                assert store.session_count == 1
+                await until(lambda: bool(errors))
+                assert errors == [{"message": "log in again", "data": None}]
+                assert refused == [first_id]
+                assert store.session_count == 0

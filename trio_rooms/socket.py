@@ -418,6 +418,7 @@ class Socket:
                 restored = await self._restore() if recovery is not None else None
                 if restored is None or recovery is None or not recovery.skip_middlewares:
                     if not await self._run_middlewares():
+                        self._restoring = None  # refused: its session is not saved again
                         return
                     if restored is not None:
                         restored = await self._catch_up(restored)
