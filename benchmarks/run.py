@@ -49,8 +49,8 @@ SERVERS: dict[str, tuple[str, ...]] = {
     # (its in-memory SessionAwareAdapter), both with their defaults (2 minutes).
     "trio-recovery": (sys.executable, str(HERE / "server_trio.py"), "--recovery"),
     "node-recovery": ("node", str(HERE / "server_node.mjs"), "--recovery"),
-    # The same trio_rooms server with Server(freeze_gc=True).
-    "trio-freeze": (sys.executable, str(HERE / "server_trio.py"), "--freeze-gc"),
+    # The same trio_rooms server with Server(freeze_gc=False) (the default is True).
+    "trio-nofreeze": (sys.executable, str(HERE / "server_trio.py"), "--no-freeze-gc"),
     # The floor: one send(2) per delivery of a frame encoded once, from a bare selectors loop.
     "limit": (sys.executable, str(HERE / "server_limit.py")),
     # trio_rooms as an ASGI application (trio_rooms.ASGIApp) under Hypercorn's trio worker (issue 14).
@@ -69,7 +69,7 @@ LABELS = {
     "trio-recovery": "trio_rooms recovery on",
     "node-recovery": "Node socket.io recovery on",
     "psio": "python-socketio",
-    "trio-freeze": "trio_rooms freeze_gc",
+    "trio-nofreeze": "trio_rooms freeze_gc=False",
     "limit": "the limit",
     "asgi": "trio_rooms ASGI (Hypercorn)",
     "psio-asgi": "python-socketio ASGI (uvicorn)",
@@ -382,7 +382,7 @@ def main() -> int:
     parser.add_argument(
         "--servers",
         default="trio,node,psio,limit",
-        help="comma-separated, among trio,node,psio,limit,trio-freeze,asgi,psio-asgi,trio-recovery,"
+        help="comma-separated, among trio,node,psio,limit,trio-nofreeze,asgi,psio-asgi,trio-recovery,"
         "node-recovery (default trio,node,psio,limit)",
     )
     parser.add_argument("--deliveries", type=int, default=100_000, help="deliveries per throughput phase")

@@ -162,7 +162,7 @@ async def serve_stats_stdin(server: trio_rooms.Server) -> None:
 
 
 def build_server(
-    freeze_gc: bool = False,
+    freeze_gc: bool = True,
     ping_interval: float | None = None,
     ping_timeout: float | None = None,
     recovery: bool = False,
@@ -236,7 +236,7 @@ def build_server(
 
 async def main(
     port: int,
-    freeze_gc: bool = False,
+    freeze_gc: bool = True,
     ping_interval: float | None = None,
     ping_timeout: float | None = None,
     recovery: bool = False,
@@ -273,7 +273,7 @@ if __name__ == "__main__":
         help='cyclic GC (diagnostic): "default", "off", or thresholds "700,10,10"',
     )
     parser.add_argument("--gc-log", action="store_true", help="log each gen 1/2 collection to stderr")
-    parser.add_argument("--freeze-gc", action="store_true", help="Server(freeze_gc=True)")
+    parser.add_argument("--no-freeze-gc", action="store_true", help="Server(freeze_gc=False)")
     parser.add_argument(
         "--recovery", action="store_true", help="Server(connection_state_recovery=ConnectionStateRecovery())"
     )
@@ -294,4 +294,4 @@ if __name__ == "__main__":
         count_encodes()
     if cli.trace_requests:
         TRACE = {}
-    trio.run(main, cli.port, cli.freeze_gc, cli.ping_interval, cli.ping_timeout, cli.recovery)
+    trio.run(main, cli.port, not cli.no_freeze_gc, cli.ping_interval, cli.ping_timeout, cli.recovery)
