@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 import trio
 from helpers.fakes import FakeNamespace
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import trio_rooms
 from trio_rooms.adapter.memory import InMemoryAdapter
@@ -534,3 +536,61 @@ async def test_a_refused_recovery_saves_no_session_again() -> None:
                 assert errors == [{"message": "log in again", "data": None}]
                 assert refused == [first_id]
                 assert store.session_count == 0
+
+
+ROOMS = ("a", "b", "c", "me")
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    count=st.integers(1, 40),
+    before=st.integers(1, 30),
+    broadcasts=st.lists(
+        st.tuples(st.sets(st.sampled_from(ROOMS)), st.sets(st.sampled_from(ROOMS))), max_size=60
+    ),
+    member_of=st.sets(st.sampled_from(ROOMS[:3])),
+)
+def test_restore_matches_a_model(
+    count: int, before: int, broadcasts: list[tuple[set[str], set[str]]], member_of: set[str]
+) -> None:
+    # The socket "me" is in ``member_of``; it received ``before`` broadcasts to everyone, dropped, and
+    # missed ``broadcasts``: it gets back exactly those for its rooms, in order, unless the count bound
+    # dropped its offset.
+    async def body() -> None:
+        nsp = FakeNamespace(recovery=ConnectionStateRecovery(max_stored_packets=count))
+        socket = nsp.connect("me", member_of, capacity=1000)
+        for n in range(before):
+            await nsp.op.emit("m", n)
+        offset = socket.events()[-1][1][-1]
+        rooms = ("me", *member_of)
+        await nsp.adapter.persist_session(PersistedSession("me", "pid", rooms, {}))
+        for n, (to, but) in enumerate(broadcasts):
+            await nsp.adapter.broadcast(
+                event_packet("/", "m", (1000 + n,)), BroadcastOptions(frozenset(to), frozenset(but))
+            )
+        restored = await nsp.adapter.restore_session("pid", offset)
+        if len(broadcasts) >= count:  # the last one received is no longer stored
+            assert restored is None
+            return
+        assert restored is not None
+        mine = set(rooms)
+        expected = [
+            1000 + n for n, (to, but) in enumerate(broadcasts) if (not to or mine & to) and not mine & but
+        ]
+        assert [packet.data[1] for packet in restored.missed_packets] == expected
+
+    trio.run(body)
+
+
+async def test_restore_after_the_list_was_compacted() -> None:
+    nsp = FakeNamespace(recovery=ConnectionStateRecovery(max_stored_packets=1500))
+    socket = nsp.connect("a", capacity=10_000)
+    for n in range(5000):
+        await nsp.op.emit("m", n)
+    offsets = [args[-1] for _, args in socket.events()]
+    await nsp.adapter.persist_session(session("a"))
+    restored = await nsp.adapter.restore_session("pid-1", offsets[4000])
+    assert restored is not None
+    assert [packet.data[1] for packet in restored.missed_packets] == list(range(4001, 5000))
+    await nsp.adapter.persist_session(session("a"))
+    assert await nsp.adapter.restore_session("pid-1", offsets[3499]) is None  # evicted
