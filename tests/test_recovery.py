@@ -192,11 +192,11 @@ async def test_count_bound_drops_the_oldest_packets() -> None:
     assert len(store_of(nsp)) == 3
     offsets = [args[-1] for _, args in socket.events()]
     await nsp.adapter.persist_session(session("a"))
-    assert await nsp.adapter.restore_session("pid-1", offsets[1]) is None  # evicted: cannot recover
+    assert await nsp.adapter.restore_session("pid-1", offsets[0]) is None  # 1 is gone: cannot recover
     await nsp.adapter.persist_session(session("a"))
-    restored = await nsp.adapter.restore_session("pid-1", offsets[2])
+    restored = await nsp.adapter.restore_session("pid-1", offsets[1])  # 1 is gone, 2-4 are there
     assert restored is not None
-    assert [packet.data[1] for packet in restored.missed_packets] == [3, 4]
+    assert [packet.data[1] for packet in restored.missed_packets] == [2, 3, 4]
 
 
 async def test_time_bound_expires_packets_and_sessions(autojump_clock: trio.testing.MockClock) -> None:
@@ -569,7 +569,7 @@ def test_restore_matches_a_model(
                 event_packet("/", "m", (1000 + n,)), BroadcastOptions(frozenset(to), frozenset(but))
             )
         restored = await nsp.adapter.restore_session("pid", offset)
-        if len(broadcasts) >= count:  # the last one received is no longer stored
+        if len(broadcasts) > count:  # a packet after the last one received is no longer stored
             assert restored is None
             return
         assert restored is not None
@@ -593,4 +593,24 @@ async def test_restore_after_the_list_was_compacted() -> None:
     assert restored is not None
     assert [packet.data[1] for packet in restored.missed_packets] == list(range(4001, 5000))
     await nsp.adapter.persist_session(session("a"))
-    assert await nsp.adapter.restore_session("pid-1", offsets[3499]) is None  # evicted
+    restored = await nsp.adapter.restore_session("pid-1", offsets[3499])  # its own packet is gone
+    assert restored is not None and len(restored.missed_packets) == 1500
+    await nsp.adapter.persist_session(session("a"))
+    assert await nsp.adapter.restore_session("pid-1", offsets[3498]) is None  # 3499 is gone
+
+
+async def test_a_quiet_room_recovers_however_old_its_last_event(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    nsp = FakeNamespace(recovery=ConnectionStateRecovery(max_disconnection_duration=5.0))
+    socket = nsp.connect("a", ["quiet"])
+    nsp.connect("b", ["busy"])
+    await nsp.op.to("quiet").emit("m", 0)
+    offset = socket.events()[0][1][-1]
+    await trio.sleep(60)  # nothing for "quiet"; the store forgets its packet
+    await nsp.op.to("busy").emit("m", 1)
+    assert len(store_of(nsp)) == 1
+    await nsp.adapter.persist_session(session("a", "quiet"))
+    await trio.sleep(1)
+    restored = await nsp.adapter.restore_session("pid-1", offset)
+    assert restored is not None and restored.missed_packets == []

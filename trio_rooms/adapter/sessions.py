@@ -4,7 +4,7 @@ Rule: bounded on time and on count, and cleaned as it is used (no timer task): e
 drops the packets past ``max_disconnection_duration`` or past ``max_stored_packets``, each session saved
 or restored drops the sessions past their duration. A restore costs the packets stored since the
 client's offset (found by arithmetic, never by a scan) and removes the session, so a private session
-id restores once.
+id restores once. An offset is good while every packet after it is still stored.
 """
 
 from __future__ import annotations
@@ -100,17 +100,18 @@ class RecoveryStore:
             del packets[:head]
             self._head = 0
 
-    def _index_of(self, offset: str) -> int | None:
-        """The list index of the packet ``offset`` names, if it is still stored."""
+    def _after(self, offset: str) -> int | None:
+        """The list index of the first packet after the one ``offset`` names, when every packet
+        after it is still stored (that one itself may be gone: it is not sent again)."""
         if len(offset) > MAX_OFFSET_LENGTH:
             return None
         prefix, dot, seq_text = offset.partition(".")
         if not dot or prefix != self._prefix or not seq_text or seq_text.strip(_HEX):
             return None
         position = int(seq_text, 16) - self._first_seq
-        if not 0 <= position < len(self):
+        if not -1 <= position < len(self):
             return None
-        return self._head + position
+        return self._head + position + 1
 
     # -- sessions ---------------------------------------------------------------------------------
     def persist(self, session: PersistedSession) -> None:
@@ -133,21 +134,23 @@ class RecoveryStore:
 
     def restore(self, pid: str, offset: str) -> RestoredSession | None:
         """The session ``pid`` with the packets for it stored after ``offset``; None when the session
-        is unknown or expired, or the offset is no longer stored. The session is removed either way."""
+        is unknown or expired, or a packet after the offset is no longer stored (the offset's own
+        packet need not be: a client of a quiet room recovers however old its last event is). The
+        session is removed either way."""
         now = trio.current_time()
         self._expire_sessions(now)
         self._expire_packets(now)
         saved = self._sessions.pop(pid, None)
         if saved is None:
             return None
-        index = self._index_of(offset)
-        if index is None:
+        start = self._after(offset)
+        if start is None:
             return None
         session = saved.session
         rooms = frozenset(session.rooms)
         missed: list[Packet] = []
         packets = self._packets
-        for k in range(index + 1, len(packets)):
+        for k in range(start, len(packets)):
             stored = packets[k]
             assert stored is not None
             opts = stored.opts
