@@ -171,8 +171,10 @@ def build_server(
     ping_interval: float | None = None,
     ping_timeout: float | None = None,
     metrics: bool = False,
+    recovery: bool = False,
 ) -> trio_rooms.Server:
     server = trio_rooms.Server(
+        connection_state_recovery=trio_rooms.ConnectionStateRecovery() if recovery else None,
         freeze_gc=freeze_gc,
         metrics=metrics,
         ping_interval=DEFAULT_PING_INTERVAL if ping_interval is None else ping_interval,
@@ -262,8 +264,11 @@ async def main(
     ping_interval: float | None = None,
     ping_timeout: float | None = None,
     metrics_scrape: float | None = None,
+    recovery: bool = False,
 ) -> None:
-    server = build_server(freeze_gc, ping_interval, ping_timeout, metrics=metrics_scrape is not None)
+    server = build_server(
+        freeze_gc, ping_interval, ping_timeout, metrics=metrics_scrape is not None, recovery=recovery
+    )
     async with trio.open_nursery() as nursery:
         listeners = await nursery.start(server.serve, "127.0.0.1", port)
         if DISCONNECTS is not None:
@@ -280,6 +285,7 @@ async def main(
             },
             "ping_interval": server.engine.options.ping_interval,
             "ping_timeout": server.engine.options.ping_timeout,
+            "recovery": recovery,
         }
         print(json.dumps(ready), flush=True)
 
@@ -297,6 +303,9 @@ if __name__ == "__main__":
     )
     parser.add_argument("--gc-log", action="store_true", help="log each gen 1/2 collection to stderr")
     parser.add_argument("--no-freeze-gc", action="store_true", help="Server(freeze_gc=False)")
+    parser.add_argument(
+        "--recovery", action="store_true", help="Server(connection_state_recovery=ConnectionStateRecovery())"
+    )
     parser.add_argument("--ping-interval", type=float, help="Server(ping_interval=...), seconds")
     parser.add_argument("--ping-timeout", type=float, help="Server(ping_timeout=...), seconds")
     parser.add_argument("--stats-stdin", action="store_true", help='answer "stats" lines on stdin (soak.py)')
@@ -320,4 +329,12 @@ if __name__ == "__main__":
         count_encodes()
     if cli.trace_requests:
         TRACE = {}
-    trio.run(main, cli.port, not cli.no_freeze_gc, cli.ping_interval, cli.ping_timeout, cli.metrics_scrape)
+    trio.run(
+        main,
+        cli.port,
+        not cli.no_freeze_gc,
+        cli.ping_interval,
+        cli.ping_timeout,
+        cli.metrics_scrape,
+        cli.recovery,
+    )

@@ -100,6 +100,7 @@ TRIO_ROOMS_EXPORTS = [
     "BroadcastOptions",
     "Client",
     "ConnectionRefused",
+    "ConnectionStateRecovery",
     "DisconnectReason",
     "Disconnected",
     "EngineServer",

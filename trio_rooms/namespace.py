@@ -23,6 +23,7 @@ from .stats import Counters
 from .types import SocketId
 
 if TYPE_CHECKING:
+    from .recovery import ConnectionStateRecovery
     from .socket import ConnectionHandler, Middleware, Socket
 
 __all__ = ["Namespace", "NamespaceMatcher", "ParentNamespace"]
@@ -42,12 +43,14 @@ class Namespace:
         on_unused: for a child namespace of a parent, called when no socket uses it any more (the
             server removes it then, with ``cleanup_empty_child_namespaces``).
         counters: the server's counters (``Server.stats``); a namespace made alone counts in its own.
+        recovery: the server's connection state recovery options (None: off).
 
     Attributes:
         name: the namespace name, starting with "/".
         sockets: the connected sockets of this namespace on this server, by id.
         adapter: the rooms of this namespace.
         counters: the server's counters, where its adapter and sockets count deliveries and acks.
+        recovery: the server's connection state recovery options (None: off).
     """
 
     def __init__(
@@ -57,9 +60,11 @@ class Namespace:
         *,
         on_unused: Callable[[Namespace], None] | None = None,
         counters: Counters | None = None,
+        recovery: ConnectionStateRecovery | None = None,
     ) -> None:
         self.name = name
         self.counters = counters if counters is not None else Counters()
+        self.recovery = recovery
         self._on_unused = on_unused
         self.sockets: dict[SocketId, Socket] = {}
         self.middlewares: list[Middleware] = []
@@ -220,6 +225,7 @@ class ParentNamespace(Namespace):
         child_adapter_factory: builds each child's adapter.
         on_unused: called with a child that no socket uses any more (None: children stay).
         counters: the server's counters (shared with every child).
+        recovery: the server's connection state recovery options, for its children (None: off).
     """
 
     def __init__(
@@ -229,12 +235,15 @@ class ParentNamespace(Namespace):
         *,
         on_unused: Callable[[Namespace], None] | None = None,
         counters: Counters | None = None,
+        recovery: ConnectionStateRecovery | None = None,
     ) -> None:
         self.matcher = matcher
         self.children: dict[str, Namespace] = {}
         self._child_adapter_factory = child_adapter_factory
         self._on_child_unused = on_unused
-        super().__init__(f"<parent {matcher!r}>", lambda _: ParentAdapter(self), counters=counters)
+        super().__init__(
+            f"<parent {matcher!r}>", lambda _: ParentAdapter(self), counters=counters, recovery=recovery
+        )
 
     async def matches(self, name: str, auth: dict[str, Any]) -> bool:
         """Whether the namespace ``name`` belongs to this family."""
@@ -250,7 +259,11 @@ class ParentNamespace(Namespace):
     def create_child(self, name: str) -> Namespace:
         """Build the child namespace ``name``, sharing this parent's middleware and handlers."""
         child = Namespace(
-            name, self._child_adapter_factory, on_unused=self._on_child_unused, counters=self.counters
+            name,
+            self._child_adapter_factory,
+            on_unused=self._on_child_unused,
+            counters=self.counters,
+            recovery=self.recovery,
         )
         child.middlewares = self.middlewares
         child.connection_handlers = self.connection_handlers

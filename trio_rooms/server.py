@@ -30,6 +30,7 @@ from .engine.session import Session
 from .errors import ConnectionRefused
 from .metrics import MetricsEndpoint, MetricsPolicy
 from .namespace import Namespace, NamespaceMatcher, ParentNamespace
+from .recovery import ConnectionStateRecovery
 from .socket import SocketOptions
 from .stats import Counters
 from .types import Handshake, js_date_string
@@ -95,6 +96,11 @@ class Server:
             (so that reference cycles of the application's own objects are still collected, at
             CPython's own cadence); unfreeze when the server stops. Process-wide (see
             ``trio_rooms._gc``); ``False`` leaves the GC alone.
+        connection_state_recovery: ``ConnectionStateRecovery(...)`` turns connection state recovery
+            on (off by default): a client that drops for a recoverable reason and comes back within
+            ``max_disconnection_duration`` gets the same socket (id, rooms, ``data``,
+            ``socket.recovered`` true) and the broadcasts it missed. Recovery works with an adapter
+            that stores what it needs (the in-memory adapter on one server); see the README.
         metrics: serve Prometheus metrics at ``GET /metrics`` on the port the server serves (and
             through ``ASGIApp``): False (off, the default), True, or a callable ``(request) -> bool``
             (sync or async) deciding per scrape; a refused scrape gets 403. Needs the extra
@@ -138,7 +144,12 @@ class Server:
         max_child_namespaces: int = DEFAULT_MAX_CHILD_NAMESPACES,
         freeze_gc: bool = True,
         metrics: MetricsPolicy = False,
+        connection_state_recovery: ConnectionStateRecovery | None = None,
     ) -> None:
+        if connection_state_recovery is not None and not isinstance(
+            connection_state_recovery, ConnectionStateRecovery
+        ):
+            raise TypeError("connection_state_recovery must be a ConnectionStateRecovery or None")
         for name, value in (
             ("connect_timeout", connect_timeout),
             ("send_timeout", send_timeout),
@@ -213,6 +224,7 @@ class Server:
             ),
         )
         self._adapter_factory = adapter
+        self.connection_state_recovery = connection_state_recovery
         self._namespaces: dict[str, Namespace] = {}
         self._parents: list[ParentNamespace] = []
         self._services: trio.Nursery | None = None
@@ -235,7 +247,10 @@ class Server:
             namespace = self._namespaces.get(name)
             if namespace is None:
                 namespace = self._namespaces[name] = Namespace(
-                    name, self._adapter_factory, counters=self.counters
+                    name,
+                    self._adapter_factory,
+                    counters=self.counters,
+                    recovery=self.connection_state_recovery,
                 )
                 self._start_adapter(namespace)
             return namespace
@@ -244,7 +259,13 @@ class Server:
                 if parent.matcher is name:
                     return parent
             on_unused = self._remove_namespace if self.cleanup_empty_child_namespaces else None
-            parent = ParentNamespace(name, self._adapter_factory, on_unused=on_unused, counters=self.counters)
+            parent = ParentNamespace(
+                name,
+                self._adapter_factory,
+                on_unused=on_unused,
+                counters=self.counters,
+                recovery=self.connection_state_recovery,
+            )
             self._parents.append(parent)
             return parent
         raise TypeError("a namespace is a str, a compiled regex or a callable")

@@ -10,8 +10,8 @@ import dataclasses
 import inspect
 import logging
 import secrets
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence, Set
-from typing import TYPE_CHECKING, Any, Final, Protocol, TypeAlias, TypeVar
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Set
+from typing import TYPE_CHECKING, Any, Final, TypeAlias, TypeVar
 
 import trio
 
@@ -21,12 +21,12 @@ from .errors import AckTimeout, ConnectionRefused, Disconnected, DisconnectReaso
 from .hooks import CatchAllListeners, HookedEmitter, OutgoingListeners, PacketMiddleware, PacketMiddlewares
 from .protocol.encoded import Encoded
 from .protocol.socketio import Packet, PacketType, ack_args, ack_value, event_packet
-from .stats import Counters
+from .recovery import RECOVERABLE_REASONS, PersistedSession
+from .socket_context import SocketHost, SocketNamespace, SocketOptions
 from .types import Handshake, Room, SocketId
 
 if TYPE_CHECKING:
-    from .adapter.base import Adapter
-    from .engine.session import Session
+    from .recovery import RestoredSession
 
 __all__ = ["ConnectionHandler", "Middleware", "Socket", "SocketHost", "SocketNamespace", "SocketOptions"]
 
@@ -44,108 +44,6 @@ Middleware: TypeAlias = "Callable[[Socket], Awaitable[None]]"
 """``async def middleware(socket)``: raising ``ConnectionRefused`` refuses the connection."""
 ConnectionHandler: TypeAlias = "Callable[[Socket], Awaitable[Any]]"
 """``async def handler(socket)``: runs once the socket is connected."""
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class SocketOptions:
-    """The server's limits that apply to each socket (see ``Server``)."""
-
-    send_timeout: float
-    max_pending_acks: int
-    max_events_in_flight: int
-    teardown_timeout: float
-
-
-class SocketNamespace(Protocol):
-    """What a socket uses of its namespace (a ``Namespace``), and what ``socket.nsp`` offers."""
-
-    @property
-    def name(self) -> str:
-        """The namespace name ("/" for the main one)."""
-        ...
-
-    @property
-    def adapter(self) -> Adapter:
-        """The rooms of the namespace."""
-        ...
-
-    @property
-    def sockets(self) -> Mapping[SocketId, Socket]:
-        """The connected sockets of the namespace on this server, by id."""
-        ...
-
-    @property
-    def middlewares(self) -> Sequence[Middleware]: ...
-
-    @property
-    def connection_handlers(self) -> Sequence[ConnectionHandler]: ...
-
-    @property
-    def counters(self) -> Counters:
-        """The server's counters (a socket's acks are timed there)."""
-        ...
-
-    def next_ack_id(self) -> int:
-        """A fresh ack id, unique in the namespace."""
-        ...
-
-    def server_side_handler(self, event: str) -> Callable[..., Awaitable[Any]] | None:
-        """The server-level handler of ``event`` (``@server.on(event)``), if any."""
-        ...
-
-    def socket_started(self) -> None:
-        """A socket of the namespace started (its task runs: connecting, connected or closing)."""
-        ...
-
-    def socket_connected(self, socket: Socket) -> None:
-        """``socket`` connected: it is one of the namespace's sockets."""
-        ...
-
-    def socket_disconnected(self, socket: Socket) -> None:
-        """``socket`` is gone from the namespace's sockets."""
-        ...
-
-    def socket_ended(self) -> None:
-        """A socket's task ended (a child namespace no socket uses may then be removed)."""
-        ...
-
-    def to(self, room_or_rooms: str | Iterable[str]) -> BroadcastOperator:
-        """Target the members of ``room_or_rooms``."""
-        ...
-
-    def except_(self, room_or_rooms: str | Iterable[str]) -> BroadcastOperator:
-        """Every socket of the namespace but the members of ``room_or_rooms``."""
-        ...
-
-    async def emit(self, event: str, *args: Any) -> None:
-        """Send ``event`` to every socket of the namespace."""
-        ...
-
-
-class SocketHost(Protocol):
-    """What a socket uses of the connection that hosts it (the connection, Node's ``Client``)."""
-
-    @property
-    def session(self) -> Session:
-        """The Engine.IO session of the connection."""
-        ...
-
-    @property
-    def reason(self) -> DisconnectReason | None:
-        """Why the connection ended (None while it is open)."""
-        ...
-
-    def namespace_connected(self) -> None:
-        """A namespace of the connection connected (the connect deadline no longer applies)."""
-        ...
-
-    def forget(self, socket: Socket) -> None:
-        """``socket`` is closing: its namespace takes no more packets on this connection."""
-        ...
-
-    def disconnect_all(self) -> None:
-        """Disconnect every namespace of the connection, then close it."""
-        ...
 
 
 def new_socket_id() -> SocketId:
@@ -183,8 +81,10 @@ class Socket(HookedEmitter):
     Attributes:
         id: fresh, random and unguessable, per namespace.
         nsp: the namespace.
-        handshake: what the client sent when connecting.
+        handshake: what the client sent when connecting (recovery's ``pid``/``offset`` left out).
         data: a dict for the application.
+        recovered: True for a dropped socket given back by connection state recovery (the same id,
+            rooms and ``data``; the broadcasts it missed were sent first).
     """
 
     #: Write a pre-encoded packet to this client now (never awaits; the broadcast path):
@@ -200,6 +100,12 @@ class Socket(HookedEmitter):
         self.nsp = namespace
         self.handshake = handshake
         self.data: dict[str, Any] = {}
+        self.recovered = False
+        # The private session id (connection state recovery only): sent to this client alone.
+        self._pid: str | None = new_socket_id() if namespace.recovery is not None else None
+        # A restored session whose socket has not connected yet (saved again if it drops meanwhile).
+        self._restoring: RestoredSession | None = None
+        self._resume_offset = ""
         self._host = host
         self._options = options
         self._session = host.session
@@ -476,25 +382,16 @@ class Socket(HookedEmitter):
                 if self._closing:
                     handlers.cancel_scope.cancel()
                 self._scope = handlers.cancel_scope
-                try:
-                    for middleware in nsp.middlewares:
-                        await middleware(self)
-                except ConnectionRefused as refusal:
-                    body: dict[str, Any] = {"message": refusal.message}
-                    if refusal.data is not None:
-                        body["data"] = refusal.data
-                    self._session.send_packet(Packet(PacketType.CONNECT_ERROR, nsp.name, body))
-                    return
-                except Exception:
-                    logger.exception("middleware failed on %r; connection refused", self)
-                    error = {"message": "server error"}
-                    self._session.send_packet(Packet(PacketType.CONNECT_ERROR, nsp.name, error))
-                    return
-                nsp.socket_connected(self)
-                self._connected = True
-                nsp.adapter.add_all(self.id, (self.id,))
-                self._session.send_packet(Packet(PacketType.CONNECT, nsp.name, {"sid": self.id}))
-                self._host.namespace_connected()
+                recovery = nsp.recovery
+                restored = await self._restore() if recovery is not None else None
+                if restored is None or recovery is None or not recovery.skip_middlewares:
+                    if not await self._run_middlewares():
+                        self._restoring = None  # refused: its session is not saved again
+                        return
+                    if restored is not None:
+                        restored = await self._catch_up(restored)
+                # No checkpoint from the restore (or the catch-up) to the rooms joined here.
+                self._connect(restored)
                 for handler in nsp.connection_handlers:
                     try:
                         await handler(self)
@@ -524,6 +421,76 @@ class Socket(HookedEmitter):
                     self._middlewares = PacketMiddlewares()
                     self.deliver = self._write
                     nsp.socket_ended()
+
+    async def _run_middlewares(self) -> bool:
+        """Run the namespace's middleware; False when it refused (CONNECT_ERROR sent)."""
+        nsp = self.nsp
+        try:
+            for middleware in nsp.middlewares:
+                await middleware(self)
+        except ConnectionRefused as refusal:
+            body: dict[str, Any] = {"message": refusal.message}
+            if refusal.data is not None:
+                body["data"] = refusal.data
+            self._session.send_packet(Packet(PacketType.CONNECT_ERROR, nsp.name, body))
+            return False
+        except Exception:
+            logger.exception("middleware failed on %r; connection refused", self)
+            error = {"message": "server error"}
+            self._session.send_packet(Packet(PacketType.CONNECT_ERROR, nsp.name, error))
+            return False
+        return True
+
+    def _connect(self, restored: RestoredSession | None) -> None:
+        """Join the namespace (and the restored rooms), answer the CONNECT, then write the missed
+        packets: all at once, so that no broadcast can come between them."""
+        nsp = self.nsp
+        nsp.socket_connected(self)
+        self._connected = True
+        self._restoring = None
+        nsp.adapter.add_all(self.id, (self.id,) if restored is None else (self.id, *restored.rooms))
+        answer = {"sid": self.id} if self._pid is None else {"sid": self.id, "pid": self._pid}
+        self._session.send_packet(Packet(PacketType.CONNECT, nsp.name, answer))
+        for packet in restored.missed_packets if restored is not None else ():
+            self._session.send_packet(packet)
+        self._host.namespace_connected()
+
+    async def _restore(self) -> RestoredSession | None:
+        """Connection state recovery: take over the session the CONNECT payload's ``pid`` and
+        ``offset`` name (both are left out of ``handshake.auth``)."""
+        auth = self.handshake.auth
+        pid, offset = auth.get("pid"), auth.get("offset")
+        if "pid" in auth or "offset" in auth:
+            own = {key: value for key, value in auth.items() if key not in ("pid", "offset")}
+            self.handshake = dataclasses.replace(self.handshake, auth=own)
+        if not isinstance(pid, str) or not isinstance(offset, str):
+            return None
+        return await self._take_over(pid, offset)
+
+    async def _take_over(self, pid: str, offset: str) -> RestoredSession | None:
+        """This socket becomes the session ``pid`` (its id, pid and data); else a new socket: None."""
+        try:
+            restored = await self.nsp.adapter.restore_session(pid, offset)
+        except Exception:
+            logger.exception("restoring a session failed on %r; connecting it as a new socket", self)
+            restored = None
+        if restored is None or restored.sid in self.nsp.sockets:
+            self.id, self._pid, self._restoring = new_socket_id(), new_socket_id(), None
+            self.recovered = False
+            return None
+        self.id, self._pid, self.data = SocketId(restored.sid), restored.pid, restored.data
+        self.recovered, self._restoring, self._resume_offset = True, restored, offset
+        return restored
+
+    async def _catch_up(self, restored: RestoredSession) -> RestoredSession | None:
+        """After the middleware of a restored socket: what was broadcast while it ran, by saving the
+        session again and taking it over from the last packet it has (None: a new socket after all,
+        as a gap would break the promise of recovery)."""
+        missed = restored.missed_packets
+        offset = missed[-1].data[-1] if missed else self._resume_offset
+        await self._persist(restored.rooms)
+        again = await self._take_over(restored.pid, offset)
+        return again and dataclasses.replace(again, missed_packets=[*missed, *again.missed_packets])
 
     async def _dispatch(self, packet: Packet) -> None:
         try:
@@ -591,15 +558,31 @@ class Socket(HookedEmitter):
         for _answer, gone in list(self._acks.values()):
             gone()
         self._acks.clear()
+        recoverable = self._pid is not None and reason in RECOVERABLE_REASONS
         if not was_connected:
+            restoring = self._restoring
+            if restoring is not None and recoverable:  # dropped again before it connected
+                await self._persist(restoring.rooms)
             return
+        rooms: tuple[Room, ...] = ()
         try:
             await self._run_teardown_handlers("disconnecting", reason)
         finally:
             # Synchronous, so it runs even when the teardown deadline cancelled the handlers.
+            rooms = tuple(self.rooms) if recoverable else ()
             self.nsp.adapter.remove_all(self.id)
             self.nsp.socket_disconnected(self)
+        if recoverable:
+            await self._persist(rooms)
         await self._run_teardown_handlers("disconnect", reason)
+
+    async def _persist(self, rooms: tuple[Room, ...]) -> None:
+        """Save this socket's session for connection state recovery (a failure is logged)."""
+        assert self._pid is not None
+        try:
+            await self.nsp.adapter.persist_session(PersistedSession(self.id, self._pid, rooms, self.data))
+        except Exception:
+            logger.exception("saving the session of %r failed; it cannot be recovered", self)
 
     async def _run_teardown_handlers(self, event: str, reason: DisconnectReason) -> None:
         for handler in self._teardown_handlers.get(event, ()):

@@ -21,6 +21,7 @@ from trio_rooms.adapter.memory import InMemoryAdapter
 from trio_rooms.broadcast import BroadcastOperator
 from trio_rooms.protocol import Decoder, EnginePacketType, Packet, PacketType, decode_ws
 from trio_rooms.protocol.encoded import Encoded
+from trio_rooms.recovery import ConnectionStateRecovery
 from trio_rooms.stats import Counters
 from trio_rooms.types import Handshake, Room, SocketId
 
@@ -191,8 +192,9 @@ class FakeSocket:
 class FakeNamespace:
     """The part of ``Namespace`` the adapter uses (``adapter.base.NamespaceView``), and its adapter."""
 
-    def __init__(self, name: str = "/") -> None:
+    def __init__(self, name: str = "/", recovery: ConnectionStateRecovery | None = None) -> None:
         self.name = name
+        self.recovery = recovery
         self.sockets: dict[SocketId, FakeSocket] = {}
         self._ack_ids = itertools.count()
         self.counters = Counters()

@@ -19,6 +19,7 @@ import trio
 from .._util import rooms_arg
 from ..protocol.encoded import Encoded
 from ..protocol.socketio import event_packet
+from ..recovery import ConnectionStateRecovery, PersistedSession, RestoredSession
 from ..stats import Counters
 from ..types import BroadcastFlags, BroadcastOptions, Handshake, Room, SocketId
 
@@ -101,6 +102,11 @@ class NamespaceView(Protocol):
 
     def server_side_handler(self, event: str) -> Callable[..., Awaitable[Any]] | None:
         """The handler of ``server_side_emit(event, ...)`` from another server, if any."""
+        ...
+
+    @property
+    def recovery(self) -> ConnectionStateRecovery | None:
+        """The server's connection state recovery options (None when recovery is off)."""
         ...
 
 
@@ -207,6 +213,25 @@ class Adapter(ABC):
     @abstractmethod
     async def server_count(self) -> int:
         """How many servers share this namespace (1 for the in-memory adapter)."""
+
+    # -- connection state recovery (an adapter that cannot recover keeps these defaults) ------------
+    async def persist_session(self, session: PersistedSession) -> None:
+        """Keep ``session`` (a socket dropped for a recoverable reason) for the namespace's
+        ``recovery.max_disconnection_duration``. The default keeps nothing.
+
+        An adapter that recovers also numbers what it broadcasts while ``nsp.recovery`` is set: each
+        EVENT packet without ack id and not volatile gets its offset (a str) appended as its last
+        argument, and is kept as long as a session may need it.
+        """
+        await trio.lowlevel.checkpoint()
+
+    async def restore_session(self, pid: str, offset: str) -> RestoredSession | None:
+        """The session ``pid``, with the packets it missed since ``offset`` (for its rooms), or None:
+        unknown, expired, or ``offset`` no longer kept. The session is removed (a pid restores once).
+        The default recovers nothing.
+        """
+        await trio.lowlevel.checkpoint()
+        return None
 
     def stats(self) -> dict[str, int]:
         """Counters of the adapter's backend (messages sent, received, ignored...); none here."""

@@ -18,11 +18,14 @@ import trio
 from ..engine.pacing import BACKLOG
 from ..errors import AckTimeout
 from ..protocol.encoded import Encoded
+from ..protocol.socketio import PacketType
 from ..types import BroadcastOptions, Room, SocketId
 from .base import Adapter, NamespaceView, RemoteSocket
+from .sessions import RecoveryStore
 
 if TYPE_CHECKING:
     from ..protocol.socketio import Packet
+    from ..recovery import PersistedSession, RestoredSession
 
 __all__ = ["InMemoryAdapter"]
 
@@ -87,7 +90,13 @@ class _AckCollector:
 
 
 class InMemoryAdapter(Adapter):
-    """Rooms in memory, for one server process (the default adapter)."""
+    """Rooms in memory, for one server process (the default adapter).
+
+    With connection state recovery on (``namespace.recovery``), it also keeps what recovery needs in
+    a ``RecoveryStore``: every broadcast EVENT without ack id and not volatile, numbered, for
+    ``max_disconnection_duration`` (at most ``max_stored_packets`` of them), and the sessions of the
+    sockets that dropped. With recovery off it keeps nothing and a broadcast does nothing more.
+    """
 
     def __init__(self, namespace: NamespaceView) -> None:
         super().__init__(namespace)
@@ -99,6 +108,8 @@ class InMemoryAdapter(Adapter):
         self._order = trio.Lock()
         # The recipients of the deliveries holding or waiting for the order lock.
         self._unfinished: list[set[SocketId]] = []
+        recovery = namespace.recovery
+        self._store = RecoveryStore(recovery) if recovery is not None else None
 
     # -- membership -----------------------------------------------------------------------------
     @property
@@ -177,6 +188,14 @@ class InMemoryAdapter(Adapter):
 
     # -- operations -----------------------------------------------------------------------------
     async def broadcast(self, packet: Packet, opts: BroadcastOptions) -> None:
+        store = self._store
+        if (
+            store is not None
+            and packet.type is PacketType.EVENT
+            and packet.ack_id is None
+            and not opts.flags.volatile
+        ):
+            packet = store.record(packet, opts)
         await self.deliver(Encoded.of(packet, keep_packet=True), opts)
 
     async def deliver(self, frames: Encoded, opts: BroadcastOptions) -> None:
@@ -321,3 +340,17 @@ class InMemoryAdapter(Adapter):
     async def server_count(self) -> int:
         await trio.lowlevel.checkpoint()
         return 1
+
+    # -- connection state recovery --------------------------------------------------------------------
+    async def persist_session(self, session: PersistedSession) -> None:
+        if self._store is not None:
+            self._store.persist(session)
+        await trio.lowlevel.checkpoint()
+
+    async def restore_session(self, pid: str, offset: str) -> RestoredSession | None:
+        # The checkpoint comes first: the caller joins the restored rooms with no checkpoint after
+        # this returns, so no broadcast falls between the missed packets and the rooms.
+        await trio.lowlevel.checkpoint()
+        if self._store is None:
+            return None
+        return self._store.restore(pid, offset)

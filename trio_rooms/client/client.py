@@ -6,7 +6,6 @@ state; the Engine.IO session lives in ``transport``; public calls raise bare exc
 
 from __future__ import annotations
 
-import inspect
 import logging
 import math
 import ssl
@@ -14,7 +13,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from functools import partial
 from types import TracebackType
-from typing import Any, Final, ParamSpec
+from typing import Any, Final
 
 import trio
 
@@ -27,14 +26,13 @@ from ..types import Transport
 from .handlers import H, HandlerRunner, HandlerTable
 from .http import EngineClosed, TransportOptions, parse_target
 from .pending import Ack, Outbox, PendingAcks
-from .state import FINAL_REASONS, ClientDisconnectReason, ClientState, ConnectionState
+from .state import FINAL_REASONS, ClientDisconnectReason, ClientState, ConnectionState, RecoveryState
 from .transport import Engine
 
-__all__ = ["Client", "open_client"]
+__all__ = ["Client"]
 
 logger = logging.getLogger("trio_rooms.client")
 
-P = ParamSpec("P")
 
 DEFAULT_TRANSPORTS: Final = ("polling", "websocket")
 DEFAULT_TIMEOUT: Final = 20.0
@@ -43,6 +41,9 @@ DEFAULT_MAX_BUFFERED_PACKETS: Final = 1000
 DEFAULT_MAX_PENDING_ACKS: Final = 1024
 DEFAULT_MAX_HANDLERS_IN_FLIGHT: Final = 64
 DEFAULT_CLOSE_TIMEOUT: Final = 2.0
+#: Events a server may send for our namespace before its CONNECT answer (a server restoring a session
+#: sends the missed ones first, as Node does); they are handled once the namespace is connected.
+MAX_EARLY_EVENTS: Final = 10_000
 
 
 class _AttemptFailedError(Disconnected):
@@ -86,6 +87,13 @@ class Client(HookedEmitter):
 
     Attributes:
         namespace: The namespace this client joins.
+
+    Connection state recovery: when the server has it on, its CONNECT answer carries a private
+    session id (pid), and each event it broadcasts ends with an offset. The client keeps the pid and
+    the last offset, strips that offset from the event's arguments (events the server sent without
+    asking for an ack, whose last argument is a string) so that handlers bind as before, and sends
+    both back in its CONNECT payload when it reconnects: ``recovered`` then says whether the server
+    gave the same socket back (with the events it missed, delivered before any new one).
     """
 
     def __init__(
@@ -154,6 +162,7 @@ class Client(HookedEmitter):
         self._outbox = Outbox(max_buffered_packets)
         self._engine: Engine | None = None
         self._sid: str | None = None
+        self._recovery = RecoveryState()
         self._state = ConnectionState()
         self._closing = False
         self._entered = False
@@ -217,6 +226,12 @@ class Client(HookedEmitter):
     def connected(self) -> bool:
         """True while the namespace is connected."""
         return self._state.connected
+
+    @property
+    def recovered(self) -> bool:
+        """True when the last (re)connection got the same socket back from the server (connection
+        state recovery): the same id and rooms, and the events missed meanwhile."""
+        return self._recovery.recovered
 
     @property
     def transport(self) -> Transport | None:
@@ -374,7 +389,11 @@ class Client(HookedEmitter):
     async def _dispatch(self, engine: Engine, packet: Packet) -> None:
         """Start the event's handler as a task (``HandlerRunner.dispatch``); it answers the ack."""
         event, *args = packet.data
-        answer = None if packet.ack_id is None else partial(self._answer, engine, packet.ack_id, event)
+        if packet.ack_id is None:
+            self._recovery.strip(args)  # connection state recovery: the event's offset
+            answer = None
+        else:
+            answer = partial(self._answer, engine, packet.ack_id, event)
         await self._runner.dispatch(event, args, answer)
 
     async def _answer(self, engine: Engine, ack_id: int, event: object, result: Any) -> None:
@@ -479,8 +498,9 @@ class Client(HookedEmitter):
             with trio.move_on_at(deadline) as scope:
                 await nursery.start(engine.run)
                 self._engine = engine
-                await engine.send([encode(Packet(PacketType.CONNECT, self.namespace, self._auth))[0]])
-                sid = await self._await_connect(engine, decoder)
+                connect = Packet(PacketType.CONNECT, self.namespace, self._recovery.payload(self._auth))
+                await engine.send([encode(connect)[0]])
+                sid, pid, early = await self._await_connect(engine, decoder)
             if scope.cancelled_caught:
                 raise _AttemptFailedError("connection timed out")
         except EngineClosed as exc:
@@ -488,10 +508,14 @@ class Client(HookedEmitter):
         except RemoteProtocolError as exc:
             raise _AttemptFailedError(f"parse error: {exc.message}") from None
         self._sid = sid
+        self._recovery.connected(pid)
         self._state.move_to(ClientState.FLUSHING)
         on_connected()
         await self._runner.fire("connect")
         try:
+            for missed in early:  # sent before the CONNECT answer: the missed events of a recovery
+                await self._dispatch(engine, missed)
+            del early
             while self._outbox:  # emits made meanwhile join the end of the buffer: order is kept
                 messages, ack_id, data = self._outbox.popleft()
                 if data is not None and self._outgoing:
@@ -514,16 +538,27 @@ class Client(HookedEmitter):
             await engine.aclose(reason)
             return reason
 
-    async def _await_connect(self, engine: Engine, decoder: Decoder) -> str:
+    async def _await_connect(self, engine: Engine, decoder: Decoder) -> tuple[str, str | None, list[Packet]]:
+        """The CONNECT answer's sid and pid (None without recovery), and the events sent before it."""
+        early: list[Packet] = []
         while True:
             packet = decoder.feed(await engine.receive())
             if packet is None or packet.nsp != self.namespace:
                 continue
             if packet.type is PacketType.CONNECT:
-                sid = packet.data.get("sid") if isinstance(packet.data, dict) else None
+                data = packet.data
+                sid = data.get("sid") if isinstance(data, dict) else None
                 if not isinstance(sid, str) or not sid:
                     raise RemoteProtocolError("CONNECT answer without a sid")
-                return sid
+                pid = data.get("pid")
+                return sid, pid if isinstance(pid, str) and pid else None, early
+            if packet.type is PacketType.EVENT:
+                if len(early) >= MAX_EARLY_EVENTS:
+                    raise RemoteProtocolError(
+                        f"more than {MAX_EARLY_EVENTS} events before the CONNECT answer"
+                    )
+                early.append(packet)
+                continue
             if packet.type is PacketType.CONNECT_ERROR:
                 data = packet.data
                 if isinstance(data, dict):
@@ -544,44 +579,3 @@ class Client(HookedEmitter):
             raise _ServerDisconnectError
         else:
             raise RemoteProtocolError(f"unexpected {kind.name} packet while connected")
-
-
-def _parameters_of(
-    cls: Callable[P, Client],
-) -> Callable[
-    [Callable[..., AbstractAsyncContextManager[Client]]], Callable[P, AbstractAsyncContextManager[Client]]
-]:
-    """Give an opener of ``cls`` the parameters of ``cls``: for type checkers (``P``) and for
-    ``help()`` and ``inspect.signature`` (``__signature__``), written once, in ``Client.__init__``."""
-    signature = inspect.signature(cls).replace(return_annotation="AbstractAsyncContextManager[Client]")
-
-    def adopt(
-        opener: Callable[..., AbstractAsyncContextManager[Client]],
-    ) -> Callable[P, AbstractAsyncContextManager[Client]]:
-        opener.__signature__ = signature  # type: ignore[attr-defined]
-        return opener
-
-    return adopt
-
-
-@_parameters_of(Client)
-@asynccontextmanager
-async def open_client(*args: Any, **kwargs: Any) -> AsyncIterator[Client]:
-    """Connect a ``Client`` to ``url`` and keep it connected for the block (the parameters: ``Client``).
-
-    The first connection: one attempt without reconnection; with it, attempts with the backoff until
-    ``wait_timeout``. Leaving the block disconnects cleanly (DISCONNECT, Engine.IO close, socket
-    closed) and cancels the handlers still running. Events that arrive before the block starts wait
-    for it, so handlers registered at its top see them (and the first "connect").
-
-    Raises:
-        NamespaceRejected: the server refused the namespace (CONNECT_ERROR) on the first connection.
-        Disconnected: no connection could be made (the message says why).
-        ValueError, TypeError: invalid arguments (see ``Client``).
-        The block's own exceptions, bare. An exception group escapes only if the block and a client
-        task fail together (client tasks do not fail by design: handler errors are logged).
-
-    Cancellation: the client is still disconnected, abruptly if the close cannot finish in time.
-    """
-    async with Client(*args, **kwargs) as client:
-        yield client
