@@ -116,7 +116,10 @@ class EngineServer:
             TypeError: a handler of the wrong kind.
         """
         if event != "connection" and event not in HOOK_EVENTS:
-            raise ValueError(f"EngineServer has no event {event!r}")
+            raise ValueError(
+                f'EngineServer has no event {event!r} ("connection", "initial_headers", "headers", '
+                '"connection_error")'
+            )
 
         def register(handler: F) -> F:
             if event == "connection":
