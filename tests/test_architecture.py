@@ -123,6 +123,7 @@ TRIO_ROOMS_EXPORTS = [
 ]
 
 ENGINE_EXPORTS = [
+    "ConnectionErrorEvent",
     "EngineErrorCode",
     "EngineOptions",
     "EngineServer",

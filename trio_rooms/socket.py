@@ -18,6 +18,7 @@ import trio
 from ._util import check_async_callable, rooms_arg
 from .broadcast import BroadcastOperator
 from .errors import AckTimeout, ConnectionRefused, Disconnected, DisconnectReason, LocalProtocolError
+from .hooks import CatchAllListeners, HookedEmitter, OutgoingListeners, PacketMiddleware, PacketMiddlewares
 from .protocol.encoded import Encoded
 from .protocol.socketio import Packet, PacketType, ack_args, ack_value, event_packet
 from .types import Handshake, Room, SocketId
@@ -35,7 +36,8 @@ H = TypeVar("H", bound=Handler)
 
 _TEARDOWN_EVENTS: Final = frozenset({"disconnecting", "disconnect"})
 _UNREGISTERABLE: Final = frozenset({"connect", "connect_error", "newListener", "removeListener"})
-_NO_ANSWER: Final = object()
+#: The event whose handler receives the exceptions of ``use()`` middlewares (a client's is dropped).
+_ERROR: Final = "error"
 
 Middleware: TypeAlias = "Callable[[Socket], Awaitable[None]]"
 """``async def middleware(socket)``: raising ``ConnectionRefused`` refuses the connection."""
@@ -79,6 +81,10 @@ class SocketNamespace(Protocol):
 
     def next_ack_id(self) -> int:
         """A fresh ack id, unique in the namespace."""
+        ...
+
+    def server_side_handler(self, event: str) -> Callable[..., Awaitable[Any]] | None:
+        """The server-level handler of ``event`` (``@server.on(event)``), if any."""
         ...
 
     def socket_started(self) -> None:
@@ -165,7 +171,7 @@ class _RoomsView(Set[Room]):
         return f"{{{', '.join(sorted(map(repr, self._rooms())))}}}"
 
 
-class Socket:
+class Socket(HookedEmitter):
     """A client connected to a namespace (created by the server, one per connection and namespace).
 
     Attributes:
@@ -192,7 +198,10 @@ class Socket:
         self._options = options
         self._session = host.session
         # A socket made before an upgrade keeps ``session.write``, which follows the upgrade.
-        self.deliver = host.session.deliver
+        self.deliver = self._write = host.session.deliver
+        self._any = CatchAllListeners()
+        self._outgoing = OutgoingListeners()
+        self._middlewares = PacketMiddlewares()
         self._handlers: dict[str, tuple[Handler, inspect.Signature]] = {}
         self._teardown_handlers: dict[str, list[Handler]] = {}
         self._acks: dict[int, tuple[Callable[[Any], None], Callable[[], None]]] = {}
@@ -253,10 +262,44 @@ class Socket:
                     raise TypeError(f"a {event!r} handler takes one argument, the reason") from None
                 self._teardown_handlers.setdefault(event, []).append(handler)
             else:
+                if event == _ERROR:
+                    try:
+                        signature.bind("exception")
+                    except TypeError:
+                        raise TypeError('an "error" handler takes one argument, the exception') from None
                 self._handlers[event] = (handler, signature)
             return handler
 
         return register
+
+    def off(self, event: str, handler: Handler | None = None) -> None:
+        """Remove the handler of ``event`` (with ``handler``: only if it is that one; for
+        "disconnecting" and "disconnect", that one of their handlers, or all of them)."""
+        if event in _TEARDOWN_EVENTS:
+            kept = [h for h in self._teardown_handlers.get(event, ()) if handler is not None and h != handler]
+            self._teardown_handlers[event] = kept
+            return
+        entry = self._handlers.get(event)
+        if entry is not None and (handler is None or entry[0] == handler):
+            del self._handlers[event]
+
+    def use(self, middleware: PacketMiddleware) -> PacketMiddleware:
+        """Register ``async def middleware(event, args)``, run for each incoming event in registration
+        order, after the catch-all listeners and before the handler; it may change the list ``args`` in
+        place. Raising drops the packet: no further middleware nor handler runs, the client gets no
+        answer and stays connected, and the ``"error"`` handler (``@socket.on("error")``) receives the
+        exception (logged when there is none). Raises TypeError: not ``async def m(event, args)``."""
+        return self._middlewares.add(middleware)
+
+    def _outgoing_changed(self) -> None:  # the broadcast path pays for listeners only while there are some
+        self.deliver = self._deliver_observed if self._outgoing else self._write
+
+    def _deliver_observed(self, item: Encoded, volatile: bool) -> bool:
+        """``deliver`` while outgoing listeners are registered: tell them, then write."""
+        packet = item.packet
+        if packet is not None and self._connected:
+            self._outgoing.notify(packet.data, self)
+        return self._write(item, volatile)
 
     # -- emitting ---------------------------------------------------------------------------------
     async def emit(self, event: str, *args: Any) -> None:
@@ -269,9 +312,31 @@ class Socket:
         packet = event_packet(self.nsp.name, event, args)
         await self._send(packet)
 
+    async def emit_flagged(self, event: str, args: tuple[Any, ...], *, volatile: bool) -> None:
+        """``emit`` for ``FlaggedEmitter``: a volatile packet is dropped, not waited for."""
+        packet = event_packet(self.nsp.name, event, args)
+        await (self._send_volatile(packet) if volatile else self._send(packet))
+
+    async def emit_with_ack_flagged(
+        self, event: str, args: tuple[Any, ...], *, volatile: bool, timeout: float | None
+    ) -> Any:
+        """``emit_with_ack`` for ``FlaggedEmitter`` (a timeout of None: 5 s, as ``emit_with_ack``)."""
+        return await self._emit_with_ack(event, args, 5.0 if timeout is None else timeout, volatile)
+
+    async def _send_volatile(self, packet: Packet) -> None:
+        if not self._connected:
+            raise Disconnected(str(self._reason or "not connected"))
+        await trio.lowlevel.checkpoint()
+        if self._outgoing:
+            self._outgoing.notify(packet.data, self)
+        if self._connected:
+            self._write(Encoded.of(packet), True)  # dropped when the queue is full
+
     async def _send(self, packet: Packet) -> None:
         if not self._connected:
             raise Disconnected(str(self._reason or "not connected"))
+        if self._outgoing:
+            self._outgoing.notify(packet.data, self)
         session = self._session
         if session.queued_bytes >= session.max_queued_bytes:
             with trio.move_on_after(self._options.send_timeout):
@@ -296,6 +361,9 @@ class Socket:
 
         Cancellation: the pending ack is forgotten; a late ack is ignored.
         """
+        return await self._emit_with_ack(event, args, timeout, False)
+
+    async def _emit_with_ack(self, event: str, args: tuple[Any, ...], timeout: float, volatile: bool) -> Any:
         if len(self._acks) >= self._options.max_pending_acks:
             raise LocalProtocolError(f"{len(self._acks)} acks already pending on this socket")
         ack_id = self.nsp.next_ack_id()
@@ -309,7 +377,8 @@ class Socket:
 
         self._acks[ack_id] = (answer, done.set)
         try:
-            await self._send(Packet(packet.type, packet.nsp, packet.data, ack_id))
+            packet = Packet(packet.type, packet.nsp, packet.data, ack_id)
+            await (self._send_volatile(packet) if volatile else self._send(packet))
             with trio.move_on_after(timeout):
                 await done.wait()
         finally:
@@ -447,9 +516,16 @@ class Socket:
     async def _dispatch(self, packet: Packet) -> None:
         try:
             event, *args = packet.data
+            if event == _ERROR:
+                logger.warning('socket %s: a client event named "error" is reserved; dropped', self.id)
+                return
+            if self._any:
+                await self._any.run(event, args, self)
+            if self._middlewares and not await self._middlewares.run(event, args, self._rejected):
+                return
             entry = self._handlers.get(event)
             if entry is None:
-                logger.debug("socket %s: no handler for %r", self.id, event)
+                self._unhandled(event)
                 return
             handler, signature = entry
             try:
@@ -472,6 +548,28 @@ class Socket:
             if slot_free is not None:
                 self._slot_free = None
                 slot_free.set()
+
+    async def _rejected(self, exc: Exception) -> None:
+        """A ``use()`` middleware raised: the ``"error"`` handler gets ``exc`` (logged without one)."""
+        entry = self._handlers.get(_ERROR)
+        if entry is None:
+            logger.error("a middleware rejected a packet on %r", self, exc_info=exc)
+            return
+        try:
+            await entry[0](exc)
+        except Exception:
+            logger.exception('"error" handler failed on %r', self)
+
+    def _unhandled(self, event: str) -> None:
+        if self.nsp.server_side_handler(event) is None:
+            logger.debug("socket %s: no handler for %r", self.id, event)
+            return
+        logger.warning(
+            "socket %(sid)s: the client event %(event)r reached no handler of the socket; a server-level "
+            "handler (@server.on(%(event)r)) receives server-side emits only: client events are handled "
+            "on the socket (@socket.on(%(event)r) in a connection handler)",
+            {"sid": self.id, "event": event},
+        )
 
     async def _teardown(self) -> None:
         was_connected = self._connected

@@ -170,7 +170,7 @@ class InMemoryAdapter(Adapter):
 
     # -- operations -----------------------------------------------------------------------------
     async def broadcast(self, packet: Packet, opts: BroadcastOptions) -> None:
-        await self.deliver(Encoded.of(packet), opts)
+        await self.deliver(Encoded.of(packet, keep_packet=True), opts)
 
     async def deliver(self, frames: Encoded, opts: BroadcastOptions) -> None:
         """Write the pre-encoded packet to every local socket that ``opts`` selects, each once."""
@@ -241,7 +241,7 @@ class InMemoryAdapter(Adapter):
             if socket is not None and socket.remove_ack_callback(ack_id):
                 dropped()
 
-        frames = Encoded.of(dataclasses.replace(packet, ack_id=ack_id))
+        frames = Encoded.of(dataclasses.replace(packet, ack_id=ack_id), keep_packet=True)
         await self._write_all(targets, frames, volatile, not_taken)
 
     async def broadcast_with_ack(self, packet: Packet, opts: BroadcastOptions) -> list[Any]:

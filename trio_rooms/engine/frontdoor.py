@@ -21,6 +21,7 @@ from ..protocol.encoded import control
 from ..protocol.engineio import decode_payload, encode_ws
 from ..stats import Counters
 from ..types import Transport
+from .hooks import EngineHooks
 from .http import EngineErrorCode, HttpRequest
 from .options import EngineOptions
 from .routing import Route
@@ -74,6 +75,12 @@ class EngineCore(Protocol):
 
     @property
     def sessions(self) -> Mapping[str, Session]: ...
+
+    @property
+    def hooks(self) -> EngineHooks:
+        """The application's hooks: every front door builds its answers' headers with
+        ``hooks.response_headers`` and reports each refused request to ``hooks.connection_error``."""
+        ...
 
     @property
     def nursery(self) -> trio.Nursery:

@@ -346,7 +346,7 @@ class RedisAdapter(Adapter):
         Raises:
             AdapterError: the publish failed (local delivery has happened).
         """
-        await self._local.deliver(Encoded.of(packet), opts)
+        await self._local.deliver(Encoded.of(packet, keep_packet=True), opts)
         if not opts.flags.local:
             await self._publish(Broadcast(packet, opts))
 
