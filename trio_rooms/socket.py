@@ -179,6 +179,8 @@ class Socket(HookedEmitter):
         nsp: the namespace.
         handshake: what the client sent when connecting.
         data: a dict for the application.
+        conn: the Engine.IO session under it (Node's ``socket.conn``): ``conn.sid`` (sensitive: it
+            lets its holder poll the session), ``conn.transport`` ("polling", then "websocket").
     """
 
     #: Write a pre-encoded packet to this client now (never awaits; the broadcast path):
@@ -196,7 +198,7 @@ class Socket(HookedEmitter):
         self.data: dict[str, Any] = {}
         self._host = host
         self._options = options
-        self._session = host.session
+        self.conn = self._session = host.session
         # A socket made before an upgrade keeps ``session.write``, which follows the upgrade.
         self.deliver = self._write = host.session.deliver
         self._any = CatchAllListeners()
