@@ -46,6 +46,9 @@ SERVERS: dict[str, tuple[str, ...]] = {
     "psio": (sys.executable, str(HERE / "server_psio.py")),
     # The same trio_rooms server with Server(freeze_gc=False) (the default is True).
     "trio-nofreeze": (sys.executable, str(HERE / "server_trio.py"), "--no-freeze-gc"),
+    # The same server instrumented for the Socket.IO Admin UI (no page connected), in both modes.
+    "trio-admin": (sys.executable, str(HERE / "server_trio.py"), "--admin", "development"),
+    "trio-admin-prod": (sys.executable, str(HERE / "server_trio.py"), "--admin", "production"),
     # The floor: one send(2) per delivery of a frame encoded once, from a bare selectors loop.
     "limit": (sys.executable, str(HERE / "server_limit.py")),
     # trio_rooms as an ASGI application (trio_rooms.ASGIApp) under Hypercorn's trio worker (issue 14).
@@ -63,6 +66,8 @@ LABELS = {
     "node": "Node socket.io",
     "psio": "python-socketio",
     "trio-nofreeze": "trio_rooms freeze_gc=False",
+    "trio-admin": "trio_rooms + Admin UI (development)",
+    "trio-admin-prod": "trio_rooms + Admin UI (production)",
     "limit": "the limit",
     "asgi": "trio_rooms ASGI (Hypercorn)",
     "psio-asgi": "python-socketio ASGI (uvicorn)",
@@ -375,8 +380,8 @@ def main() -> int:
     parser.add_argument(
         "--servers",
         default="trio,node,psio,limit",
-        help="comma-separated, among trio,node,psio,limit,trio-nofreeze,asgi,psio-asgi "
-        "(default trio,node,psio,limit)",
+        help="comma-separated, among trio,node,psio,limit,trio-nofreeze,trio-admin,trio-admin-prod,asgi,"
+        "psio-asgi (default trio,node,psio,limit)",
     )
     parser.add_argument("--deliveries", type=int, default=100_000, help="deliveries per throughput phase")
     parser.add_argument("--latency-seconds", type=float, default=5.0, help="length of each latency phase")

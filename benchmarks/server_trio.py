@@ -18,6 +18,9 @@ Handlers of the extra workloads (scenarios.py; every server has them):
 
 ``--gc-freeze-rooms``: ``bench-rooms`` ends with ``gc.collect(); gc.freeze()`` (a diagnostic).
 
+``--admin development|production``: ``trio_rooms.admin.instrument(server, mode=...)`` (the Admin UI's
+instrumentation, no page connected; its cost on the broadcast path).
+
 ``--ping-interval S``, ``--ping-timeout S``: the heartbeat (defaults: the Server's, 25 and 20 s).
 
 ``--stats-stdin`` (soak.py): a side channel that opens no connection to the server. Each line
@@ -63,6 +66,8 @@ TRACE: dict[int, int] | None = None
 GC_FREEZE = False
 #: With --stats-stdin: the disconnect reasons of the sockets so far, by reason.
 DISCONNECTS: collections.Counter[str] | None = None
+#: With --admin: the mode of the Admin UI's instrumentation.
+ADMIN: str | None = None
 
 
 def count_encodes() -> None:
@@ -237,6 +242,10 @@ async def main(
     ping_timeout: float | None = None,
 ) -> None:
     server = build_server(freeze_gc, ping_interval, ping_timeout)
+    if ADMIN is not None:
+        from trio_rooms.admin import instrument
+
+        instrument(server, mode="production" if ADMIN == "production" else "development")
     async with trio.open_nursery() as nursery:
         listeners = await nursery.start(server.serve, "127.0.0.1", port)
         if DISCONNECTS is not None:
@@ -271,7 +280,9 @@ if __name__ == "__main__":
     parser.add_argument("--ping-interval", type=float, help="Server(ping_interval=...), seconds")
     parser.add_argument("--ping-timeout", type=float, help="Server(ping_timeout=...), seconds")
     parser.add_argument("--stats-stdin", action="store_true", help='answer "stats" lines on stdin (soak.py)')
+    parser.add_argument("--admin", choices=["development", "production"], help="instrument for the Admin UI")
     cli = parser.parse_args()
+    ADMIN = cli.admin
     if cli.stats_stdin:
         DISCONNECTS = collections.Counter()
     GC_FREEZE = cli.gc_freeze_rooms
