@@ -268,7 +268,7 @@ async def test_headers_hook_on_every_answer(door: str) -> None:
 @pytest.mark.parametrize("door", DOORS)
 async def test_connection_error_for_unknown_transport_and_unknown_sid(door: str) -> None:
     """``connection_error`` gets Engine.IO's code and message and the request: an unknown transport
-    (0) and an unknown sid over polling and over WebSocket (1)."""
+    (0) and an unknown sid over polling and over WebSocket (1); not a GET overlapping a held one."""
     app = load_hooks_app()
     with trio.fail_after(GUARD):
         async with serving(app, door) as port:
@@ -279,6 +279,15 @@ async def test_connection_error_for_unknown_transport_and_unknown_sid(door: str)
             assert (await request(port, "GET", unknown_sid)).status == 400
             with pytest.raises(WsRejected):
                 await WsClient.connect(port, websocket("no-such-sid", SIO_PATH))
+            # A GET overlapping a held one ends the session (400, code 3) but is no connection
+            # error, as in Node: the session's transport failed, the request was verified.
+            handshake = await request(port, "GET", polling(path=SIO_PATH))
+            sid = json.loads(handshake.text[1:])["sid"]
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(request, port, "GET", polling(sid, SIO_PATH))
+                await trio.sleep(0.2)  # the first GET is held
+                overlapping = await request(port, "GET", polling(sid, SIO_PATH))
+            assert overlapping.status == 400 and overlapping.json()["code"] == 3
     assert app.errors == [
         (0, "Transport unknown", unknown_transport),
         (1, "Session ID unknown", unknown_sid),

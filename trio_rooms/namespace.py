@@ -107,7 +107,9 @@ class Namespace:
         """Register a handler: ``"connection"`` takes ``async def handler(socket)``.
 
         Any other (non-reserved) name receives the events of ``server_side_emit`` from the other
-        servers of a cluster; its return value is the answer.
+        servers of a cluster; its return value is the answer. It never receives a client's events
+        (those are handled on the socket): a client event that no socket handler takes while such
+        a handler exists logs a WARNING.
         """
 
         def register(handler: F) -> F:

@@ -9,13 +9,12 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import logging
-import secrets
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence, Set
 from typing import TYPE_CHECKING, Any, Final, Protocol, TypeAlias, TypeVar
 
 import trio
 
-from ._util import check_async_callable, rooms_arg
+from ._util import check_async_callable, new_socket_id, rooms_arg
 from .broadcast import BroadcastOperator
 from .errors import AckTimeout, ConnectionRefused, Disconnected, DisconnectReason, LocalProtocolError
 from .hooks import CatchAllListeners, HookedEmitter, OutgoingListeners, PacketMiddleware, PacketMiddlewares
@@ -140,11 +139,6 @@ class SocketHost(Protocol):
     def disconnect_all(self) -> None:
         """Disconnect every namespace of the connection, then close it."""
         ...
-
-
-def new_socket_id() -> SocketId:
-    """A fresh, random socket id of 128 bits (22 URL-safe characters)."""
-    return SocketId(secrets.token_urlsafe(16))
 
 
 class _RoomsView(Set[Room]):
@@ -275,8 +269,7 @@ class Socket(HookedEmitter):
         return register
 
     def off(self, event: str, handler: Handler | None = None) -> None:
-        """Remove the handler of ``event`` (with ``handler``: only if it is that one; for
-        "disconnecting" and "disconnect", that one of their handlers, or all of them)."""
+        """Remove the handler(s) of ``event`` (with ``handler``: only if it is that one)."""
         if event in _TEARDOWN_EVENTS:
             kept = [h for h in self._teardown_handlers.get(event, ()) if handler is not None and h != handler]
             self._teardown_handlers[event] = kept
@@ -323,7 +316,7 @@ class Socket(HookedEmitter):
         self, event: str, args: tuple[Any, ...], *, volatile: bool, timeout: float | None
     ) -> Any:
         """``emit_with_ack`` for ``FlaggedEmitter`` (a timeout of None: 5 s, as ``emit_with_ack``)."""
-        return await self._emit_with_ack(event, args, 5.0 if timeout is None else timeout, volatile)
+        return await self._emit_with_ack(event, args, timeout or 5.0, volatile)
 
     async def _send_volatile(self, packet: Packet) -> None:
         if not self._connected:
@@ -513,6 +506,10 @@ class Socket(HookedEmitter):
                     # no reference cycle and reference counting frees it at once.
                     self._handlers.clear()
                     self._teardown_handlers.clear()
+                    self._any.remove()
+                    self._outgoing.remove()
+                    self._middlewares = PacketMiddlewares()
+                    self.deliver = self._write
                     nsp.socket_ended()
 
     async def _dispatch(self, packet: Packet) -> None:

@@ -333,9 +333,17 @@ class AdminInstrumentation:
         if self._socket_connected not in handlers:
             handlers.insert(0, self._socket_connected)
         name = namespace.name
-        publish = self._publish
-        namespace.adapter.on("join-room", lambda room, sid: publish("room_joined", name, room, sid, _now()))
-        namespace.adapter.on("leave-room", lambda room, sid: publish("room_left", name, room, sid, _now()))
+
+        def joined(room: str, sid: str) -> None:
+            if self._wanted():
+                self._publish("room_joined", name, room, sid, _now())
+
+        def left(room: str, sid: str) -> None:
+            if self._wanted():
+                self._publish("room_left", name, room, sid, _now())
+
+        namespace.adapter.on("join-room", joined)
+        namespace.adapter.on("leave-room", left)
 
     async def _socket_connected(self, socket: Socket) -> None:
         # Closures over strings and dicts only: a socket's handlers hold no reference to it.
@@ -361,21 +369,29 @@ class AdminInstrumentation:
 
         socket.on("disconnect")(disconnected)
         if socket.nsp is not self.namespace:
+            wanted = self._wanted
 
             async def received(event: str, *args: Any) -> None:
-                publish("event_received", nsp, sid, [event, *args], _now())
+                if wanted():
+                    publish("event_received", nsp, sid, [event, *args], _now())
                 await trio.lowlevel.checkpoint()
 
-            def sent(event: str, *args: Any) -> None:
-                publish("event_sent", nsp, sid, [event, *args], _now())
+            def sent(event: str, *args: Any) -> None:  # once per delivery: nothing built unless wanted
+                if wanted():
+                    publish("event_sent", nsp, sid, [event, *args], _now())
 
             socket.on_any(received)
             socket.on_any_outgoing(sent)
         await trio.lowlevel.checkpoint()
 
+    def _wanted(self) -> bool:
+        """Whether an admin may listen to live events: one is connected here, or a cluster adapter
+        may carry them to the admins of other servers (and the server runs)."""
+        return self._running and (self._cluster or bool(self.namespace.sockets))
+
     def _publish(self, event: str, *args: Any) -> None:
         """Queue a live event for the admins (nothing when none may listen; dropped when full)."""
-        if not self._running or (not self._cluster and not self.namespace.sockets):
+        if not self._wanted():
             return
         try:
             self._outbox.send_nowait((event, args))

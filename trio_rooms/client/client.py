@@ -21,6 +21,7 @@ import trio
 from .._backoff import Backoff
 from .._util import unwrap_group
 from ..errors import AckTimeout, Disconnected, NamespaceRejected, RemoteProtocolError
+from ..hooks import CatchAllListeners, HookedEmitter, OutgoingListeners
 from ..protocol.socketio import Decoder, Packet, PacketType, ack_args, encode, event_packet
 from ..types import Transport
 from .handlers import H, HandlerRunner, HandlerTable
@@ -52,7 +53,7 @@ class _ServerDisconnectError(Exception):
     """The server sent DISCONNECT for our namespace."""
 
 
-class Client:
+class Client(HookedEmitter):
     """A Socket.IO client of one namespace, kept connected while its ``async with`` block runs.
 
     Use ``async with open_client(url, ...) as client`` (or ``async with Client(url, ...) as client``):
@@ -146,7 +147,9 @@ class Client:
         self._max_attachments = max_attachments
         self._max_json_depth = max_json_depth
         self._handlers = HandlerTable()
-        self._runner = HandlerRunner(self._handlers, max_handlers_in_flight)
+        self._any = CatchAllListeners()
+        self._outgoing = OutgoingListeners()
+        self._runner = HandlerRunner(self._handlers, max_handlers_in_flight, self._any)
         self._acks = PendingAcks(max_pending_acks)
         self._outbox = Outbox(max_buffered_packets)
         self._engine: Engine | None = None
@@ -237,16 +240,27 @@ class Client:
         """
         return self._handlers.register(event)
 
+    def off(self, event: str, handler: Callable[..., Any] | None = None) -> None:
+        """Remove the handler of ``event`` (with ``handler``: only if it is that one)."""
+        self._handlers.remove(event, handler)
+
     # -- emitting ----------------------------------------------------------------------------------
     def _encode_event(self, event: str, args: tuple[Any, ...], ack_id: int | None) -> list[str | bytes]:
         text, attachments = encode(event_packet(self.namespace, event, args, ack_id))
         return [text, *attachments]
 
-    async def _transmit(self, messages: list[str | bytes], ack_id: int | None) -> None:
-        """Send now when connected; buffer (bounded) while connecting or reconnecting."""
+    async def _transmit(
+        self, messages: list[str | bytes], ack_id: int | None, data: list[Any], *, volatile: bool = False
+    ) -> None:
+        """Send now when connected (telling the outgoing listeners about ``data``: the event and its
+        arguments); buffer (bounded) while connecting or reconnecting, or drop when ``volatile``."""
         engine = self._engine
+        told = False  # the outgoing listeners heard of it (a failed send then buffered: not twice)
         if self._state.state is ClientState.CONNECTED and engine is not None:
             try:
+                if self._outgoing:
+                    self._outgoing.notify(data, self)
+                    told = True
                 await engine.send(messages)
                 self._acks.mark_sent(ack_id)
                 return
@@ -255,9 +269,12 @@ class Client:
                     raise Disconnected(exc.reason) from None
         if self._state.closed or self._closing:
             raise Disconnected(self._state.reason or ClientDisconnectReason.IO_CLIENT_DISCONNECT)
+        if volatile:
+            await trio.lowlevel.checkpoint()  # not connected now: a volatile packet is dropped
+            return
         if self._outbox.full:
             raise Disconnected(f"not connected and the send buffer is full ({self._outbox.size} packets)")
-        self._outbox.append(messages, ack_id)
+        self._outbox.append(messages, ack_id, data if self._outgoing and not told else None)
         await trio.lowlevel.checkpoint()
 
     async def emit(self, event: str, *args: Any) -> None:
@@ -272,7 +289,17 @@ class Client:
 
         Cancellation: the packet may or may not have been queued.
         """
-        await self._transmit(self._encode_event(event, args, None), None)
+        await self._transmit(self._encode_event(event, args, None), None, [event, *args])
+
+    async def emit_flagged(self, event: str, args: tuple[Any, ...], *, volatile: bool) -> None:
+        """``emit`` for ``FlaggedEmitter`` (``volatile``: dropped, not buffered, while not connected)."""
+        await self._transmit(self._encode_event(event, args, None), None, [event, *args], volatile=volatile)
+
+    async def emit_with_ack_flagged(
+        self, event: str, args: tuple[Any, ...], *, volatile: bool, timeout: float | None
+    ) -> Any:
+        """``emit_with_ack`` for ``FlaggedEmitter`` (a timeout of None: 5 s, as ``emit_with_ack``)."""
+        return await self._emit_with_ack(event, args, 5.0 if timeout is None else timeout, volatile)
 
     async def emit_with_ack(self, event: str, *args: Any, timeout: float = 5.0) -> Any:
         """Send ``event`` and wait for the server's acknowledgement.
@@ -286,6 +313,9 @@ class Client:
 
         Cancellation: the ack is forgotten (a late one is ignored); a still-buffered packet is dropped.
         """
+        return await self._emit_with_ack(event, args, timeout, False)
+
+    async def _emit_with_ack(self, event: str, args: tuple[Any, ...], timeout: float, volatile: bool) -> Any:
         ack_id = self._acks.next_id()
         messages = self._encode_event(event, args, ack_id)
         ack = Ack()
@@ -293,7 +323,7 @@ class Client:
             with trio.move_on_after(timeout):
                 async with self._acks.slots:
                     self._acks.add(ack_id, ack)
-                    await self._transmit(messages, ack_id)
+                    await self._transmit(messages, ack_id, [event, *args], volatile=volatile)
                     await ack.done.wait()
         finally:
             self._acks.forget(ack_id)
@@ -463,7 +493,9 @@ class Client:
         await self._runner.fire("connect")
         try:
             while self._outbox:  # emits made meanwhile join the end of the buffer: order is kept
-                messages, ack_id = self._outbox.popleft()
+                messages, ack_id, data = self._outbox.popleft()
+                if data is not None and self._outgoing:
+                    self._outgoing.notify(data, self)
                 await engine.send(messages)
                 self._acks.mark_sent(ack_id)
             self._state.move_to(ClientState.CONNECTED)

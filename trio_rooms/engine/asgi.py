@@ -30,6 +30,7 @@ from .frontdoor import (
     hold_get,
     poll_get_refusal,
     poll_post_refusal,
+    poll_refusal_reported,
     serve_upgrade,
     serve_websocket_session,
 )
@@ -259,7 +260,9 @@ class ASGIFrontDoor:
         assert session is not None
         refusal = poll_get_refusal(session)
         if refusal is not None:
-            await self._refuse(send, Route.refuse(refusal), cors, request)
+            await self._refuse(
+                send, Route.refuse(refusal), cors, request if poll_refusal_reported(refusal) else None
+            )
             return
 
         async def hold() -> bool:
@@ -297,7 +300,9 @@ class ASGIFrontDoor:
         limit = self._engine.options.max_payload
         refusal = poll_post_refusal(session)
         if refusal is not None:
-            await self._refuse(send, Route.refuse(refusal), cors, request)
+            await self._refuse(
+                send, Route.refuse(refusal), cors, request if poll_refusal_reported(refusal) else None
+            )
             return
         declared = request.header("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:

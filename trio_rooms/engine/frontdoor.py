@@ -39,6 +39,7 @@ __all__ = [
     "hold_get",
     "poll_get_refusal",
     "poll_post_refusal",
+    "poll_refusal_reported",
     "serve_upgrade",
     "serve_websocket_session",
 ]
@@ -153,6 +154,14 @@ def poll_get_refusal(session: Session) -> EngineErrorCode | None:
         session.close(DisconnectReason.TRANSPORT_ERROR)
         return EngineErrorCode.BAD_REQUEST
     return None
+
+
+def poll_refusal_reported(code: EngineErrorCode) -> bool:
+    """Whether a long-polling refusal (``poll_get_refusal``, ``poll_post_refusal``) goes to the
+    ``connection_error`` hooks: an unknown (closed or expired) session does, as a request Node's
+    server fails to verify; a request overlapping a pending one (code 3) is a transport error of the
+    session instead, as in Node."""
+    return code is EngineErrorCode.UNKNOWN_SID
 
 
 def poll_post_refusal(session: Session) -> EngineErrorCode | None:

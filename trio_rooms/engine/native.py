@@ -35,6 +35,7 @@ from .frontdoor import (
     hold_get,
     poll_get_refusal,
     poll_post_refusal,
+    poll_refusal_reported,
 )
 from .h11io import (
     MAX_REQUEST_HEAD_BYTES,
@@ -417,7 +418,9 @@ class _HttpConnection:
     ) -> After:
         refusal = poll_get_refusal(session)
         if refusal is not None:
-            return await self._refuse(Route.refuse(refusal), cors, request)
+            return await self._refuse(
+                Route.refuse(refusal), cors, request if poll_refusal_reported(refusal) else None
+            )
         self.pipelined = False
         body = await hold_get(session, partial(self._hold, session))
         if body is None:
@@ -480,7 +483,9 @@ class _HttpConnection:
         opts = self.options
         refusal = poll_post_refusal(session)
         if refusal is not None:
-            return await self._refuse(Route.refuse(refusal), cors, request)
+            return await self._refuse(
+                Route.refuse(refusal), cors, request if poll_refusal_reported(refusal) else None
+            )
         declared = request.header("content-length")
         if declared is not None and declared.isdigit() and int(declared) > opts.max_payload:
             session.close(DisconnectReason.TRANSPORT_ERROR)
