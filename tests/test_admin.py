@@ -333,3 +333,25 @@ def test_event_buffer_counts_by_second_and_clears() -> None:
     assert by_type["rawDisconnection"]["subType"] == "transport close"
     assert "subType" not in by_type["bytesIn"] and by_type["bytesIn"]["count"] == 42
     assert all(entry["timestamp"] % 1000 == 0 for entry in taken)
+
+
+async def test_event_sent_listeners_only_while_an_admin_listens() -> None:
+    """Development mode: a socket's deliveries go through an outgoing listener (``event_sent``) only
+    while an admin is connected; otherwise a delivery costs what it costs without the listener."""
+    server = trio_rooms.Server()
+    admin = instrument(server)
+    sockets: list[trio_rooms.Socket] = []
+
+    @server.on("connection")
+    async def connected(socket: trio_rooms.Socket) -> None:
+        sockets.append(socket)
+
+    with trio.fail_after(10):
+        async with serving(server) as url, open_client(url, transports=["websocket"]):
+            await _until(lambda: bool(sockets))
+            (socket,) = sockets
+            assert socket.deliver == socket.conn.deliver  # the session's (metered) write, no listener
+            async with open_client(url, namespace="/admin", transports=["websocket"]):
+                await _until(lambda: socket.deliver != socket.conn.deliver)
+                await _until(lambda: bool(admin.namespace.sockets))
+            await _until(lambda: socket.deliver == socket.conn.deliver)

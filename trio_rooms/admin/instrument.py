@@ -17,7 +17,7 @@ import os
 import socket as _host
 import time
 import weakref
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final, Literal
 
@@ -204,11 +204,14 @@ class AdminInstrumentation:
         #: engine id -> (namespace, socket id, the socket's ``_admin`` data) of its sockets.
         self._by_session: dict[str, list[tuple[str, str, dict[str, Any]]]] = {}
         self._new_sessions: weakref.WeakKeyDictionary[Socket, str] = weakref.WeakKeyDictionary()
+        #: Each socket's ``event_sent`` listener, attached while an admin may listen (``_observing``).
+        self._sent: weakref.WeakKeyDictionary[Socket, Callable[..., None]] = weakref.WeakKeyDictionary()
         self._outbox, self._outbox_out = trio.open_memory_channel[tuple[str, tuple[Any, ...]]](OUTBOX_SIZE)
         self._running = False
         self._started_at = 0.0
         # A cluster adapter may carry the live events to admins on other servers.
         self._cluster = has_background_work(self.namespace.adapter)
+        self._observing = self._cluster
 
         engine = server.engine
         engine.on("session_open", self._session_opened)
@@ -365,10 +368,15 @@ class AdminInstrumentation:
             if not entries and self._by_session.get(engine_id) is entries:
                 del self._by_session[engine_id]
             publish("socket_disconnected", nsp, sid, reason, _now())
+            if admin:
+                self._observe_outgoing(self._cluster or bool(self.namespace.sockets))
             await trio.lowlevel.checkpoint()
 
+        admin = socket.nsp is self.namespace
         socket.on("disconnect")(disconnected)
-        if socket.nsp is not self.namespace:
+        if admin:
+            self._observe_outgoing(True)
+        else:
             wanted = self._wanted
 
             async def received(event: str, *args: Any) -> None:
@@ -381,8 +389,22 @@ class AdminInstrumentation:
                     publish("event_sent", nsp, sid, [event, *args], _now())
 
             socket.on_any(received)
-            socket.on_any_outgoing(sent)
+            self._sent[socket] = sent
+            if self._observing:
+                socket.on_any_outgoing(sent)
         await trio.lowlevel.checkpoint()
+
+    def _observe_outgoing(self, on: bool) -> None:
+        """Attach (or detach) the ``event_sent`` listener of every socket: an outgoing listener costs
+        each delivery a call, so the sockets have one only while an admin may listen."""
+        if on == self._observing:
+            return
+        self._observing = on
+        for socket, listener in list(self._sent.items()):
+            if on:
+                socket.on_any_outgoing(listener)
+            else:
+                socket.off_any_outgoing(listener)
 
     def _wanted(self) -> bool:
         """Whether an admin may listen to live events: one is connected here, or a cluster adapter

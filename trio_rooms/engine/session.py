@@ -231,7 +231,8 @@ class Session:
 
     def _metered_write(self, item: Encoded, volatile: bool = False) -> bool:
         """``write``, counting what was taken on the session's meter."""
-        taken = self.write(item, volatile)
+        sink = self.sink
+        taken = sink.deliver(item, volatile) if sink is not None else self.write(item, volatile)
         if taken and self.meter is not None:
             self.meter.count_out(item)
         return taken
