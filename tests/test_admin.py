@@ -20,6 +20,7 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -30,10 +31,11 @@ import trio.testing
 from helpers.interop_harness import INTEROP_DIR, Run, check_run, missing
 
 import trio_rooms
-from trio_rooms.admin import instrument
+from trio_rooms.admin import instrument, ui_files
 from trio_rooms.admin.auth import BasicAuth, FailedLogins, SessionIds
 from trio_rooms.admin.instrument import EventBuffer
 from trio_rooms.client import open_client
+from trio_rooms.engine import HttpRequest
 from trio_rooms.engine.session import Session
 
 SCRIPT_TIMEOUT = 90.0
@@ -355,3 +357,29 @@ async def test_event_sent_listeners_only_while_an_admin_listens() -> None:
                 await _until(lambda: socket.deliver != socket.conn.deliver)
                 await _until(lambda: bool(admin.namespace.sockets))
             await _until(lambda: socket.deliver == socket.conn.deliver)
+
+
+async def test_ui_files_serves_one_directory_only(tmp_path: Path) -> None:
+    (tmp_path / "dist").mkdir()
+    (tmp_path / "dist" / "index.html").write_text("<title>page</title>")
+    (tmp_path / "dist" / "app.js").write_text("js")
+    (tmp_path / "secret.txt").write_text("secret")
+    serve = ui_files(tmp_path / "dist")
+
+    def request(target: str, method: str = "GET") -> HttpRequest:
+        path = target.split("?", 1)[0]
+        return HttpRequest(method=method, target=target, path=path, query={}, headers=())
+
+    index = await serve(request("/admin-ui/"))
+    assert index is not None and index.status == 200 and b"page" in index.body
+    assert index.content_type == "text/html"
+    script = await serve(request("/admin-ui/app.js?v=1"))
+    assert script is not None and script.body == b"js"
+    for target in ("/admin-ui/../secret.txt", "/admin-ui/%2e%2e/secret.txt", "/admin-ui/missing.js"):
+        answer = await serve(request(target))
+        assert answer is not None and answer.status == 404, target
+    posted = await serve(request("/admin-ui/", "POST"))
+    assert posted is not None and posted.status == 405
+    assert await serve(request("/other")) is None
+    with pytest.raises(ValueError):
+        ui_files(tmp_path / "nowhere")

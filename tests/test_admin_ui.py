@@ -23,6 +23,7 @@ from helpers.interop_harness import missing
 from test_admin import load_admin_app
 
 import trio_rooms
+from trio_rooms.admin import ui_files
 from trio_rooms.client import Client, open_client
 
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -106,7 +107,7 @@ async def test_the_admin_ui_page_in_chromium(browser: Any) -> None:
     with trio.fail_after(120):
         async with trio.open_nursery() as nursery:
             # The page on its own origin (as https://admin.socket.io is): a second server serving it.
-            page_server = trio_rooms.Server(fallback=app.ui_fallback)
+            page_server = trio_rooms.Server(fallback=ui_files(app.UI_DIST))
             page_listeners = await nursery.start(page_server.serve, "127.0.0.1", 0)
             page_origin = f"http://127.0.0.1:{page_listeners[0].socket.getsockname()[1]}"
             server, admin = app.build_server("dev", origins=[page_origin])

@@ -11,7 +11,6 @@ connect to ``http://localhost:3000`` as ``admin`` / ``admin-password``.
 from __future__ import annotations
 
 import argparse
-import mimetypes
 from functools import cache
 from pathlib import Path
 
@@ -19,9 +18,9 @@ import bcrypt
 import trio
 
 import trio_rooms
-from trio_rooms.admin import AdminInstrumentation, instrument
+from trio_rooms.admin import AdminInstrumentation, instrument, ui_files
 
-__all__ = ["PASSWORD", "UI_DIST", "USERNAME", "build_server", "password_hash", "ui_fallback"]
+__all__ = ["PASSWORD", "UI_DIST", "UI_PREFIX", "USERNAME", "build_server", "password_hash"]
 
 USERNAME = "admin"
 PASSWORD = "admin-password"
@@ -36,21 +35,6 @@ def password_hash() -> str:
     return bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()
 
 
-async def ui_fallback(request: trio_rooms.engine.HttpRequest) -> trio_rooms.engine.HttpResponse | None:
-    """Serve the Admin UI's static files (``ui/dist`` of the npm package) under ``/admin-ui/``."""
-    await trio.lowlevel.checkpoint()
-    path = request.target.split("?", 1)[0]
-    if not path.startswith(UI_PREFIX):
-        return None
-    relative = path[len(UI_PREFIX) :] or "index.html"
-    root = UI_DIST.resolve()
-    file = (root / relative).resolve()
-    if root not in file.parents or not file.is_file():
-        return trio_rooms.engine.HttpResponse(404, body=b"not found")
-    kind = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
-    return trio_rooms.engine.HttpResponse(200, body=file.read_bytes(), content_type=kind)
-
-
 def build_server(
     mode: str = "dev",
     *,
@@ -61,7 +45,7 @@ def build_server(
     """The app in ``mode`` ("dev", "readonly" or "production")."""
     server = trio_rooms.Server(
         cors_allowed_origins=origins,
-        fallback=ui_fallback if ui else None,
+        fallback=ui_files(UI_DIST, UI_PREFIX) if ui else None,
     )
 
     @server.on("connection")
