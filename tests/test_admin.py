@@ -18,7 +18,7 @@ import re
 import shutil
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, MutableMapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from types import ModuleType
@@ -383,3 +383,32 @@ async def test_ui_files_serves_one_directory_only(tmp_path: Path) -> None:
     assert await serve(request("/other")) is None
     with pytest.raises(ValueError):
         ui_files(tmp_path / "nowhere")
+
+
+async def test_services_start_with_the_asgi_lifespan() -> None:
+    """``ASGIApp``'s lifespan runs the server's machinery, services included."""
+    server = trio_rooms.Server()
+    runs: list[str] = []
+
+    async def service(*, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        runs.append("started")
+        task_status.started()
+        try:
+            await trio.sleep_forever()
+        finally:
+            runs.append("stopped")
+
+    server.add_service(service)
+    app = trio_rooms.ASGIApp(server)
+    to_app, app_receives = trio.open_memory_channel[MutableMapping[str, Any]](4)
+    app_sends, from_app = trio.open_memory_channel[MutableMapping[str, Any]](4)
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            scope: MutableMapping[str, Any] = {"type": "lifespan", "asgi": {"version": "3.0"}}
+            nursery.start_soon(app, scope, app_receives.receive, app_sends.send)
+            await to_app.send({"type": "lifespan.startup"})
+            assert (await from_app.receive())["type"] == "lifespan.startup.complete"
+            assert runs == ["started"]
+            await to_app.send({"type": "lifespan.shutdown"})
+            assert (await from_app.receive())["type"] == "lifespan.shutdown.complete"
+    assert runs == ["started", "stopped"]
