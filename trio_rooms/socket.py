@@ -90,7 +90,11 @@ class Socket(HookedEmitter):
     deliver: Callable[[Encoded, bool], bool]
 
     def __init__(
-        self, namespace: SocketNamespace, host: SocketHost, handshake: Handshake, options: SocketOptions
+        self,
+        namespace: SocketNamespace[Socket],
+        host: SocketHost[Socket],
+        handshake: Handshake,
+        options: SocketOptions,
     ) -> None:
         self.id = new_socket_id()
         self.nsp = namespace

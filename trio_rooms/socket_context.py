@@ -1,13 +1,16 @@
 """What a Socket needs from the layers around it: the server's limits per socket
 (``SocketOptions``), its namespace (``SocketNamespace``) and the connection hosting it
 (``SocketHost``), as protocols that ``namespace.py`` and ``connection.py`` implement.
+
+Rule: this module does not import ``socket.py``: the protocols are generic in the socket type
+(``SocketNamespace[Socket]``), so the socket sees its surroundings without an import circle.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from .types import SocketId
 
@@ -17,10 +20,13 @@ if TYPE_CHECKING:
     from .engine.session import Session
     from .errors import DisconnectReason
     from .recovery import ConnectionStateRecovery
-    from .socket import ConnectionHandler, Middleware, Socket
     from .stats import Counters
 
 __all__ = ["SocketHost", "SocketNamespace", "SocketOptions"]
+
+S = TypeVar("S")
+"""The socket type (``socket.Socket``)."""
+S_contra = TypeVar("S_contra", contravariant=True)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -33,7 +39,7 @@ class SocketOptions:
     teardown_timeout: float
 
 
-class SocketNamespace(Protocol):
+class SocketNamespace(Protocol[S]):
     """What a socket uses of its namespace (a ``Namespace``), and what ``socket.nsp`` offers."""
 
     @property
@@ -47,12 +53,12 @@ class SocketNamespace(Protocol):
         ...
 
     @property
-    def sockets(self) -> Mapping[SocketId, Socket]:
+    def sockets(self) -> Mapping[SocketId, S]:
         """The connected sockets of the namespace on this server, by id."""
         ...
 
     @property
-    def middlewares(self) -> Sequence[Middleware]: ...
+    def middlewares(self) -> Sequence[Callable[[S], Awaitable[None]]]: ...
 
     @property
     def recovery(self) -> ConnectionStateRecovery | None:
@@ -60,7 +66,7 @@ class SocketNamespace(Protocol):
         ...
 
     @property
-    def connection_handlers(self) -> Sequence[ConnectionHandler]: ...
+    def connection_handlers(self) -> Sequence[Callable[[S], Awaitable[Any]]]: ...
 
     @property
     def counters(self) -> Counters:
@@ -79,11 +85,11 @@ class SocketNamespace(Protocol):
         """A socket of the namespace started (its task runs: connecting, connected or closing)."""
         ...
 
-    def socket_connected(self, socket: Socket) -> None:
+    def socket_connected(self, socket: S) -> None:
         """``socket`` connected: it is one of the namespace's sockets."""
         ...
 
-    def socket_disconnected(self, socket: Socket) -> None:
+    def socket_disconnected(self, socket: S) -> None:
         """``socket`` is gone from the namespace's sockets."""
         ...
 
@@ -104,7 +110,7 @@ class SocketNamespace(Protocol):
         ...
 
 
-class SocketHost(Protocol):
+class SocketHost(Protocol[S_contra]):
     """What a socket uses of the connection that hosts it (the connection, Node's ``Client``)."""
 
     @property
@@ -121,7 +127,7 @@ class SocketHost(Protocol):
         """A namespace of the connection connected (the connect deadline no longer applies)."""
         ...
 
-    def forget(self, socket: Socket) -> None:
+    def forget(self, socket: S_contra) -> None:
         """``socket`` is closing: its namespace takes no more packets on this connection."""
         ...
 

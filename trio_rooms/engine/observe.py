@@ -1,5 +1,6 @@
 """What a tool that watches the Engine.IO server sees (the Admin UI's instrumentation, or any like it):
-the session events ``session_open``, ``upgrade`` and ``session_close``, and the traffic meter.
+the session events ``session_open``, ``upgrade`` and ``session_close`` (the traffic meter is in
+``meter.py``, which sessions import).
 
 Rule: plain functions and plain integers, called or counted where the event happens. With no observer
 the server pays one truth test per session opened; with no meter a session's writes go straight to its
@@ -13,12 +14,10 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final, TypeAlias
 
-from ..protocol.encoded import Encoded
-
 if TYPE_CHECKING:
     from .session import Session
 
-__all__ = ["SESSION_EVENTS", "SessionHook", "SessionObservers", "TrafficMeter"]
+__all__ = ["SESSION_EVENTS", "SessionHook", "SessionObservers"]
 
 logger = logging.getLogger("trio_rooms")
 
@@ -27,46 +26,6 @@ SessionHook: TypeAlias = Callable[..., Any]
 ``session_close`` (``reason`` a ``DisconnectReason``, a str)."""
 
 SESSION_EVENTS: Final = frozenset({"session_open", "upgrade", "session_close"})
-
-
-class TrafficMeter:
-    """Running totals of the Engine.IO MESSAGE packets of every metered session (never reset; a reader
-    takes differences). ``bytes_*`` counts each packet's data (a text packet's UTF-8 bytes after its
-    type character, a binary packet's bytes), as Node's ``packet`` and ``packetCreate`` events carry.
-
-    Attributes:
-        packets_in: messages received.
-        bytes_in: their bytes.
-        packets_out: messages written (a Socket.IO packet with attachments is one per part).
-        bytes_out: their bytes.
-    """
-
-    __slots__ = ("bytes_in", "bytes_out", "packets_in", "packets_out")
-
-    def __init__(self) -> None:
-        self.packets_in = 0
-        self.bytes_in = 0
-        self.packets_out = 0
-        self.bytes_out = 0
-
-    def count_in(self, message: str | bytes) -> None:
-        """One message received."""
-        self.packets_in += 1
-        self.bytes_in += len(message.encode()) if isinstance(message, str) else len(message)
-
-    def count_out(self, item: Encoded) -> None:
-        """``item`` was written to one session."""
-        self.packets_out += len(item.segments)
-        self.bytes_out += item.payload_size
-
-    def totals(self) -> dict[str, int]:
-        """The four totals by the names of the Admin UI's aggregated events."""
-        return {
-            "packetsIn": self.packets_in,
-            "packetsOut": self.packets_out,
-            "bytesIn": self.bytes_in,
-            "bytesOut": self.bytes_out,
-        }
 
 
 class SessionObservers:

@@ -27,8 +27,9 @@ from .handle import EngineSession
 from .heartbeat import Heartbeats
 from .hooks import HOOK_EVENTS, EngineHooks
 from .http import HttpRequest
+from .meter import TrafficMeter
 from .native import NativeFrontDoor
-from .observe import SESSION_EVENTS, SessionObservers, TrafficMeter
+from .observe import SESSION_EVENTS, SessionObservers
 from .options import EngineOptions
 from .policy import client_address
 from .polling import HeldGets

@@ -25,7 +25,7 @@ from ..protocol.socketio import Packet
 from ..stats import Counters
 from ..types import Transport
 from .heartbeat import Heartbeats
-from .observe import TrafficMeter
+from .meter import TrafficMeter
 from .polling import HeldGets, PollBuffer
 
 __all__ = ["Receiver", "Session", "SessionState", "WebSocketSink", "new_engine_sid"]
