@@ -56,6 +56,14 @@ SERVERS: dict[str, tuple[str, ...]] = {
     # The same server instrumented for the Socket.IO Admin UI (no page connected), in both modes.
     "trio-admin": (sys.executable, str(HERE / "server_trio.py"), "--admin", "development"),
     "trio-admin-prod": (sys.executable, str(HERE / "server_trio.py"), "--admin", "production"),
+    # ... in development mode with a stand-in page connected to /admin (admin_watch.mjs, on CPU 1).
+    "trio-admin-watched": (
+        sys.executable,
+        str(HERE / "server_trio.py"),
+        "--admin",
+        "development",
+        "--admin-watch",
+    ),
     # The floor: one send(2) per delivery of a frame encoded once, from a bare selectors loop.
     "limit": (sys.executable, str(HERE / "server_limit.py")),
     # trio_rooms as an ASGI application (trio_rooms.ASGIApp) under Hypercorn's trio worker (issue 14).
@@ -78,6 +86,7 @@ LABELS = {
     "trio-metrics": "trio_rooms metrics on (scraped 1/s)",
     "trio-admin": "trio_rooms + Admin UI (development)",
     "trio-admin-prod": "trio_rooms + Admin UI (production)",
+    "trio-admin-watched": "trio_rooms + Admin UI page connected (development)",
     "limit": "the limit",
     "asgi": "trio_rooms ASGI (Hypercorn)",
     "psio-asgi": "python-socketio ASGI (uvicorn)",
@@ -391,7 +400,8 @@ def main() -> int:
         "--servers",
         default="trio,node,psio,limit",
         help="comma-separated, among trio,node,psio,limit,trio-nofreeze,trio-metrics,trio-admin,"
-        "trio-admin-prod,asgi,psio-asgi,trio-recovery,node-recovery (default trio,node,psio,limit)",
+        "trio-admin-prod,trio-admin-watched,asgi,psio-asgi,trio-recovery,node-recovery "
+        "(default trio,node,psio,limit)",
     )
     parser.add_argument("--deliveries", type=int, default=100_000, help="deliveries per throughput phase")
     parser.add_argument("--latency-seconds", type=float, default=5.0, help="length of each latency phase")

@@ -52,7 +52,9 @@ import json
 import os
 import sys
 import time
+from functools import partial
 from importlib.metadata import version
+from pathlib import Path
 from typing import Any
 
 import trio
@@ -71,8 +73,11 @@ TRACE: dict[int, int] | None = None
 GC_FREEZE = False
 #: With --stats-stdin: the disconnect reasons of the sockets so far, by reason.
 DISCONNECTS: collections.Counter[str] | None = None
+HERE = Path(__file__).resolve().parent
 #: With --admin: the mode of the Admin UI's instrumentation.
 ADMIN: str | None = None
+#: With --admin-watch: an Admin UI stand-in (admin_watch.mjs, on CPU 1) connects to /admin.
+ADMIN_WATCH = False
 
 
 def count_encodes() -> None:
@@ -284,6 +289,18 @@ async def main(
             nursery.start_soon(serve_stats_stdin, server)
         if metrics_scrape is not None:
             nursery.start_soon(scrape_forever, listeners[0].socket.getsockname()[1], metrics_scrape)
+        if ADMIN_WATCH:
+            port_served = listeners[0].socket.getsockname()[1]
+            watcher = (
+                "taskset",
+                "-c",
+                "1",
+                "node",
+                str(HERE / "admin_watch.mjs"),
+                "--port",
+                str(port_served),
+            )
+            nursery.start_soon(partial(trio.run_process, watcher, check=False))
         ready = {
             "server": "trio_rooms",
             "port": listeners[0].socket.getsockname()[1],
@@ -325,8 +342,10 @@ if __name__ == "__main__":
         help="Server(metrics=True), and GET /metrics from it every SECONDS over HTTP",
     )
     parser.add_argument("--admin", choices=["development", "production"], help="instrument for the Admin UI")
+    parser.add_argument("--admin-watch", action="store_true", help="with --admin: a stand-in page on /admin")
     cli = parser.parse_args()
     ADMIN = cli.admin
+    ADMIN_WATCH = cli.admin_watch
     if cli.stats_stdin:
         DISCONNECTS = collections.Counter()
     GC_FREEZE = cli.gc_freeze_rooms
