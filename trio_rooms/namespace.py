@@ -19,6 +19,7 @@ from ._util import check_async_callable
 from .adapter.base import Adapter, RemoteSocket
 from .adapter.parent import ParentAdapter
 from .broadcast import BroadcastOperator
+from .recovery import ConnectionStateRecovery
 from .types import SocketId
 
 if TYPE_CHECKING:
@@ -65,6 +66,8 @@ class Namespace:
         self.parent: ParentNamespace | None = None
         #: Sockets of this namespace whose task runs (connecting, connected or tearing down).
         self._running_sockets = 0
+        #: Connection state recovery (None: off); the adapter reads it (``NamespaceView.recovery``).
+        self.recovery: ConnectionStateRecovery | None = None
         self.adapter: Adapter = adapter_factory(self)
 
     def __repr__(self) -> str:

@@ -1,7 +1,8 @@
 """A trio_rooms server with the RedisAdapter, run as its own process by tests/test_redis_adapter.py.
 
 Usage: ``python tests/helpers/cluster_server.py NAME REDIS_URL KEY [--sharded MODE] [--namespaces
-/a,/b] [--dynamic REGEX]``; prints ``PORT <n>`` once serving. Its clients drive it with events
+/a,/b] [--dynamic REGEX] [--streams]``; ``--streams``: the RedisStreamsAdapter, on the stream KEY and
+the channels KEY#...; prints ``PORT <n>`` once serving. Its clients drive it with events
 ("do_broadcast", "do_fetch", ...), each answered by ack, so a test can make any server act on the cluster
 and see what every client receives. Every namespace has the same handlers: "/", the ``--namespaces``,
 the children of the parent namespace ``--dynamic`` (removed once empty), those added by
@@ -17,7 +18,7 @@ from typing import Any
 
 import trio
 
-from trio_rooms import AckTimeout, AdapterError, Namespace, RedisAdapter, Server, Socket
+from trio_rooms import AckTimeout, AdapterError, Namespace, RedisAdapter, RedisStreamsAdapter, Server, Socket
 from trio_rooms.adapter.redis import RedisAdapter as _RedisAdapterType
 
 
@@ -29,17 +30,25 @@ def build(
     mode: str,
     namespaces: tuple[str, ...] = (),
     dynamic: str | None = None,
+    streams: bool = False,
 ) -> Server:
     """The server of one cluster member named ``name``."""
-    server = Server(
-        adapter=RedisAdapter.factory(
+    factory: Any
+    if streams:
+        factory = RedisStreamsAdapter.factory(
+            url, stream_name=key, channel_prefix=key, request_timeout=2.0, reconnect_delay_max=0.5
+        )
+    else:
+        factory = RedisAdapter.factory(
             url,
             key=key,
             sharded=sharded,
             subscription_mode=mode,
             request_timeout=2.0,
             reconnect_delay_max=0.5,
-        ),
+        )
+    server = Server(
+        adapter=factory,
         ping_interval=5,
         ping_timeout=5,
         cleanup_empty_child_namespaces=dynamic is not None,
@@ -201,7 +210,10 @@ async def main() -> None:
     name, url, key = sys.argv[1:4]
     mode = option("--sharded")
     namespaces = tuple(filter(None, (option("--namespaces") or "").split(",")))
-    server = build(name, url, key, mode is not None, mode or "dynamic", namespaces, option("--dynamic"))
+    streams = "--streams" in sys.argv
+    server = build(
+        name, url, key, mode is not None, mode or "dynamic", namespaces, option("--dynamic"), streams
+    )
     async with trio.open_nursery() as nursery:
         listeners = await nursery.start(server.serve, "127.0.0.1", 0)
         print(f"PORT {listeners[0].socket.getsockname()[1]}", flush=True)

@@ -21,6 +21,7 @@ from trio_rooms.adapter.memory import InMemoryAdapter
 from trio_rooms.broadcast import BroadcastOperator
 from trio_rooms.protocol import Decoder, EnginePacketType, Packet, PacketType, decode_ws
 from trio_rooms.protocol.encoded import Encoded
+from trio_rooms.recovery import ConnectionStateRecovery
 from trio_rooms.types import Handshake, Room, SocketId
 
 __all__ = ["FakeNamespace", "FakeSocket", "decode_frames", "make_handshake"]
@@ -194,6 +195,7 @@ class FakeNamespace:
         self.name = name
         self.sockets: dict[SocketId, FakeSocket] = {}
         self._ack_ids = itertools.count()
+        self.recovery: ConnectionStateRecovery | None = None
         self.adapter = InMemoryAdapter(self)
 
     def next_ack_id(self) -> int:

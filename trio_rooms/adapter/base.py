@@ -23,6 +23,7 @@ from ..types import BroadcastFlags, BroadcastOptions, Handshake, Room, SocketId
 
 if TYPE_CHECKING:
     from ..protocol.socketio import Packet
+    from ..recovery import ConnectionStateRecovery, PersistedSession, RestoredSession
 
 __all__ = [
     "Adapter",
@@ -94,6 +95,11 @@ class NamespaceView(Protocol):
 
     def server_side_handler(self, event: str) -> Callable[..., Awaitable[Any]] | None:
         """The handler of ``server_side_emit(event, ...)`` from another server, if any."""
+        ...
+
+    @property
+    def recovery(self) -> ConnectionStateRecovery | None:
+        """The connection state recovery setting (None when recovery is off)."""
         ...
 
 
@@ -194,6 +200,17 @@ class Adapter(ABC):
     @abstractmethod
     async def server_count(self) -> int:
         """How many servers share this namespace (1 for the in-memory adapter)."""
+
+    # -- connection state recovery ------------------------------------------------------------------
+    async def persist_session(self, session: PersistedSession) -> None:
+        """Keep ``session`` for ``recovery.max_disconnection_duration``; the default keeps nothing."""
+        await trio.lowlevel.checkpoint()
+
+    async def restore_session(self, pid: str, offset: str) -> RestoredSession | None:
+        """The session ``pid`` (removed: a pid is restored once at most) with the packets sent after
+        ``offset``; None when it cannot be restored. The default cannot."""
+        await trio.lowlevel.checkpoint()
+        return None
 
     def stats(self) -> dict[str, int]:
         """Counters of the adapter's backend (messages sent, received, ignored...); none here."""

@@ -108,6 +108,15 @@ class RedisLink(ABC):
                 counts = await self._client.pubsub_numsub(channel)
         return sum(int(value) for value in dict(counts).values())
 
+    async def call(self, *commands: Sequence[Any]) -> list[Any]:
+        """Run ``commands`` (each ``[name, *args]``) on the publishing connection, written at once
+        (nothing else between them: a MULTI ... EXEC stays whole), and return their raw replies.
+
+        Raises:
+            AdapterError: Redis failed, or one of them failed.
+        """
+        raise AdapterError("this link runs no commands")  # pragma: no cover - sharded links
+
     @abstractmethod
     async def subscribe(self, *channels: str) -> None:
         """SUBSCRIBE (or SSUBSCRIBE) ``channels``, done when Redis has. Raises: AdapterError."""
@@ -167,6 +176,16 @@ class ClassicLink(RedisLink):
         for result in results:
             if isinstance(result, BaseException):
                 raise AdapterError(f"publish failed: {describe_error(result)}") from result
+
+    async def call(self, *commands: Sequence[Any]) -> list[Any]:
+        client = self._client
+        with map_redis_errors(f"{' '.join(str(c[0]) for c in commands[:3])} failed"):
+            requests = [client.create_request(c[0], *c[1:], callback=_raw) for c in commands]
+            results = await self._publisher.create_request_batch(requests)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise AdapterError(f"{describe_error(result)}") from result
+        return list(results)
 
     async def _command(self, command: bytes, names: Sequence[str]) -> None:
         """Send a subscription command and wait until Redis has run it (a PING answered after it)."""
@@ -254,6 +273,10 @@ class ShardedLink(RedisLink):
             if isinstance(data, str):
                 data = data.encode()
             await dispatch(None, channel, data)
+
+
+def _raw(response: Any, **_options: Any) -> Any:
+    return response
 
 
 @asynccontextmanager

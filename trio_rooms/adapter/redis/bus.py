@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Awaitable, Callable
-from typing import Final
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Final
 
 import trio
 
@@ -71,6 +71,7 @@ class RedisBus:
         self._publisher = Publisher(
             max_pending=max_pending_publishes, publish_timeout=publish_timeout, describe=f"Redis at {url}"
         )
+        self._calls = trio.Semaphore(max_pending_publishes)
         self._link: RedisLink | None = None
         self._link_scope: trio.CancelScope | None = None
         # The open ports, by namespace name.
@@ -269,6 +270,35 @@ class RedisBus:
             return await link.numsub(channel)
         raise AdapterError(f"PUBSUB NUMSUB took over {self._publish_timeout} s")
 
+    async def call(self, *commands: Sequence[Any], counts: Counts | None = None) -> list[Any]:
+        """Run ``commands`` (each ``[name, *args]``) on the publishing connection, written at once,
+        and return their raw replies; at most ``max_pending_publishes`` calls wait at once.
+
+        A call that Redis has not answered within ``publish_timeout`` breaks the link (it reconnects).
+        With ``counts``, the call counts as one ``published`` or one ``publish_errors``.
+
+        Raises:
+            AdapterError: not connected, failed or too slow.
+        """
+        ok = False
+        try:
+            link = self._link
+            if link is None or not link.usable:
+                raise AdapterError(f"Redis at {self.url} is not connected ({self._publisher.down_reason})")
+            async with self._calls:
+                with trio.move_on_after(self._publish_timeout):
+                    replies = await link.call(*commands)
+                    ok = True
+                    return replies
+            self._break(f"a command took over {self._publish_timeout} s")
+            raise AdapterError(f"Redis at {self.url} did not answer within {self._publish_timeout} s")
+        finally:
+            if counts is not None:
+                if ok:
+                    counts.published += 1
+                else:
+                    counts.publish_errors += 1
+
 
 class BusPort:
     """What one namespace's adapter uses of the shared bus: its subscriptions, its messages (handed
@@ -366,3 +396,7 @@ class BusPort:
     async def numsub(self, channel: str) -> int:
         """PUBSUB NUMSUB (or SHARDNUMSUB) of ``channel``. Raises: AdapterError."""
         return await self._bus.numsub(channel)
+
+    async def call(self, *commands: Sequence[Any]) -> list[Any]:
+        """``RedisBus.call``, counted in this port's counters. Raises: AdapterError."""
+        return await self._bus.call(*commands, counts=self.counts)
