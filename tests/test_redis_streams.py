@@ -1,0 +1,335 @@
+"""RedisStreamsAdapter: a cluster of two trio_rooms servers (separate processes,
+tests/helpers/cluster_server.py --streams) on a real Redis.
+
+Clients connect to both servers over TCP; each check drives one server through its clients' events and
+asserts what every client receives, and what the stream holds. Real time throughout (subprocesses and
+Redis): every wait is bounded by ``trio.fail_after``. Also: bad entries and messages, Redis going away.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import sys
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import msgpack  # type: ignore[import-untyped,unused-ignore]
+import pytest
+import trio
+from helpers.redis_fixtures import RedisServer
+from test_redis_adapter import STEP, ServerProcess, _empty, _now, member, members, quiet, room, until
+
+from trio_rooms.adapter.base import BroadcastFlags, BroadcastOptions
+from trio_rooms.protocol.cluster.model import Broadcast, ServerSideEmit, ServerSideEmitResponse, SocketsJoin
+from trio_rooms.protocol.cluster.streams import StreamsWire, is_offset, next_offset, replays_to
+from trio_rooms.protocol.socketio import Packet, PacketType
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX processes and signals")
+
+
+def start_streams_servers(url: str, count: int = 2) -> list[ServerProcess]:
+    key = f"streams-{uuid.uuid4().hex[:8]}"
+    servers: list[ServerProcess] = []
+    try:
+        for index in range(count):
+            servers.append(ServerProcess(f"s{index}", url, key, ("--streams",)))
+    except BaseException:
+        for server in servers:
+            server.stop()
+        raise
+    return servers
+
+
+@pytest.fixture(scope="module")
+def streams_cluster(redis_url: str) -> Iterator[list[ServerProcess]]:
+    """Two servers sharing one stream (and channel prefix) on the session's Redis."""
+    servers = start_streams_servers(redis_url)
+    try:
+        yield servers
+    finally:
+        for server in servers:
+            server.stop()
+
+
+async def redis_command(url: str, *args: Any) -> Any:
+    import coredis
+
+    async with coredis.Redis.from_url(url) as redis:
+        return await redis.create_request(args[0], *args[1:], callback=lambda r, **_: r)
+
+
+async def stream_entries(url: str, stream: str) -> list[tuple[str, dict[bytes, bytes]]]:
+    found = await redis_command(url, b"XRANGE", stream, b"-", b"+")
+    return [(entry[0].decode(), dict(zip(entry[1][::2], entry[1][1::2], strict=True))) for entry in found]
+
+
+async def test_broadcasts_reach_rooms_on_both_servers_once(streams_cluster: list[ServerProcess]) -> None:
+    s0, s1 = streams_cluster
+    r1, r2, r3 = room("r1"), room("r2"), room("r3")
+    async with members((s0, "a", [r1, r2]), (s1, "b", [r2]), (s1, "c", [r1, r3]), (s0, "d", [])) as (
+        a,
+        b,
+        c,
+        d,
+    ):
+        assert await d.call("do_broadcast", [r1, r2], [], "news", "union") == "ok"
+        for m in (a, b, c):
+            await m.wait_for("news")
+        assert await a.call("do_broadcast", [r3], [], "other", "only c") == "ok"
+        await c.wait_for("other")
+        assert await b.call("do_broadcast", [], [r2], "private", "not r2") == "ok"
+        await c.wait_for("private")
+        await d.wait_for("private")
+        # socket.to(room): the sender is left out, on both servers
+        assert await a.call("do_socket_to", r1, "seq", "from a") == "ok"
+        await c.wait_for("seq")
+        # a binary argument crosses too (base64 of msgpack in the stream)
+        assert await c.call("do_broadcast", [r2], [], "other", b"\x00\xff") == "ok"
+        await a.wait_for("other")
+        await b.wait_for("other")
+        await quiet()
+        assert [m.got("news") for m in (a, b, c, d)] == [[["union"]]] * 3 + [[]]
+        assert a.got("other") == b.got("other") == [[b"\x00\xff"]]
+        assert c.got("other") == [["only c"]]
+        assert [len(m.got("private")) for m in (a, b, c, d)] == [0, 0, 1, 1]
+        assert a.got("seq") == [] and c.got("seq") == [["from a"]]
+
+
+async def test_the_stream_holds_nodes_entries(streams_cluster: list[ServerProcess], redis_url: str) -> None:
+    s0, s1 = streams_cluster
+    r1 = room("r1")
+    async with members((s0, "a", [r1]), (s1, "b", [])) as (a, b):
+        marker = uuid.uuid4().hex
+        assert await b.call("do_broadcast", [r1], [], "news", marker) == "ok"
+        await a.wait_for("news")
+        assert await b.call("do_sockets", "join", [r1], "joined") == "ok"
+        assert await b.call("do_sockets", "leave", [r1], "joined") == "ok"
+        entries = await stream_entries(redis_url, s0.key)
+        (broadcast,) = [fields for _id, fields in entries if marker.encode() in fields[b"data"]]
+        assert set(broadcast) == {b"uid", b"nsp", b"type", b"data"}
+        assert (broadcast[b"nsp"], broadcast[b"type"]) == (b"/", b"3")
+        assert json.loads(broadcast[b"data"]) == {
+            "packet": {"type": 2, "data": ["news", marker], "nsp": "/"},
+            "opts": {"rooms": [r1], "except": [], "flags": {}},
+        }
+        join, leave = (fields for _id, fields in entries[-2:])
+        assert (join[b"type"], leave[b"type"]) == (b"4", b"5")
+        assert json.loads(join[b"data"]) == {
+            "opts": {"rooms": [r1], "except": [], "flags": {}},
+            "rooms": ["joined"],
+        }
+
+
+async def test_remote_join_leave_and_disconnect(streams_cluster: list[ServerProcess]) -> None:
+    s0, s1 = streams_cluster
+    r1, r7 = room("r1"), room("r7")
+    async with members((s0, "a", [r1]), (s1, "b", []), (s1, "c", [r1])) as (a, b, c):
+        assert await b.call("do_sockets", "join", [r1], r7) == "ok"
+
+        async def a_and_c_in_r7() -> bool:
+            return [f["data"]["name"] for f in await b.call("do_fetch", [r7])] == ["a", "c"]
+
+        await until(a_and_c_in_r7)
+        assert await a.call("do_broadcast", [r7], [], "news", "in r7") == "ok"
+        await c.wait_for("news")
+        assert await b.call("do_sockets", "leave", [r1], r7) == "ok"
+        await until(lambda: _empty(a.call("do_fetch", [r7])))
+        # one socket, from the other server
+        assert await b.call("do_remote", a.id, "join", r7) == "ok"
+
+        async def a_in_r7() -> bool:
+            return [f["id"] for f in await b.call("do_fetch", [r7])] == [a.id]
+
+        await until(a_in_r7)
+        assert await b.call("do_remote", a.id, "disconnect", None) == "ok"
+        await until(lambda: _now(a.disconnects))
+        assert a.disconnects == ["io server disconnect"]
+        assert await b.call("do_sockets", "disconnect", [r1], False) == "ok"
+        await until(lambda: _now(c.disconnects))
+        assert not b.disconnects
+
+
+async def test_fetch_sockets_acks_server_side_emit_and_count(streams_cluster: list[ServerProcess]) -> None:
+    s0, s1 = streams_cluster
+    r1 = room("r1")
+    async with members((s0, "a", [r1]), (s1, "b", [r1]), (s1, "c", [])) as (a, b, c):
+        found = await c.call("do_fetch", [r1])
+        assert [(f["id"], f["data"], f["auth"]["name"]) for f in found] == [
+            (a.id, {"name": "a", "server": "s0"}, "a"),
+            (b.id, {"name": "b", "server": "s1"}, "b"),
+        ]
+        assert await c.call("do_ack_broadcast", [r1], 3.0) == {"timeout": False, "answers": ["a", "b"]}
+        assert await a.call("do_ack_broadcast", [], 3.0) == {"timeout": False, "answers": ["a", "b", "c"]}
+        marker = uuid.uuid4().hex
+        assert await a.call("do_server_side_emit", "hello", False, 0, marker) == "ok"
+
+        async def s1_got_it() -> bool:
+            return ["hello", marker] in await b.call("do_server_events")
+
+        await until(s1_got_it)
+        assert ["hello", marker] not in await a.call("do_server_events")
+        result = await b.call("do_server_side_emit", "hello", True, 3.0, "ack?")
+        assert result == {"timeout": False, "answers": ["hello from s0"]}
+        with trio.fail_after(STEP):
+            assert await a.call("do_server_side_emit", "silent", True, 1.0) == {
+                "timeout": True,
+                "answers": [],
+            }
+        info = await b.call("do_info")
+        assert info["server_count"] == 2
+        assert {r1, a.id, b.id, c.id} <= set(info["all_rooms"])
+        assert info["stats"]["connected"] == info["stats"]["stream_connected"] == 1
+        async with member(s0, "mute", [r1], mute=True):
+            with trio.fail_after(STEP):
+                result = await c.call("do_ack_broadcast", [r1], 1.0)
+            assert result == {"timeout": True, "answers": ["a", "b"]}
+
+
+async def test_bad_entries_and_messages_are_ignored_and_counted(
+    streams_cluster: list[ServerProcess], redis_url: str
+) -> None:
+    s0, s1 = streams_cluster
+    async with members((s0, "a", []), (s1, "b", [])) as (a, b):
+        before = (await a.call("do_info"))["stats"]
+        key = s0.key
+        good_json = json.dumps({"packet": {"type": 2, "data": ["news", "x"]}, "opts": {}})
+        bad_entries: list[list[bytes | str]] = [
+            ["uid", "x", "nsp", "/", "type", "3", "data", "{not json"],
+            ["uid", "x", "nsp", "/", "type", "3", "data", "!!!not base64!!!"],
+            ["uid", "x", "nsp", "/", "type", "3", "data", base64.b64encode(msgpack.packb([1, 2]))],
+            ["uid", "x", "nsp", "/", "type", "42", "data", good_json],
+            ["uid", "x", "nsp", "/", "type", "three", "data", good_json],
+            ["nsp", "/", "type", "3", "data", good_json],  # no uid
+            ["uid", "x", "nsp", "/", "type", "3", "data", json.dumps({"packet": "no", "opts": {}})],
+            ["uid", "x", "nsp", "/", "type", "3", "data", "\xff\xfe"],
+        ]
+        ignored_entries: list[list[bytes | str]] = [
+            ["uid", "x", "type", "3", "data", good_json],  # no namespace: not a message (as Node)
+            ["uid", "x", "nsp", "/elsewhere", "type", "3", "data", good_json],
+        ]
+        for fields in bad_entries + ignored_entries:
+            await redis_command(redis_url, b"XADD", key, b"*", *fields)
+        for channel, data in [
+            (f"{key}#/#", b"\xc1garbage"),
+            (f"{key}#/#", msgpack.packb({"not": "a message"})),
+            (f"{key}#/#", msgpack.packb({"uid": "x", "nsp": "/", "type": 99})),
+        ]:
+            await redis_command(redis_url, b"PUBLISH", channel, data)
+
+        async def counted() -> bool:
+            stats = (await a.call("do_info"))["stats"]
+            return bool(stats["invalid"] - before["invalid"] >= len(bad_entries) + 3)
+
+        await until(counted)
+        stats = (await a.call("do_info"))["stats"]
+        assert stats["stream_invalid"] - before["stream_invalid"] == len(bad_entries)
+        assert (stats["connected"], stats["stream_connected"]) == (1, 1)
+        assert a.got("news") == []
+        assert await b.call("do_broadcast", [], [], "news", "still here") == "ok"
+        await a.wait_for("news")
+        assert a.got("news") == [["still here"]]
+
+
+async def test_redis_down_raises_adapter_error_then_reconnects(redis_server: RedisServer) -> None:
+    """Under a broadcast load, Redis stops and comes back: local delivery never stops, emits raise
+    AdapterError meanwhile, requests fail fast, and cross-server delivery resumes within 2 s."""
+    s0, s1 = start_streams_servers(redis_server.url)
+    try:
+        rf = room("rf")
+        answers: dict[int, str] = {}
+        async with members((s0, "a", [rf]), (s1, "b", [rf])) as (a, b):
+
+            async def load() -> None:
+                for index in range(10**6):
+                    answers[index] = await a.call("do_broadcast", [rf], [], "news", index)
+                    await trio.sleep(0.02)
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(load)
+                await b.wait_for("news")
+                try:
+                    await trio.to_thread.run_sync(redis_server.stop)
+
+                    async def disconnected() -> bool:
+                        stats = (await a.call("do_info"))["stats"]
+                        return not stats["connected"]
+
+                    await until(disconnected)
+                    await until(lambda: _now(any(v.startswith("AdapterError") for v in answers.values())))
+                    with trio.fail_after(2.0):
+                        assert (await a.call("do_fetch", [])).startswith("AdapterError")
+                finally:
+                    await trio.to_thread.run_sync(redis_server.start)
+                back, first_after = trio.current_time(), len(answers) + 1
+                await until(lambda: _now(any(args[0] >= first_after for args in b.got("news"))))
+                resumed = trio.current_time() - back
+                nursery.cancel_scope.cancel()
+            assert resumed < 2.0
+            failed = sum(v.startswith("AdapterError") for v in answers.values())
+            assert failed > 0
+            assert (await a.call("do_info"))["stats"]["publish_errors"] >= failed
+            await a.wait_for("news", len(answers))
+            local = [args[0] for args in a.got("news")]
+            assert local == list(range(len(local)))  # the local client lost nothing, in order
+            received = [args[0] for args in b.got("news")]
+            assert received == sorted(set(received))  # no duplicates, in order
+
+            async def both_back() -> bool:
+                stats = [(await m.call("do_info"))["stats"] for m in (a, b)]
+                return all(s["connected"] and s["stream_connected"] for s in stats)
+
+            await until(both_back, timeout=15.0)
+            for m in (a, b):
+                stats = (await m.call("do_info"))["stats"]
+                assert stats["pending_requests"] == 0
+    finally:
+        for server in (s0, s1):
+            server.stop()
+
+
+# -- the format, sans IO ------------------------------------------------------------------------------
+def test_streams_wire_golden_values() -> None:
+    wire = StreamsWire("socket.io", "/chat")
+    opts = BroadcastOptions(frozenset({"r"}), frozenset({"x"}), BroadcastFlags(volatile=True))
+    fields = wire.entry(Broadcast(Packet(PacketType.EVENT, "/chat", ["news", 1]), opts))
+    assert fields[:7] == [b"uid", wire.uid.encode(), b"nsp", b"/chat", b"type", b"3", b"data"]
+    assert json.loads(fields[7]) == {
+        "packet": {"type": 2, "data": ["news", 1], "nsp": "/chat"},
+        "opts": {"rooms": ["r"], "except": ["x"], "flags": {"volatile": True}},
+    }
+    binary = wire.entry(SocketsJoin(BroadcastOptions(), ("a",)))
+    assert binary[5] == b"4" and binary[7].startswith(b"{")  # joins never carry binary: JSON
+    with pytest.raises(ValueError, match="stream"):
+        wire.entry(ServerSideEmit("e", ()))
+    # pub/sub: msgpack always (Node decodes nothing else), on the namespace's and the requester's channel
+    channel, data = wire.encode(ServerSideEmit("hello", (1,), "req-1"))
+    assert channel == "socket.io#/chat#"
+    assert msgpack.unpackb(data) == {
+        "uid": wire.uid,
+        "nsp": "/chat",
+        "type": 9,
+        "data": {"packet": ["hello", 1], "requestId": "req-1"},
+    }
+    channel, data = wire.encode_reply(ServerSideEmitResponse("req-1", "yes"), "peer")
+    assert channel == "socket.io#/chat#peer#" and msgpack.unpackb(data)["type"] == 10
+    assert wire.subscriptions() == ["socket.io#/chat#", f"socket.io#/chat#{wire.uid}#"]
+    # a Node entry decodes; the offsets
+    node = {b"uid": b"n", b"nsp": b"/chat", b"type": b"3", b"data": fields[7]}
+    envelope = wire.decode_entry(node)
+    assert envelope is not None and envelope.uid == "n" and isinstance(envelope.message, Broadcast)
+    assert wire.decode_entry({**node, b"nsp": b"/"}) is None and wire.decode_entry({b"uid": b"n"}) is None
+    assert [is_offset(o) for o in ("1-0", "1700000000000-12", "1", "a-1", "1-1-1", "")] == [
+        True,
+        True,
+        False,
+        False,
+        False,
+        False,
+    ]
+    assert next_offset("1700000000000-12") == "1700000000000-13"
+    assert replays_to(frozenset({"r", "me"}), BroadcastOptions(frozenset({"r"})))
+    assert not replays_to(frozenset({"s", "me"}), BroadcastOptions(frozenset({"r"})))
+    assert not replays_to(frozenset({"r", "me"}), BroadcastOptions(frozenset(), frozenset({"me"})))
+    assert replays_to(frozenset({"me"}), BroadcastOptions())
