@@ -112,6 +112,7 @@ TRIO_ROOMS_EXPORTS = [
     "NamespaceRejected",
     "ProtocolError",
     "RedisAdapter",
+    "RedisStreamsAdapter",
     "RemoteProtocolError",
     "RemoteSocket",
     "Room",
