@@ -18,6 +18,8 @@ import msgpack  # type: ignore[import-untyped,unused-ignore]
 import pytest
 import trio
 from helpers.fakes import FakeNamespace, FakeSocket
+from test_mixed_cluster import NODE_SCRIPT, require_node, spawned
+from test_redis_adapter import member
 
 from trio_rooms.adapter.base import BroadcastFlags, BroadcastOptions
 from trio_rooms.adapter.redis import RedisStreamsAdapter
@@ -226,3 +228,39 @@ async def test_a_session_as_node_stores_it(redis_url: str) -> None:
             "rooms": ["sid-x", "r"],
             "data": {"k": [1, "2"]},
         }
+
+
+async def test_restore_from_entries_written_by_node(redis_url: str) -> None:
+    """A Node socket.io 4.8 server with ``@socket.io/redis-streams-adapter`` 0.3 broadcasts on the stream;
+    our reader delivers its entries with their ids as offsets, and a session restores with them."""
+    node = require_node()
+    key = f"node-streams-{uuid.uuid4().hex[:8]}"
+    n0 = spawned("n0", key, [node, str(NODE_SCRIPT), "n0", redis_url, key, "--streams"])
+    try:
+        ours = Member(redis_url, key)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(ours.adapter.run)
+            socket, watcher = ours.connect("dropping", ["r"]), ours.connect("watcher", ["r"])
+            await ours.emit(["r"], "seen")
+            ((_, offset),) = await received(socket, 1)
+            await received(watcher, 1)
+            await ours.adapter.persist_session(PersistedSession(socket.id, "pid-n", ("r", socket.id), {}))
+            socket.go_away()
+            async with member(n0, "driver", []) as driver:
+                for rooms, args in ((["r"], ["from node"]), (["elsewhere"], ["not r"]), (["r"], [b"\x01"])):
+                    assert await driver.call("do_broadcast", rooms, [], "news", *args) == "ok"
+                live = await received(watcher, 2)
+            assert [args[:-1] for args in live] == [["from node"], [b"\x01"]]
+            restored = await ours.adapter.restore_session("pid-n", offset)
+            assert restored is not None
+            assert [p.data for p in restored.missed_packets] == [["news", *args] for args in live]
+            entries = await redis_call(redis_url, b"XRANGE", key, b"-", b"+")
+            node_ids = [
+                e[0].decode()
+                for e in entries
+                if dict(zip(e[1][::2], e[1][1::2], strict=True))[b"uid"] != ours.adapter.uid.encode()
+            ]
+            assert [args[-1] for args in live] == [node_ids[0], node_ids[2]]
+            nursery.cancel_scope.cancel()
+    finally:
+        n0.stop()
