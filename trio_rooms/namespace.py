@@ -19,10 +19,10 @@ from ._util import check_async_callable
 from .adapter.base import Adapter, RemoteSocket
 from .adapter.parent import ParentAdapter
 from .broadcast import BroadcastOperator
-from .recovery import ConnectionStateRecovery
 from .types import SocketId
 
 if TYPE_CHECKING:
+    from .recovery import ConnectionStateRecovery
     from .socket import ConnectionHandler, Middleware, Socket
 
 __all__ = ["Namespace", "NamespaceMatcher", "ParentNamespace"]
@@ -41,11 +41,13 @@ class Namespace:
         adapter_factory: builds the namespace's adapter (given the namespace).
         on_unused: for a child namespace of a parent, called when no socket uses it any more (the
             server removes it then, with ``cleanup_empty_child_namespaces``).
+        recovery: the server's connection state recovery options (None: off).
 
     Attributes:
         name: the namespace name, starting with "/".
         sockets: the connected sockets of this namespace on this server, by id.
         adapter: the rooms of this namespace.
+        recovery: the server's connection state recovery options (None: off).
     """
 
     def __init__(
@@ -54,8 +56,10 @@ class Namespace:
         adapter_factory: AdapterFactory,
         *,
         on_unused: Callable[[Namespace], None] | None = None,
+        recovery: ConnectionStateRecovery | None = None,
     ) -> None:
         self.name = name
+        self.recovery = recovery
         self._on_unused = on_unused
         self.sockets: dict[SocketId, Socket] = {}
         self.middlewares: list[Middleware] = []
@@ -66,8 +70,6 @@ class Namespace:
         self.parent: ParentNamespace | None = None
         #: Sockets of this namespace whose task runs (connecting, connected or tearing down).
         self._running_sockets = 0
-        #: Connection state recovery (None: off); the adapter reads it (``NamespaceView.recovery``).
-        self.recovery: ConnectionStateRecovery | None = None
         self.adapter: Adapter = adapter_factory(self)
 
     def __repr__(self) -> str:
@@ -215,6 +217,7 @@ class ParentNamespace(Namespace):
         matcher: a compiled regex (full match) or ``(name, auth) -> bool | Awaitable[bool]``.
         child_adapter_factory: builds each child's adapter.
         on_unused: called with a child that no socket uses any more (None: children stay).
+        recovery: the server's connection state recovery options, for its children (None: off).
     """
 
     def __init__(
@@ -223,12 +226,13 @@ class ParentNamespace(Namespace):
         child_adapter_factory: AdapterFactory,
         *,
         on_unused: Callable[[Namespace], None] | None = None,
+        recovery: ConnectionStateRecovery | None = None,
     ) -> None:
         self.matcher = matcher
         self.children: dict[str, Namespace] = {}
         self._child_adapter_factory = child_adapter_factory
         self._on_child_unused = on_unused
-        super().__init__(f"<parent {matcher!r}>", lambda _: ParentAdapter(self))
+        super().__init__(f"<parent {matcher!r}>", lambda _: ParentAdapter(self), recovery=recovery)
 
     async def matches(self, name: str, auth: dict[str, Any]) -> bool:
         """Whether the namespace ``name`` belongs to this family."""
@@ -243,7 +247,9 @@ class ParentNamespace(Namespace):
 
     def create_child(self, name: str) -> Namespace:
         """Build the child namespace ``name``, sharing this parent's middleware and handlers."""
-        child = Namespace(name, self._child_adapter_factory, on_unused=self._on_child_unused)
+        child = Namespace(
+            name, self._child_adapter_factory, on_unused=self._on_child_unused, recovery=self.recovery
+        )
         child.middlewares = self.middlewares
         child.connection_handlers = self.connection_handlers
         child.event_handlers = self.event_handlers

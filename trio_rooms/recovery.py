@@ -1,38 +1,87 @@
-"""Connection state recovery: the setting, and the records an adapter keeps and gives back.
+"""Connection state recovery: its options, and the two records a server and its adapter exchange.
 
-Rule: plain frozen data. The server saves a ``PersistedSession`` when a socket drops for a reason that
-allows recovery; an adapter that can recover stores it (``Adapter.persist_session``) and gives it back,
-once, as a ``RestoredSession`` with the packets the socket missed (``Adapter.restore_session``).
+Rule: plain data only. The server saves a ``PersistedSession`` when a socket drops for a reason a
+client may come back from, and asks its adapter for a ``RestoredSession`` when a client sends back its
+private session id and the offset of the last event it received; the adapter keeps what that needs.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+import dataclasses
+from typing import TYPE_CHECKING, Any, Final
 
-from .protocol.socketio import Packet
+from .errors import DisconnectReason
 
-__all__ = ["ConnectionStateRecovery", "PersistedSession", "RestoredSession"]
+if TYPE_CHECKING:
+    from .protocol.socketio import Packet
+
+__all__ = [
+    "RECOVERABLE_REASONS",
+    "ConnectionStateRecovery",
+    "PersistedSession",
+    "RestoredSession",
+]
+
+DEFAULT_MAX_DISCONNECTION_DURATION: Final = 120.0
+DEFAULT_MAX_STORED_PACKETS: Final = 10_000
+
+#: The disconnect reasons after which a socket's session is saved (Node's list): the client did not
+#: leave on purpose and may come back. An explicit disconnect (by the client or the server), a parse
+#: error or a slow consumer saves nothing.
+RECOVERABLE_REASONS: Final = frozenset(
+    {
+        DisconnectReason.TRANSPORT_ERROR,
+        DisconnectReason.TRANSPORT_CLOSE,
+        DisconnectReason.FORCED_CLOSE,
+        DisconnectReason.PING_TIMEOUT,
+        DisconnectReason.SERVER_SHUTTING_DOWN,
+        DisconnectReason.FORCED_SERVER_CLOSE,
+    }
+)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class ConnectionStateRecovery:
-    """``Server(connection_state_recovery=...)``: how long a dropped socket may come back.
+    """Connection state recovery options (``Server(connection_state_recovery=...)``).
 
-    Attributes:
-        max_disconnection_duration: seconds a session (and the packets it may miss) is kept.
-        skip_middlewares: skip the middlewares when a recovery succeeds.
-        max_stored_packets: the most packets an adapter keeps for recovery.
+    A client that drops for a moment and comes back within ``max_disconnection_duration`` gets its
+    socket back: the same id, rooms and ``socket.data``, and the broadcasts it missed meanwhile.
+
+    Args:
+        max_disconnection_duration: seconds a dropped socket's session, and each stored packet, is
+            kept.
+        skip_middlewares: skip the namespace's middleware when a recovery succeeds (a failed one
+            always runs it).
+        max_stored_packets: the most packets a namespace keeps for recovery (the oldest go first);
+            a client whose last packet is gone from the store cannot recover.
+
+    Raises:
+        ValueError: a duration that is not positive, or a count that is not a positive int.
     """
 
-    max_disconnection_duration: float = 120.0
+    max_disconnection_duration: float = DEFAULT_MAX_DISCONNECTION_DURATION
     skip_middlewares: bool = True
-    max_stored_packets: int = 10_000
+    max_stored_packets: int = DEFAULT_MAX_STORED_PACKETS
+
+    def __post_init__(self) -> None:
+        duration = self.max_disconnection_duration
+        if isinstance(duration, bool) or not isinstance(duration, int | float) or not duration > 0:
+            raise ValueError("max_disconnection_duration must be a positive number of seconds")
+        count = self.max_stored_packets
+        if isinstance(count, bool) or not isinstance(count, int) or count <= 0:
+            raise ValueError("max_stored_packets must be a positive int")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class PersistedSession:
-    """What a dropped socket leaves behind: its id, private session id, rooms and ``data``."""
+    """What a dropped socket leaves for its recovery.
+
+    Attributes:
+        sid: the socket id.
+        pid: the private session id (sent to that client only, in the CONNECT reply).
+        rooms: its rooms when it dropped, its own room included.
+        data: its ``socket.data``.
+    """
 
     sid: str
     pid: str
@@ -40,13 +89,21 @@ class PersistedSession:
     data: Any
 
 
-@dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class RestoredSession:
-    """A session given back, with the EVENT packets missed meanwhile (each one's args ending with its
-    offset), oldest first."""
+    """A session an adapter gave back (and forgot: a pid restores once).
+
+    Attributes:
+        sid: the socket id.
+        pid: the private session id.
+        rooms: the rooms the socket joins again.
+        data: the socket's ``data``.
+        missed_packets: the EVENT packets the client missed, oldest first, each one's arguments ending
+            with its offset.
+    """
 
     sid: str
     pid: str
     rooms: tuple[str, ...]
     data: Any
-    missed_packets: list[Packet] = field(default_factory=list)
+    missed_packets: list[Packet]

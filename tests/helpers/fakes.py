@@ -191,11 +191,11 @@ class FakeSocket:
 class FakeNamespace:
     """The part of ``Namespace`` the adapter uses (``adapter.base.NamespaceView``), and its adapter."""
 
-    def __init__(self, name: str = "/") -> None:
+    def __init__(self, name: str = "/", recovery: ConnectionStateRecovery | None = None) -> None:
         self.name = name
+        self.recovery = recovery
         self.sockets: dict[SocketId, FakeSocket] = {}
         self._ack_ids = itertools.count()
-        self.recovery: ConnectionStateRecovery | None = None
         self.adapter = InMemoryAdapter(self)
 
     def next_ack_id(self) -> int:

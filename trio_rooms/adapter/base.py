@@ -19,11 +19,11 @@ import trio
 from .._util import rooms_arg
 from ..protocol.encoded import Encoded
 from ..protocol.socketio import event_packet
+from ..recovery import ConnectionStateRecovery, PersistedSession, RestoredSession
 from ..types import BroadcastFlags, BroadcastOptions, Handshake, Room, SocketId
 
 if TYPE_CHECKING:
     from ..protocol.socketio import Packet
-    from ..recovery import ConnectionStateRecovery, PersistedSession, RestoredSession
 
 __all__ = [
     "Adapter",
@@ -99,7 +99,7 @@ class NamespaceView(Protocol):
 
     @property
     def recovery(self) -> ConnectionStateRecovery | None:
-        """The connection state recovery setting (None when recovery is off)."""
+        """The server's connection state recovery options (None when recovery is off)."""
         ...
 
 
@@ -201,14 +201,22 @@ class Adapter(ABC):
     async def server_count(self) -> int:
         """How many servers share this namespace (1 for the in-memory adapter)."""
 
-    # -- connection state recovery ------------------------------------------------------------------
+    # -- connection state recovery (an adapter that cannot recover keeps these defaults) ------------
     async def persist_session(self, session: PersistedSession) -> None:
-        """Keep ``session`` for ``recovery.max_disconnection_duration``; the default keeps nothing."""
+        """Keep ``session`` (a socket dropped for a recoverable reason) for the namespace's
+        ``recovery.max_disconnection_duration``. The default keeps nothing.
+
+        An adapter that recovers also numbers what it broadcasts while ``nsp.recovery`` is set: each
+        EVENT packet without ack id and not volatile gets its offset (a str) appended as its last
+        argument, and is kept as long as a session may need it.
+        """
         await trio.lowlevel.checkpoint()
 
     async def restore_session(self, pid: str, offset: str) -> RestoredSession | None:
-        """The session ``pid`` (removed: a pid is restored once at most) with the packets sent after
-        ``offset``; None when it cannot be restored. The default cannot."""
+        """The session ``pid``, with the packets it missed since ``offset`` (for its rooms), or None:
+        unknown, expired, or ``offset`` no longer kept. The session is removed (a pid restores once).
+        The default recovers nothing.
+        """
         await trio.lowlevel.checkpoint()
         return None
 
