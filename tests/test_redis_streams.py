@@ -12,16 +12,19 @@ import base64
 import json
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import msgpack  # type: ignore[import-untyped,unused-ignore]
 import pytest
 import trio
+import trio.testing
 from helpers.redis_fixtures import RedisServer
 from test_redis_adapter import STEP, ServerProcess, _empty, _now, member, members, quiet, room, until
 
 from trio_rooms.adapter.base import BroadcastFlags, BroadcastOptions
+from trio_rooms.adapter.redis.caller import Caller
+from trio_rooms.errors import AdapterError
 from trio_rooms.protocol.cluster.model import Broadcast, ServerSideEmit, ServerSideEmitResponse, SocketsJoin
 from trio_rooms.protocol.cluster.streams import StreamsWire, is_offset, next_offset, replays_to
 from trio_rooms.protocol.socketio import Packet, PacketType
@@ -333,3 +336,81 @@ def test_streams_wire_golden_values() -> None:
     assert not replays_to(frozenset({"s", "me"}), BroadcastOptions(frozenset({"r"})))
     assert not replays_to(frozenset({"r", "me"}), BroadcastOptions(frozenset(), frozenset({"me"})))
     assert replays_to(frozenset({"me"}), BroadcastOptions())
+
+
+# -- the caller: calls made at once share one pipeline ---------------------------------------------------
+async def test_caller_pipelines_concurrent_calls(autojump_clock: trio.testing.MockClock) -> None:
+    caller = Caller(max_pending=4, timeout=1.0, describe="test")
+    pipelines: list[list[Any]] = []
+
+    async def send(commands: Sequence[Sequence[Any]]) -> list[Any]:
+        pipelines.append([list(c) for c in commands])
+        await trio.sleep(0.01)
+        return [ValueError("WRONGTYPE") if c[0] == b"BAD" else c[1] for c in commands]
+
+    results: dict[str, Any] = {}
+
+    async def one(name: str, *commands: list[Any]) -> None:
+        try:
+            results[name] = await caller.call(commands)
+        except AdapterError as exc:
+            results[name] = str(exc)
+
+    with pytest.raises(AdapterError, match="not connected"):
+        await caller.call([[b"GET", 1]])
+    caller.open()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(caller.run, send)
+        async with trio.open_nursery() as calls:
+            calls.start_soon(one, "a", [b"MULTI", 1], [b"GET", 2], [b"EXEC", 3])
+            calls.start_soon(one, "b", [b"BAD", 4])
+            calls.start_soon(one, "c", [b"SET", 5])
+        (pipeline,) = pipelines  # one pipeline, each call's commands together (MULTI ... EXEC whole)
+        assert sorted(map(tuple, pipeline)) == [
+            (b"BAD", 4),
+            (b"EXEC", 3),
+            (b"GET", 2),
+            (b"MULTI", 1),
+            (b"SET", 5),
+        ]
+        start = pipeline.index([b"MULTI", 1])
+        assert pipeline[start : start + 3] == [[b"MULTI", 1], [b"GET", 2], [b"EXEC", 3]]
+        assert results == {"a": [1, 2, 3], "b": "Redis refused a command: WRONGTYPE", "c": [5]}
+        nursery.cancel_scope.cancel()
+    # the link goes down: queued calls fail, new ones are refused
+    caller.close("gone")
+    with pytest.raises(AdapterError, match="gone"):
+        await caller.call([[b"GET", 1]])
+
+
+async def test_caller_is_bounded_and_a_stuck_pipeline_breaks(autojump_clock: trio.testing.MockClock) -> None:
+    caller = Caller(max_pending=2, timeout=1.0, describe="test")
+    caller.open()
+
+    async def stuck(commands: Sequence[Sequence[Any]]) -> list[Any]:
+        await trio.sleep_forever()
+        raise AssertionError
+
+    errors: list[str] = []
+
+    async def one() -> None:
+        try:
+            await caller.call([[b"GET", 1]])
+        except AdapterError as exc:
+            errors.append(str(exc))
+
+    async def link() -> None:
+        with pytest.raises(AdapterError, match=r"not answered within 1\.0 s"):
+            await caller.run(stuck)
+        caller.close("the link broke")
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(3):
+            nursery.start_soon(one)
+        nursery.start_soon(link)
+    # two calls were in the pipeline; the third found no room within the timeout and was not sent
+    assert sorted(e.split(": ", 1)[1] for e in errors) == [
+        "a pipeline not answered within 1.0 s",
+        "a pipeline not answered within 1.0 s",
+        "the call queue stayed full for 1.0 s",
+    ]

@@ -108,12 +108,13 @@ class RedisLink(ABC):
                 counts = await self._client.pubsub_numsub(channel)
         return sum(int(value) for value in dict(counts).values())
 
-    async def call(self, *commands: Sequence[Any]) -> list[Any]:
-        """Run ``commands`` (each ``[name, *args]``) on the publishing connection, written at once
-        (nothing else between them: a MULTI ... EXEC stays whole), and return their raw replies.
+    async def call_raw(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
+        """Send ``commands`` (each ``[name, *args]``) on the publishing connection as one pipeline,
+        written at once (nothing else between them: a MULTI ... EXEC stays whole); return one reply
+        per command, an error reply as its exception.
 
         Raises:
-            AdapterError: Redis failed, or one of them failed.
+            AdapterError: the pipeline as a whole failed.
         """
         raise AdapterError("this link runs no commands")  # pragma: no cover - sharded links
 
@@ -177,15 +178,11 @@ class ClassicLink(RedisLink):
             if isinstance(result, BaseException):
                 raise AdapterError(f"publish failed: {describe_error(result)}") from result
 
-    async def call(self, *commands: Sequence[Any]) -> list[Any]:
+    async def call_raw(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
         client = self._client
-        with map_redis_errors(f"{' '.join(str(c[0]) for c in commands[:3])} failed"):
+        with map_redis_errors(f"a pipeline of {len(commands)} commands failed"):
             requests = [client.create_request(c[0], *c[1:], callback=_raw) for c in commands]
-            results = await self._publisher.create_request_batch(requests)
-        for result in results:
-            if isinstance(result, BaseException):
-                raise AdapterError(f"{describe_error(result)}") from result
-        return list(results)
+            return list(await self._publisher.create_request_batch(requests))
 
     async def _command(self, command: bytes, names: Sequence[str]) -> None:
         """Send a subscription command and wait until Redis has run it (a PING answered after it)."""

@@ -20,6 +20,7 @@ import trio
 from ..._backoff import Backoff
 from ...errors import AdapterError
 from .backend import RedisLink, describe_error, open_link
+from .caller import Caller
 from .publisher import Counts, Publisher
 
 __all__ = ["DEFAULT_MAX_PENDING_PUBLISHES", "BusPort", "Receiver", "RedisBus"]
@@ -71,7 +72,9 @@ class RedisBus:
         self._publisher = Publisher(
             max_pending=max_pending_publishes, publish_timeout=publish_timeout, describe=f"Redis at {url}"
         )
-        self._calls = trio.Semaphore(max_pending_publishes)
+        self._caller = Caller(
+            max_pending=max_pending_publishes, timeout=subscribe_timeout, describe=f"Redis at {url}"
+        )
         self._link: RedisLink | None = None
         self._link_scope: trio.CancelScope | None = None
         # The open ports, by namespace name.
@@ -183,6 +186,7 @@ class RedisBus:
                         subscribed = await self._subscribe_all(link)
                         self._link = link
                         self._publisher.open()
+                        self._caller.open()
                         self._counters["connects"] += 1
                         self._backoff.reset()
                         logger.info("redis adapter %s: subscribed", self._name)
@@ -192,6 +196,7 @@ class RedisBus:
                         async with trio.open_nursery() as session:
                             session.start_soon(self._reconcile, link, subscribed)
                             session.start_soon(link.read, self._dispatch)
+                            session.start_soon(self._caller.run, link.call_raw)
                             await self._publisher.run(link.send_batch)
                 reason = "the publishing connection was lost"  # broken on purpose (_break)
                 logger.warning("redis adapter %s: %s", self._name, reason)
@@ -201,6 +206,7 @@ class RedisBus:
             finally:
                 self._link_scope = None
                 self._publisher.close(reason)
+                self._caller.close(reason)
                 lost = self._link is not None
                 if lost:
                     self._counters["disconnects"] += 1
@@ -254,6 +260,7 @@ class RedisBus:
 
     def _break(self, reason: str) -> None:
         self._publisher.close(reason)
+        self._caller.close(reason)
         if self._link_scope is not None:
             self._link_scope.cancel()
 
@@ -271,33 +278,25 @@ class RedisBus:
         raise AdapterError(f"PUBSUB NUMSUB took over {self._publish_timeout} s")
 
     async def call(self, *commands: Sequence[Any], counts: Counts | None = None) -> list[Any]:
-        """Run ``commands`` (each ``[name, *args]``) on the publishing connection, written at once,
-        and return their raw replies; at most ``max_pending_publishes`` calls wait at once.
-
-        A call that Redis has not answered within ``publish_timeout`` breaks the link (it reconnects).
-        With ``counts``, the call counts as one ``published`` or one ``publish_errors``.
+        """Run ``commands`` (each ``[name, *args]``) together on the publishing connection and return
+        their raw replies: see ``Caller.call`` (the calls made at once share one pipeline). With
+        ``counts``, the call counts as one ``published`` or one ``publish_errors``.
 
         Raises:
-            AdapterError: not connected, failed or too slow.
+            AdapterError: not connected, refused, or too slow.
         """
-        ok = False
+        link = self._link
+        if link is not None and not link.usable:
+            self._break("the publishing connection was lost")
         try:
-            link = self._link
-            if link is None or not link.usable:
-                raise AdapterError(f"Redis at {self.url} is not connected ({self._publisher.down_reason})")
-            async with self._calls:
-                with trio.move_on_after(self._publish_timeout):
-                    replies = await link.call(*commands)
-                    ok = True
-                    return replies
-            self._break(f"a command took over {self._publish_timeout} s")
-            raise AdapterError(f"Redis at {self.url} did not answer within {self._publish_timeout} s")
-        finally:
+            replies = await self._caller.call(commands)
+        except AdapterError:
             if counts is not None:
-                if ok:
-                    counts.published += 1
-                else:
-                    counts.publish_errors += 1
+                counts.publish_errors += 1
+            raise
+        if counts is not None:
+            counts.published += 1
+        return replies
 
 
 class BusPort:
