@@ -19,6 +19,7 @@ that lost its connection reads when it is back; pub/sub keeps nothing.
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -35,6 +36,7 @@ from ...protocol.cluster.streams import (
     is_offset,
     next_offset,
     offset_key,
+    replays_to,
 )
 from ...protocol.cluster.wire import Wire
 from ...protocol.encoded import Encoded
@@ -68,6 +70,11 @@ logger = logging.getLogger("trio_rooms.redis")
 
 #: Entries per XRANGE while replaying the packets a recovering socket missed.
 REPLAY_PAGE: Final = 1000
+#: Restores under way at once in a namespace (the others wait their turn): in a reconnect storm, the
+#: sockets' work then comes in small groups, and the event loop stays responsive.
+MAX_CONCURRENT_RESTORES: Final = 16
+#: Decoded entries kept for the replays (a storm's clients replay the same entries).
+REPLAY_CACHE: Final = 10_000
 
 _STREAM_COUNTERS: Final = (
     "stream_received",
@@ -162,6 +169,8 @@ class RedisStreamsAdapter(RedisAdapter):
         #: The id of our last stream entry delivered here (the bound of our own entries in a replay).
         self._own_last: str | None = None
         self._counts = dict.fromkeys(_STREAM_COUNTERS, 0)
+        self._restores = trio.Semaphore(MAX_CONCURRENT_RESTORES)
+        self._replayable: OrderedDict[str, tuple[Packet, BroadcastOptions] | None] = OrderedDict()
 
     def _new_wire(
         self, key: str, nsp: str, *, sharded: bool, subscription_mode: str, specific_response_channel: bool
@@ -347,6 +356,10 @@ class RedisStreamsAdapter(RedisAdapter):
         if self.nsp.recovery is None or not is_offset(offset):
             await trio.lowlevel.checkpoint()
             return None
+        async with self._restores:
+            return await self._restore(pid, offset)
+
+    async def _restore(self, pid: str, offset: str) -> RestoredSession | None:
         key = self.session_key_prefix + pid
         replies = await self._port.call(
             [b"MULTI"],
@@ -390,16 +403,29 @@ class RedisStreamsAdapter(RedisAdapter):
                 bound = ours if fields.get(b"uid") == self._uid_b else others
                 if offset_key(entry_id) > bound:
                     continue
-                try:
-                    packet = self._wire.missed_packet(entry_id, fields, rooms)
-                except MessageError:
-                    self._counts["stream_invalid"] += 1
-                    continue
-                if packet is not None:
-                    missed.append(packet)
+                found = self._decoded(entry_id, fields)
+                if found is not None and replays_to(rooms, found[1]):
+                    missed.append(found[0])
             if len(entries) < REPLAY_PAGE:
                 return missed
             start = next_offset(entries[-1][0])
+
+    def _decoded(
+        self, entry_id: str, fields: Mapping[bytes, bytes]
+    ) -> tuple[Packet, BroadcastOptions] | None:
+        """``StreamsWire.replayable`` of an entry, decoded once for every replay (a bounded cache)."""
+        cache = self._replayable
+        if entry_id in cache:
+            return cache[entry_id]
+        try:
+            found = self._wire.replayable(entry_id, fields)
+        except MessageError:
+            self._counts["stream_invalid"] += 1
+            found = None
+        cache[entry_id] = found
+        if len(cache) > REPLAY_CACHE:
+            cache.popitem(last=False)
+        return found
 
 
 def _with_offset(packet: Packet, offset: str) -> Packet:

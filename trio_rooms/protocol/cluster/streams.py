@@ -160,11 +160,11 @@ class StreamsWire(ShardedWire):
             raise MessageError("the entry's data is not an object")
         return Envelope(uid, decode_cluster_message(ClusterMessage(kind, uid, self.nsp, data)))
 
-    def missed_packet(
-        self, entry_id: str, fields: Mapping[bytes, bytes], rooms: frozenset[Room]
-    ) -> Packet | None:
-        """The packet a socket in ``rooms`` missed with this entry (its args ending with the entry id),
-        or None: not a broadcast of this namespace, not to those rooms, with acks, or volatile.
+    def replayable(
+        self, entry_id: str, fields: Mapping[bytes, bytes]
+    ) -> tuple[Packet, BroadcastOptions] | None:
+        """The packet a recovering socket gets for this entry (its args ending with the entry id) and
+        the broadcast's selection, or None: not a broadcast of this namespace, with acks, or volatile.
 
         Raises:
             MessageError: malformed.
@@ -175,9 +175,21 @@ class StreamsWire(ShardedWire):
         if envelope is None or not isinstance(envelope.message, Broadcast):
             return None
         packet, opts = envelope.message.packet, envelope.message.opts
-        if opts.flags.volatile or not replays_to(rooms, opts):
+        if opts.flags.volatile:
             return None
-        return Packet(PacketType.EVENT, packet.nsp, [*packet.data, entry_id])
+        return Packet(PacketType.EVENT, packet.nsp, [*packet.data, entry_id]), opts
+
+    def missed_packet(
+        self, entry_id: str, fields: Mapping[bytes, bytes], rooms: frozenset[Room]
+    ) -> Packet | None:
+        """The packet a socket in ``rooms`` missed with this entry (``replayable``, if it reached those
+        rooms), or None.
+
+        Raises:
+            MessageError: malformed.
+        """
+        found = self.replayable(entry_id, fields)
+        return found[0] if found is not None and replays_to(rooms, found[1]) else None
 
 
 # -- sessions ----------------------------------------------------------------------------------------------
