@@ -44,8 +44,8 @@ SERVERS: dict[str, tuple[str, ...]] = {
     "trio": (sys.executable, str(HERE / "server_trio.py"), *os.environ.get("BENCH_TRIO_ARGS", "").split()),
     "node": ("node", str(HERE / "server_node.mjs")),
     "psio": (sys.executable, str(HERE / "server_psio.py")),
-    # The same trio_rooms server with Server(freeze_gc=True).
-    "trio-freeze": (sys.executable, str(HERE / "server_trio.py"), "--freeze-gc"),
+    # The same trio_rooms server with Server(freeze_gc=False) (the default is True).
+    "trio-nofreeze": (sys.executable, str(HERE / "server_trio.py"), "--no-freeze-gc"),
     # The floor: one send(2) per delivery of a frame encoded once, from a bare selectors loop.
     "limit": (sys.executable, str(HERE / "server_limit.py")),
     # trio_rooms as an ASGI application (trio_rooms.ASGIApp) under Hypercorn's trio worker (issue 14).
@@ -62,7 +62,7 @@ LABELS = {
     "trio": "trio_rooms",
     "node": "Node socket.io",
     "psio": "python-socketio",
-    "trio-freeze": "trio_rooms freeze_gc",
+    "trio-nofreeze": "trio_rooms freeze_gc=False",
     "limit": "the limit",
     "asgi": "trio_rooms ASGI (Hypercorn)",
     "psio-asgi": "python-socketio ASGI (uvicorn)",
@@ -375,7 +375,7 @@ def main() -> int:
     parser.add_argument(
         "--servers",
         default="trio,node,psio,limit",
-        help="comma-separated, among trio,node,psio,limit,trio-freeze,asgi,psio-asgi "
+        help="comma-separated, among trio,node,psio,limit,trio-nofreeze,asgi,psio-asgi "
         "(default trio,node,psio,limit)",
     )
     parser.add_argument("--deliveries", type=int, default=100_000, help="deliveries per throughput phase")

@@ -162,7 +162,7 @@ async def serve_stats_stdin(server: trio_rooms.Server) -> None:
 
 
 def build_server(
-    freeze_gc: bool = False, ping_interval: float | None = None, ping_timeout: float | None = None
+    freeze_gc: bool = True, ping_interval: float | None = None, ping_timeout: float | None = None
 ) -> trio_rooms.Server:
     server = trio_rooms.Server(
         freeze_gc=freeze_gc,
@@ -232,7 +232,7 @@ def build_server(
 
 async def main(
     port: int,
-    freeze_gc: bool = False,
+    freeze_gc: bool = True,
     ping_interval: float | None = None,
     ping_timeout: float | None = None,
 ) -> None:
@@ -267,7 +267,7 @@ if __name__ == "__main__":
         help='cyclic GC (diagnostic): "default", "off", or thresholds "700,10,10"',
     )
     parser.add_argument("--gc-log", action="store_true", help="log each gen 1/2 collection to stderr")
-    parser.add_argument("--freeze-gc", action="store_true", help="Server(freeze_gc=True)")
+    parser.add_argument("--no-freeze-gc", action="store_true", help="Server(freeze_gc=False)")
     parser.add_argument("--ping-interval", type=float, help="Server(ping_interval=...), seconds")
     parser.add_argument("--ping-timeout", type=float, help="Server(ping_timeout=...), seconds")
     parser.add_argument("--stats-stdin", action="store_true", help='answer "stats" lines on stdin (soak.py)')
@@ -285,4 +285,4 @@ if __name__ == "__main__":
         count_encodes()
     if cli.trace_requests:
         TRACE = {}
-    trio.run(main, cli.port, cli.freeze_gc, cli.ping_interval, cli.ping_timeout)
+    trio.run(main, cli.port, not cli.no_freeze_gc, cli.ping_interval, cli.ping_timeout)

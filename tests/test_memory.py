@@ -9,15 +9,19 @@ garbage, and none of it may be a trio_rooms object. Real sockets on 127.0.0.1, o
 from __future__ import annotations
 
 import gc
+import weakref
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import pytest
 import trio
+import trio.testing
 
 import trio_rooms
+from trio_rooms._gc import FREEZE_INTERVAL, THAW_MIN_CLOSED, manage_frozen_objects, thaw_due
 from trio_rooms.client import open_client
+from trio_rooms.stats import Counters
 
 CLIENT_OPTIONS: dict[str, Any] = {"reconnection": False, "wait_timeout": 5.0, "timeout": 5.0}
 
@@ -125,8 +129,9 @@ async def test_closed_connections_leave_no_reference_cycle(
     assert ours(garbage) == []
 
 
-async def test_freeze_gc_freezes_once_connections_arrive() -> None:
-    server = trio_rooms.Server(freeze_gc=True)
+async def test_freeze_gc_is_on_by_default_freezes_once_connections_arrive_and_thaws_at_stop() -> None:
+    server = trio_rooms.Server()
+    assert server.freeze_gc is True
     gc.unfreeze()
     try:
         with trio.fail_after(30):
@@ -143,5 +148,68 @@ async def test_freeze_gc_freezes_once_connections_arrive() -> None:
                     assert gc.get_freeze_count() > 0
                     assert client.connected
                 nursery.cancel_scope.cancel()
+        assert gc.get_freeze_count() == 0, "the server unfreezes everything when it stops"
+    finally:
+        gc.unfreeze()
+
+
+async def test_freeze_gc_false_leaves_the_gc_alone() -> None:
+    server = trio_rooms.Server(freeze_gc=False)
+    gc.unfreeze()
+    try:
+        with trio.fail_after(30):
+            async with trio.open_nursery() as nursery:
+                listeners = await nursery.start(server.serve, "127.0.0.1", 0)
+                url = f"http://127.0.0.1:{listeners[0].socket.getsockname()[1]}"
+                async with open_client(url, transports=("websocket",), **CLIENT_OPTIONS) as client:
+                    await trio.sleep(1.5)
+                    assert client.connected
+                    assert gc.get_freeze_count() == 0
+                nursery.cancel_scope.cancel()
+    finally:
+        gc.unfreeze()
+
+
+class _Cycle:
+    """An application object in a reference cycle (garbage only the cyclic GC can free)."""
+
+    def __init__(self) -> None:
+        self.me = self
+
+
+def test_a_thaw_is_due_after_a_quarter_of_the_open_connections_closed() -> None:
+    assert not thaw_due(THAW_MIN_CLOSED - 1, 0)
+    assert thaw_due(THAW_MIN_CLOSED, 0)
+    assert not thaw_due(2_499, 10_000)
+    assert thaw_due(2_500, 10_000)
+
+
+async def test_frozen_cyclic_garbage_is_collected_once_enough_connections_closed(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    counters = Counters()
+    open_now = [0]
+    gc.unfreeze()
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(manage_frozen_objects, counters, lambda: open_now[0])
+            cycle = _Cycle()
+            alive = weakref.ref(cycle)
+            gc.collect()  # into the oldest generation, as a long-lived object would be
+            counters.connections_total = open_now[0] = 1_000  # connections arrive
+            await trio.sleep(FREEZE_INTERVAL * 1.5)
+            assert gc.get_freeze_count() > 0
+            del cycle
+            gc.collect()
+            assert alive() is not None, "frozen: the full collections no longer see it"
+            open_now[0] = 1_000 - (THAW_MIN_CLOSED - 1)  # not enough closed for a thaw
+            await trio.sleep(FREEZE_INTERVAL)
+            assert alive() is not None
+            open_now[0] -= 1  # now THAW_MIN_CLOSED closed, and at least a quarter of the open
+            await trio.sleep(FREEZE_INTERVAL)
+            assert alive() is None, "the thaw's full collection freed it"
+            assert gc.get_freeze_count() > 0, "and froze the survivors again"
+            nursery.cancel_scope.cancel()
+        assert gc.get_freeze_count() == 0
     finally:
         gc.unfreeze()

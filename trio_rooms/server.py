@@ -15,7 +15,7 @@ from typing import Any, Final, TypeVar
 
 import trio
 
-from ._gc import freeze_new_objects
+from ._gc import manage_frozen_objects
 from ._util import unwrap_group
 from .adapter.base import Adapter, RemoteSocket, factory_background_work, has_background_work
 from .adapter.memory import InMemoryAdapter
@@ -87,11 +87,13 @@ class Server:
         max_child_namespaces: how many child namespaces each parent may hold at once; past it a
             CONNECT to a new child is refused with CONNECT_ERROR "Too many namespaces" and
             counted in ``stats()["refused_child_namespaces"]`` (with or without the cleanup).
-        freeze_gc: once a second while connections arrive, move what the cyclic GC tracks out of
-            its full scans (``gc.freeze()``; see ``trio_rooms._gc``): full collections then no
-            longer grow with the number of connections. Off by default: it is process-wide, and
-            reference cycles among the application's own objects frozen this way are never
-            collected.
+        freeze_gc: on by default: once a second while connections arrive, move what the cyclic GC
+            tracks out of its full scans (``gc.collect(1)`` then ``gc.freeze()``), so that full
+            collections no longer grow with the number of connections; once the connections closed
+            since then reach a quarter of the open ones, unfreeze, collect fully and freeze again
+            (so that reference cycles of the application's own objects are still collected, at
+            CPython's own cadence); unfreeze when the server stops. Process-wide (see
+            ``trio_rooms._gc``); ``False`` leaves the GC alone.
     """
 
     def __init__(
@@ -123,7 +125,7 @@ class Server:
         max_namespaces: int = DEFAULT_MAX_NAMESPACES,
         cleanup_empty_child_namespaces: bool = False,
         max_child_namespaces: int = DEFAULT_MAX_CHILD_NAMESPACES,
-        freeze_gc: bool = False,
+        freeze_gc: bool = True,
     ) -> None:
         for name, value in (
             ("connect_timeout", connect_timeout),
@@ -443,7 +445,7 @@ class Server:
                 if has_background_work(namespace.adapter):
                     await services.start(self._run_adapter, namespace)
             if self.freeze_gc:
-                await services.start(freeze_new_objects, self.counters)
+                await services.start(manage_frozen_objects, self.counters, lambda: len(self.engine.sessions))
             self._services = services
             try:
                 async with self.engine.running():
