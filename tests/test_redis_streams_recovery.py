@@ -18,6 +18,7 @@ import msgpack  # type: ignore[import-untyped,unused-ignore]
 import pytest
 import trio
 from helpers.fakes import FakeNamespace, FakeSocket
+from helpers.raw_clients import ws_session
 from test_mixed_cluster import NODE_SCRIPT, require_node, spawned
 from test_redis_adapter import member
 
@@ -261,6 +262,47 @@ async def test_restore_from_entries_written_by_node(redis_url: str) -> None:
                 if dict(zip(e[1][::2], e[1][1::2], strict=True))[b"uid"] != ours.adapter.uid.encode()
             ]
             assert [args[-1] for args in live] == [node_ids[0], node_ids[2]]
+            nursery.cancel_scope.cancel()
+    finally:
+        n0.stop()
+
+
+async def test_restore_a_session_a_node_server_saved(redis_url: str) -> None:
+    """A client of a Node socket.io 4.8 server (``@socket.io/redis-streams-adapter`` 0.3, recovery on)
+    drops; the session Node saved in Redis is restored here, with what was broadcast meanwhile."""
+    node = require_node()
+    key = f"node-session-{uuid.uuid4().hex[:8]}"
+    argv = [node, str(NODE_SCRIPT), "n0", redis_url, key, "--streams", "--recovery", "10000"]
+    n0 = spawned("n0", key, argv)
+    try:
+        ours = Member(redis_url, key)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(ours.adapter.run)
+            with trio.fail_after(STEP):
+                async with ws_session(n0.port, "/socket.io/") as (ws, _open):
+                    await ws.send('40{"name":"nell","rooms":["r"]}')
+                    connected = await ws.recv_app()
+                    assert isinstance(connected, str) and connected.startswith("40{")
+                    reply = json.loads(connected[2:])
+                    sid, pid = reply["sid"], reply["pid"]
+                    await ws.send('421["do_broadcast",["r"],[],"news","before"]')
+                    seen = [await ws.recv_app(), await ws.recv_app()]
+                    (event,) = [json.loads(m[2:]) for m in seen if isinstance(m, str) and m.startswith("42")]
+                    assert event[:2] == ["news", "before"]
+                    offset = event[-1]
+                    await trio.aclose_forcefully(ws.stream)  # abruptly: Node saves the session
+                    stored = f"sio:session:{pid}".encode()
+                    while not await redis_call(redis_url, b"EXISTS", stored):  # noqa: ASYNC110
+                        await trio.sleep(0.02)  # Node's side: nothing to wait on but the next look
+            await ours.emit(["r"], "missed")
+            await ours.emit(["elsewhere"], "not for nell")
+            restored = await ours.adapter.restore_session(pid, offset)
+            assert restored is not None
+            assert (restored.sid, restored.pid) == (sid, pid)
+            assert sorted(restored.rooms) == sorted([sid, "r"])
+            assert restored.data == {"name": "nell", "server": "n0"}
+            assert [p.data[:-1] for p in restored.missed_packets] == [["news", "missed"]]
+            assert await redis_call(redis_url, b"EXISTS", stored) == 0  # taken: a pid restores once
             nursery.cancel_scope.cancel()
     finally:
         n0.stop()
