@@ -140,9 +140,9 @@ class StreamReader:
 
     async def _last_entry(self, connection: Any) -> str:
         """The id of the stream's last entry now ("0-0" when it is empty or absent): Node's ``$``."""
-        with trio.fail_after(self._answer_timeout), map_redis_errors("XREVRANGE failed"):
+        with map_redis_errors("XREVRANGE failed"):
             found = await connection.create_request(
-                b"XREVRANGE", self.stream, b"+", b"-", b"COUNT", 1, decode=False
+                b"XREVRANGE", self.stream, b"+", b"-", b"COUNT", 1, decode=False, timeout=self._answer_timeout
             )
         for entry_id, _fields in stream_entries(found):
             return entry_id
