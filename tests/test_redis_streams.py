@@ -292,6 +292,50 @@ async def test_redis_down_raises_adapter_error_then_reconnects(redis_server: Red
             server.stop()
 
 
+async def test_redis_stopped_mid_burst(redis_server: RedisServer) -> None:
+    """Redis stops during a burst of broadcasts and comes back: each emit waits for its XADD, so every
+    one is either in the stream or raised AdapterError (none lost after returning); local delivery
+    never stops; what crosses arrives in order, once; cross-server delivery resumes."""
+    s0, s1 = start_streams_servers(redis_server.url)
+    try:
+        rf = room("burst")
+        count, pause = 1000, 0.002
+        async with members((s0, "sender", []), (s0, "a", [rf]), (s1, "b", [rf])) as (sender, a, b):
+            before = (await sender.call("do_stats"))["/"]
+            outcome: dict[str, Any] = {}
+
+            async def burst() -> None:
+                with trio.fail_after(60):
+                    outcome.update(
+                        await sender.client.emit_with_ack("do_burst", [rf], "seq", count, pause, timeout=60)
+                    )
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(burst)
+                await until(lambda: _now(len(b.got("seq")) >= 100))
+                try:
+                    await trio.to_thread.run_sync(redis_server.stop)
+                    await trio.sleep(1.0)
+                finally:
+                    await trio.to_thread.run_sync(redis_server.start)
+            raised = outcome["raised"]
+            assert raised, "no emit saw Redis down"
+            assert raised[-1] < count - 1, "the emits succeed again once Redis is back"
+            await until(lambda: _now(any(args[0] == count - 1 for args in b.got("seq"))), timeout=10)
+            await a.wait_for("seq", count)
+            assert [args[0] for args in a.got("seq")] == list(range(count))  # local: all, in order
+            remote = [args[0] for args in b.got("seq")]
+            assert remote == sorted(set(remote))
+            assert not set(remote) & set(raised)
+            stats = (await sender.call("do_stats"))["/"]
+            assert stats["published"] - before["published"] == count - len(raised)
+            assert stats["publish_errors"] - before["publish_errors"] == len(raised)
+            assert stats["disconnects"] > before["disconnects"] and stats["connected"] == 1
+    finally:
+        for server in (s0, s1):
+            server.stop()
+
+
 # -- the format, sans IO ------------------------------------------------------------------------------
 def test_streams_wire_golden_values() -> None:
     wire = StreamsWire("socket.io", "/chat")
