@@ -22,12 +22,14 @@ import trio.testing
 from helpers.redis_fixtures import RedisServer
 from test_redis_adapter import STEP, ServerProcess, _empty, _now, member, members, quiet, room, until
 
+from trio_rooms import RedisStreamsAdapter, Server, Socket
 from trio_rooms.adapter.base import BroadcastFlags, BroadcastOptions
 from trio_rooms.adapter.redis.caller import Caller
 from trio_rooms.errors import AdapterError
 from trio_rooms.protocol.cluster.model import Broadcast, ServerSideEmit, ServerSideEmitResponse, SocketsJoin
 from trio_rooms.protocol.cluster.streams import StreamsWire, is_offset, next_offset, replays_to
 from trio_rooms.protocol.socketio import Packet, PacketType
+from trio_rooms.testing import open_memory_server, open_test_client
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX processes and signals")
 
@@ -334,6 +336,56 @@ async def test_redis_stopped_mid_burst(redis_server: RedisServer) -> None:
     finally:
         for server in (s0, s1):
             server.stop()
+
+
+async def test_one_factory_given_to_two_servers(redis_url: str) -> None:
+    """Two servers of one process on one factory are two cluster members (the second one's namespace
+    gets a bus and a stream reader of its own)."""
+    key = f"streams-{uuid.uuid4().hex[:8]}"
+    factory = RedisStreamsAdapter.factory(redis_url, stream_name=key, channel_prefix=key)
+    a, b = Server(adapter=factory), Server(adapter=factory)
+
+    @b.on("connection")
+    async def join(socket: Socket) -> None:
+        socket.join("r")
+
+    async with (
+        open_memory_server(a),
+        open_memory_server(b) as listener,
+        open_test_client(await listener.connect()) as client,
+    ):
+        await client.connect()
+        with trio.fail_after(STEP):
+            while await b.adapter.server_count() < 2:  # noqa: ASYNC110 - a Redis query, not a flag
+                await trio.sleep(0.03)
+            await a.to("r").emit("n", 1)
+            packet = await client.receive()
+        assert packet.data == ["n", 1]
+
+
+async def test_namespaces_share_three_connections(redis_url: str) -> None:
+    """Every namespace of a server is on one publishing, one subscribing and one reading connection."""
+    key = f"streams-{uuid.uuid4().hex[:8]}"
+    before = {line.split()[0] for line in (await redis_command(redis_url, b"CLIENT", b"LIST")).splitlines()}
+    s0 = ServerProcess("s0", redis_url, key, ("--streams", "--namespaces", "/a,/b"))
+    try:
+        after = (await redis_command(redis_url, b"CLIENT", b"LIST")).splitlines()
+        mine = [line for line in after if line.split()[0] not in before and b"cmd=client" not in line]
+        assert len(mine) == 3, mine
+        # "/", "/a", "/b": the public and the private channel of each, on one connection; one reads
+        assert sorted(b" sub=6 " in line for line in mine) == [False, False, True]
+        assert sorted(b"cmd=xre" in line for line in mine) == [False, False, True]  # xread (xrevrange first)
+        s1 = ServerProcess("s1", redis_url, key, ("--streams", "--namespaces", "/a,/b"))
+        try:
+            r = room("r")
+            async with member(s0, "x", [], namespace="/a") as x, member(s1, "y", [r], namespace="/a") as y:
+                assert await x.call("do_broadcast", [r], [], "news", "in /a") == "ok"
+                await y.wait_for("news")
+                assert y.got("news")[0][0] == "in /a"
+        finally:
+            s1.stop()
+    finally:
+        s0.stop()
 
 
 # -- the format, sans IO ------------------------------------------------------------------------------
