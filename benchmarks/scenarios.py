@@ -86,7 +86,13 @@ SCENARIOS = (
         server_args={"trio": ("--gc-freeze-rooms",)},
     ),
     # trio_rooms answers about one long-polling delivery per ms: a smaller phase keeps it bounded.
-    Scenario("poll", "poll", 1000, (*FANOUT10, "--transport", "polling", "--deliveries", "20000")),
+    Scenario(
+        "poll",
+        "poll",
+        1000,
+        (*FANOUT10, "--transport", "polling", "--deliveries", "20000"),
+        servers=("trio", "node", "psio"),
+    ),
     Scenario(
         "poll-count",
         "poll",
@@ -442,7 +448,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description="Extra broadcast measurements of issue #4 (see module doc).")
     parser.add_argument("--groups", default="scale,poll,bigroom,profile", help="comma-separated groups")
     parser.add_argument("--runs", type=int, default=3, help="runs of each server per scenario")
-    parser.add_argument("--servers", default="trio,node", help="comma-separated: trio,node,asgi")
+    parser.add_argument("--servers", default="trio,node", help="comma-separated: trio,node,psio,asgi")
     parser.add_argument("--deliveries", type=int, default=200_000, help="deliveries per fan-out phase")
     parser.add_argument("--big-count", type=int, default=40, help="broadcasts to the big room (bigroom)")
     parser.add_argument("--latency-seconds", type=float, default=5.0, help="length of each latency phase")
@@ -453,7 +459,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=HERE / "results-scenarios.json", help="JSON output")
     args = parser.parse_args()
     groups = set(args.groups.split(","))
-    servers = [s for s in args.servers.split(",") if s in ("trio", "node", "asgi")]
+    servers = [s for s in args.servers.split(",") if s in ("trio", "node", "psio", "asgi")]
     chosen = [sc for sc in SCENARIOS if sc.group in groups]
     limit = raise_nofile(2 * max(sc.n for sc in chosen) + 1000)
     if limit < max(sc.n for sc in chosen) + 200:

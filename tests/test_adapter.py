@@ -543,6 +543,39 @@ async def test_a_burst_of_broadcasts_runs_as_one_piece_unless_a_writer_is_behind
         assert scope.cancelled_caught
 
 
+async def test_the_yield_slice_is_one_of_cpu_time_not_of_waiting_for_a_core(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """On a busy machine wall time passes while the process waits for a core: a burst is cut into
+    pieces only by the CPU time it spends (each broadcast here "lasts" a whole slice of wall time)."""
+    ns = FakeNamespace()
+    ns.connect("a", ["r"])
+    BACKLOG.behind = False
+    wall = [0.0]
+    cpu = [0.0]
+
+    def fake_wall() -> float:
+        wall[0] += memory.YIELD_SLICE  # a slice of wall time between any two readings
+        return wall[0]
+
+    monkeypatch.setattr(memory, "perf_counter", fake_wall)
+    monkeypatch.setattr(memory, "thread_time", lambda: cpu[0])
+
+    async def burst() -> None:
+        for i in range(50):
+            await ns.adapter.broadcast(event("n", i), opts(["r"]))
+
+    async def burst_spending_cpu() -> None:
+        for i in range(50):
+            cpu[0] += 2 * memory.YIELD_SLICE  # each broadcast spends more than a slice of CPU time
+            await ns.adapter.broadcast(event("n", i), opts(["r"]))
+
+    with trio.fail_after(10):
+        memory._mark_yield()
+        assert await sibling_turns_during(burst) <= 1
+        assert await sibling_turns_during(burst_spending_cpu) >= 49
+
+
 async def test_huge_broadcast_to_everyone_with_except() -> None:
     ns, sockets = big_namespace(extra=100)
     excluded = {s.id for s in sockets[::7]}

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable
+from time import thread_time
 from typing import Final
 
 import trio
@@ -18,8 +19,11 @@ __all__ = ["WATCH_AFTER", "HeldGets", "PollBuffer"]
 
 WATCH_AFTER: Final = 0.1
 """Seconds a held GET waits for packets before it also watches its connection."""
-SETTLE_LIMIT: Final = 0.01
-"""Seconds a woken GET may wait while its burst of packets keeps growing (``PollBuffer.settle``)."""
+SETTLE_LIMIT: Final = 0.05
+"""Seconds of CPU time (the thread's) a woken GET may wait while its burst of packets keeps growing
+(``PollBuffer.settle``): a bound for a broadcaster that never stops (``SETTLE_ITEMS`` usually ends it
+first); a burst that stops ends the wait within two scheduler batches. CPU time, because on a busy
+machine wall time passes while the process waits for a core, and would cut bursts into pieces."""
 SETTLE_ITEMS: Final = 64
 """Packets after which a woken GET answers at once, burst or not."""
 
@@ -174,15 +178,29 @@ class PollBuffer:
     async def settle(self, limit: float = SETTLE_LIMIT) -> None:
         """Let a burst finish before its packets are answered: wait one scheduler batch at a time
         while packets keep arriving, for at most ``limit`` seconds (each batch a checkpoint; a burst
-        that stops, ``SETTLE_ITEMS`` packets, a close or a wake end it at once). A handler that
+        that stops, ``SETTLE_ITEMS`` packets, a close or a wake end it at once; ``limit`` is in the
+        thread's CPU time, read once per batch). A handler that
         broadcasts in a loop yields once per ``adapter.memory.YIELD_SLICE``; without this the GETs it
-        woke would each carry one slice's worth of its burst."""
-        until = trio.current_time() + limit
+        woke would each carry one slice's worth of its burst.
+
+        A burst has stopped after two batches in a row without a new packet, not one: trio runs the
+        tasks of a batch in a random order, so in a batch where this GET runs before the
+        broadcaster it sees nothing new although the burst goes on (with one batch, a GET ended its
+        wait early half of the times, and carried half a burst).
+        """
+        until = thread_time() + limit
+        quiet = 0
         while len(self._items) < SETTLE_ITEMS:
             count = len(self._items)
             await trio.lowlevel.checkpoint()
-            if len(self._items) == count or self._closed or self._woken or trio.current_time() >= until:
+            if self._closed or self._woken or thread_time() >= until:
                 return
+            if len(self._items) != count:
+                quiet = 0
+            elif quiet:
+                return
+            else:
+                quiet = 1
 
     def take(self) -> list[Encoded]:
         """Everything queued, in order; the buffer is empty afterwards."""
