@@ -197,6 +197,33 @@ async def test_what_cannot_be_restored(redis_url: str) -> None:
             await a.adapter.persist_session(PersistedSession("x", "y", (), {"bad": object()}))
 
 
+async def test_a_replay_is_bounded(redis_url: str) -> None:
+    """A server whose max_len is small does not replay more than twice that (plus the trimming slack) of
+    a stream that another server trims less: the socket gets a new session instead."""
+    stream = f"streams-{uuid.uuid4().hex[:8]}"
+    a, b = Member(redis_url, stream), Member(redis_url, stream, max_len=5)
+    async with trio.open_nursery() as nursery:
+        for m in (a, b):
+            await nursery.start(m.adapter.run)
+        socket, watcher = a.connect("s1", ["r"]), b.nsp.connect("watcher", ["r"], capacity=400)
+        await a.emit(["r"], "seen")
+        ((_, offset),) = await received(socket, 1)
+        session = PersistedSession(socket.id, "pid-b", ("r", socket.id), {})
+        await a.adapter.persist_session(session)
+        for index in range(100):
+            await a.emit(["r"], index)
+        await received(watcher, 101)  # b has read them all: its replay may go that far
+        restored = await b.adapter.restore_session("pid-b", offset)
+        assert restored is not None and len(restored.missed_packets) == 100  # 100 <= 2 * 5 + 200
+        await a.adapter.persist_session(session)
+        for index in range(150):
+            await a.emit(["r"], index)
+        await received(watcher, 150)
+        assert await b.adapter.restore_session("pid-b", offset) is None  # 250 > 210
+        assert b.adapter.stats()["sessions_missing"] == 1
+        nursery.cancel_scope.cancel()
+
+
 async def test_a_session_as_node_stores_it(redis_url: str) -> None:
     """A session written as ``@socket.io/redis-streams-adapter`` writes it is restored here."""
     async with servers(redis_url) as (a, b):

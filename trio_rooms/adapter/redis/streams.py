@@ -73,6 +73,8 @@ REPLAY_PAGE: Final = 1000
 #: Restores under way at once in a namespace (the others wait their turn): in a reconnect storm, the
 #: sockets' work then comes in small groups, and the event loop stays responsive.
 MAX_CONCURRENT_RESTORES: Final = 16
+#: How many entries past twice ``max_len`` a replay may read (``MAXLEN ~`` trims whole nodes of 100).
+REPLAY_SLACK: Final = 200
 #: Decoded entries kept for the replays (a storm's clients replay the same entries).
 REPLAY_CACHE: Final = 10_000
 
@@ -380,12 +382,17 @@ class RedisStreamsAdapter(RedisAdapter):
             logger.info("redis streams adapter %s: invalid session %r: %s", self.uid, pid, exc)
             return None
         missed = await self._replay(offset, frozenset(rooms))
+        if missed is None:
+            self._counts["sessions_missing"] += 1
+            return None
         self._counts["sessions_restored"] += 1
         return RestoredSession(sid, pid, rooms, data, missed)
 
-    async def _replay(self, offset: str, rooms: frozenset[str]) -> list[Packet]:
+    async def _replay(self, offset: str, rooms: frozenset[str]) -> list[Packet] | None:
         """The broadcasts after ``offset`` to ``rooms`` that this server has delivered (the other
-        servers' up to the reader's position, ours up to our last delivered one)."""
+        servers' up to the reader's position, ours up to our last delivered one); None when more than
+        ``2 * max_len + REPLAY_SLACK`` entries follow the offset (a stream trimmed less than ours, by
+        another server: the socket gets a new session rather than an unbounded replay)."""
         last_read = self._reader.last_id
         others = offset_key(last_read) if last_read is not None else (0, 0)
         ours = offset_key(self._own_last) if self._own_last is not None else (0, 0)
@@ -395,10 +402,14 @@ class RedisStreamsAdapter(RedisAdapter):
         end_id = f"{end[0]}-{end[1]}"
         missed: list[Packet] = []
         start = next_offset(offset)
+        budget = 2 * self.max_len + REPLAY_SLACK
         while True:
             replies = await self._port.call([b"XRANGE", self._stream, start, end_id, b"COUNT", REPLAY_PAGE])
             entries = stream_entries(replies[0])
             self._counts["replayed_entries"] += len(entries)
+            budget -= len(entries)
+            if budget < 0:
+                return None
             for entry_id, fields in entries:
                 bound = ours if fields.get(b"uid") == self._uid_b else others
                 if offset_key(entry_id) > bound:
