@@ -25,6 +25,7 @@ from test_redis_adapter import member
 from trio_rooms.adapter.base import BroadcastFlags, BroadcastOptions
 from trio_rooms.adapter.redis import RedisStreamsAdapter
 from trio_rooms.errors import AdapterError
+from trio_rooms.protocol.cluster.streams import offset_key
 from trio_rooms.protocol.socketio import PacketType, event_packet
 from trio_rooms.recovery import ConnectionStateRecovery, PersistedSession
 
@@ -333,3 +334,47 @@ async def test_restore_a_session_a_node_server_saved(redis_url: str) -> None:
             nursery.cancel_scope.cancel()
     finally:
         n0.stop()
+
+
+async def test_a_restore_under_load_misses_nothing_and_repeats_nothing(redis_url: str) -> None:
+    """Broadcasts keep coming (from the other server and from this one, two tasks) while a session is
+    restored: what the replay gives and what then arrives live, once the socket is back in its rooms
+    (no checkpoint between), is every broadcast of each sender once, in order."""
+    count = 150
+    async with servers(redis_url) as (a, b):
+        socket = a.connect("mover", ["r"])
+        await a.emit(["r"], "start", -1)
+        ((_, _, offset),) = await received(socket, 1)
+        await a.adapter.persist_session(PersistedSession(socket.id, "pid-load", ("r", socket.id), {}))
+        socket.go_away()
+        back: list[FakeSocket] = []
+        missed: list[list[Any]] = []
+
+        midway = trio.Event()
+
+        async def emitter(member: Member, name: str) -> None:
+            for index in range(count):
+                await member.emit(["r"], name, index)
+                if index == count // 3:
+                    midway.set()
+
+        async def restore() -> None:
+            await midway.wait()
+            restored = await b.adapter.restore_session("pid-load", offset)
+            assert restored is not None
+            back.append(b.nsp.connect(restored.sid, restored.rooms, capacity=10 * count))  # no checkpoint
+            missed.extend(packet.data[1:] for packet in restored.missed_packets)
+
+        async with trio.open_nursery() as nursery:
+            for member, name in ((a, "a"), (b, "b1"), (b, "b2")):
+                nursery.start_soon(emitter, member, name)
+            nursery.start_soon(restore)
+        (again,) = back
+        await trio.sleep(0.3)  # the last entries read by b's reader
+        live = [packet.data[1:] for packet in again.packets()]
+        got = missed + live
+        for name in ("a", "b1", "b2"):
+            assert [args[1] for args in got if args[0] == name] == list(range(count)), name
+        offsets = [offset_key(args[-1]) for args in got]
+        assert len(set(offsets)) == len(offsets) == 3 * count
+        assert missed and live, "the restore happened mid-load"

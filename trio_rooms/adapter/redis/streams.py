@@ -34,7 +34,6 @@ from ...protocol.cluster.streams import (
     decode_session,
     encode_session,
     is_offset,
-    next_offset,
     offset_key,
     replays_to,
 )
@@ -75,6 +74,8 @@ REPLAY_PAGE: Final = 1000
 MAX_CONCURRENT_RESTORES: Final = 16
 #: How many entries past twice ``max_len`` a replay may read (``MAXLEN ~`` trims whole nodes of 100).
 REPLAY_SLACK: Final = 200
+#: Our own latest delivered broadcasts remembered, for the replays.
+OWN_DELIVERED: Final = 10_000
 #: Decoded entries kept for the replays (a storm's clients replay the same entries).
 REPLAY_CACHE: Final = 10_000
 
@@ -168,8 +169,13 @@ class RedisStreamsAdapter(RedisAdapter):
             )
         self._reader = reader
         self._reader.attach(namespace.name, self._on_entry)
-        #: The id of our last stream entry delivered here (the bound of our own entries in a replay).
-        self._own_last: str | None = None
+        # Our latest broadcasts' entry ids, once delivered here, numbered in delivery order (a replay
+        # gives a recovering socket those delivered before it started).
+        self._own_delivered: OrderedDict[str, int] = OrderedDict()
+        self._own_count = 0
+        self._own_max = (0, 0)
+        # The restores under way: what is delivered meanwhile, for their sockets.
+        self._capturing: list[_Capture] = []
         self._counts = dict.fromkeys(_STREAM_COUNTERS, 0)
         self._restores = trio.Semaphore(MAX_CONCURRENT_RESTORES)
         self._replayable: OrderedDict[str, tuple[Packet, BroadcastOptions] | None] = OrderedDict()
@@ -276,6 +282,8 @@ class RedisStreamsAdapter(RedisAdapter):
                 packet = message.packet
                 if self._keeps_offset(packet, message.opts):
                     packet = _with_offset(packet, entry_id)
+                    if self._capturing:
+                        self._capture(packet, message.opts)
                 await self._local.deliver(Encoded.of(packet), message.opts)
             else:
                 await self._inbound.handle(envelope)
@@ -311,15 +319,48 @@ class RedisStreamsAdapter(RedisAdapter):
         command = Broadcast(packet, opts)
         if not self._keeps_offset(packet, opts):
             await self._local.deliver(Encoded.of(packet), opts)
-            self._own_last = await self._xadd(command)
+            self._delivered_own(await self._xadd(command))
             return
         try:
             offset = await self._xadd(command)
         except AdapterError:
             await self._local.deliver(Encoded.of(packet), opts)
             raise
-        self._own_last = offset
-        await self._local.deliver(Encoded.of(_with_offset(packet, offset)), opts)
+        self._delivered_own(offset)  # no checkpoint before the delivery picks its targets
+        packet = _with_offset(packet, offset)
+        if self._capturing:
+            self._capture(packet, opts)
+        await self._local.deliver(Encoded.of(packet), opts)
+
+    def _delivered_own(self, entry_id: str) -> None:
+        """Our entry ``entry_id`` is being delivered here now (no checkpoint before it picks targets)."""
+        delivered = self._own_delivered
+        delivered[entry_id] = self._own_count
+        self._own_count += 1
+        if len(delivered) > OWN_DELIVERED:
+            delivered.popitem(last=False)
+        self._own_max = max(self._own_max, offset_key(entry_id))
+
+    def _own_delivered_before(self, entry_id: str, key: tuple[int, int], count: int) -> bool:
+        """Whether our entry ``entry_id`` was delivered here before the ``count``-th of ours (older than
+        what is remembered: yes)."""
+        delivered = self._own_delivered
+        number = delivered.get(entry_id)
+        if number is not None:
+            return number < count
+        if len(delivered) < OWN_DELIVERED:
+            return False
+        oldest = next(iter(delivered))
+        return key < offset_key(oldest)
+
+    def _capture(self, packet: Packet, opts: BroadcastOptions) -> None:
+        """A broadcast (with its offset) is being delivered here: the restores under way keep it."""
+        for capture in self._capturing:
+            if replays_to(capture.rooms, opts):
+                if len(capture.packets) < capture.limit:
+                    capture.packets.append(packet)
+                else:
+                    capture.overflow = True
 
     # -- connection state recovery -----------------------------------------------------------------
     async def persist_session(self, session: PersistedSession) -> None:
@@ -389,37 +430,51 @@ class RedisStreamsAdapter(RedisAdapter):
         return RestoredSession(sid, pid, rooms, data, missed)
 
     async def _replay(self, offset: str, rooms: frozenset[str]) -> list[Packet] | None:
-        """The broadcasts after ``offset`` to ``rooms`` that this server has delivered (the other
-        servers' up to the reader's position, ours up to our last delivered one); None when more than
-        ``2 * max_len + REPLAY_SLACK`` entries follow the offset (a stream trimmed less than ours, by
-        another server: the socket gets a new session rather than an unbounded replay)."""
-        last_read = self._reader.last_id
-        others = offset_key(last_read) if last_read is not None else (0, 0)
-        ours = offset_key(self._own_last) if self._own_last is not None else (0, 0)
-        end = max(others, ours)
-        if end <= offset_key(offset):
-            return []
-        end_id = f"{end[0]}-{end[1]}"
-        missed: list[Packet] = []
-        start = next_offset(offset)
-        budget = 2 * self.max_len + REPLAY_SLACK
-        while True:
-            replies = await self._port.call([b"XRANGE", self._stream, start, end_id, b"COUNT", REPLAY_PAGE])
-            entries = stream_entries(replies[0])
-            self._counts["replayed_entries"] += len(entries)
-            budget -= len(entries)
-            if budget < 0:
+        """The broadcasts after ``offset`` to ``rooms`` delivered here before the socket is back: those
+        delivered before the replay started (read with XRANGE: the other servers' up to the reader's
+        position, ours those delivered), then those delivered while it ran (kept as they went out).
+        The caller joins the socket to its rooms with no checkpoint after this returns: any later
+        delivery reaches it live. None when more than ``2 * max_len + REPLAY_SLACK`` entries would be
+        replayed (a stream trimmed less than ours, by another server: the socket gets a new session
+        rather than an unbounded replay)."""
+        read = self._reader.last_id
+        others = offset_key(read) if read is not None else (0, 0)
+        own_count, end = self._own_count, max(others, self._own_max)
+        capture = _Capture(rooms, 2 * self.max_len + REPLAY_SLACK)
+        self._capturing.append(capture)
+        try:
+            missed: list[Packet] = []
+            budget = 2 * self.max_len + REPLAY_SLACK
+            fetched = offset_key(offset)
+            end_id = f"{end[0]}-{end[1]}"
+            while fetched < end:
+                start = f"{fetched[0]}-{fetched[1] + 1}"
+                replies = await self._port.call(
+                    [b"XRANGE", self._stream, start, end_id, b"COUNT", REPLAY_PAGE]
+                )
+                entries = stream_entries(replies[0])
+                self._counts["replayed_entries"] += len(entries)
+                budget -= len(entries)
+                if budget < 0:
+                    return None
+                for entry_id, fields in entries:
+                    key = offset_key(entry_id)
+                    if fields.get(b"uid") == self._uid_b:
+                        if not self._own_delivered_before(entry_id, key, own_count):
+                            continue
+                    elif key > others:
+                        continue
+                    decoded = self._decoded(entry_id, fields)
+                    if decoded is not None and replays_to(rooms, decoded[1]):
+                        missed.append(decoded[0])
+                if len(entries) < REPLAY_PAGE:
+                    break
+                fetched = offset_key(entries[-1][0])
+            if capture.overflow or len(capture.packets) > budget:
                 return None
-            for entry_id, fields in entries:
-                bound = ours if fields.get(b"uid") == self._uid_b else others
-                if offset_key(entry_id) > bound:
-                    continue
-                found = self._decoded(entry_id, fields)
-                if found is not None and replays_to(rooms, found[1]):
-                    missed.append(found[0])
-            if len(entries) < REPLAY_PAGE:
-                return missed
-            start = next_offset(entries[-1][0])
+            return missed + capture.packets
+        finally:
+            self._capturing.remove(capture)
 
     def _decoded(
         self, entry_id: str, fields: Mapping[bytes, bytes]
@@ -437,6 +492,18 @@ class RedisStreamsAdapter(RedisAdapter):
         if len(cache) > REPLAY_CACHE:
             cache.popitem(last=False)
         return found
+
+
+class _Capture:
+    """What is delivered, while a restore runs, to the rooms of its socket."""
+
+    __slots__ = ("limit", "overflow", "packets", "rooms")
+
+    def __init__(self, rooms: frozenset[str], limit: int) -> None:
+        self.rooms = rooms
+        self.limit = limit
+        self.overflow = False
+        self.packets: list[Packet] = []
 
 
 def _with_offset(packet: Packet, offset: str) -> Packet:
