@@ -14,6 +14,7 @@ TEST_DEPS = [
     "python-socketio[asyncio-client]>=5.11",
     "coredis>=6.9",
     "msgpack>=1.0",
+    "prometheus_client>=0.20",
     "grimp>=3.5",
     # The ASGI front door's tests: Hypercorn's trio worker, and the frameworks of the ASGI examples.
     "hypercorn[trio]>=0.17",

@@ -12,9 +12,10 @@ trio_rooms), as the chart says. From the repository root::
 
 Each path's kind is told from its content: run.py's ``results.json`` (fan-out and union CPU per
 delivery, connect + join CPU, RSS per connection, p99 latency at 50/s, at N = 1000 and 10,000),
-scenarios.py's ``results-scenarios.json`` (long-polling CPU per delivery), cluster_fanout.py's
-``results-cluster.json`` (cross-server deliveries per second and CPU per delivery) and storm.py's
-``results-storm.json`` (reconnect storm: time until every client is back, the new server's peak RSS).
+scenarios.py's ``results-poll.json`` (``--groups poll``: long-polling CPU per delivery),
+cluster_fanout.py's ``results-cluster.json`` (cross-server deliveries per second and CPU per delivery)
+and storm.py's ``results-storm.json`` (reconnect storm: time until every client is back, the new
+server's peak RSS) and ``results-connect.json`` (``--connect-only``: the first connect + join's CPU).
 A missing file or figure is skipped. The title gives the dates of the measurements and the machine.
 The output is deterministic (fonts bundled with matplotlib, the PNG's "Creation Time" set to the
 newest measurement's date, no software version): the same files give the same PNG bytes with the
@@ -38,7 +39,13 @@ import matplotlib.pyplot as plt
 from matplotlib.patches import Patch
 
 HERE = Path(__file__).resolve().parent
-DEFAULTS = ("results.json", "results-scenarios.json", "results-cluster.json", "results-storm.json")
+DEFAULTS = (
+    "results.json",
+    "results-poll.json",
+    "results-connect.json",
+    "results-cluster.json",
+    "results-storm.json",
+)
 PEERS = {"node": "Node socket.io", "psio": "python-socketio"}
 COLORS = {"node": "#1f77b4", "psio": "#9ecae1"}
 LIMITS = (1 / 1000, 200.0)  # the x axis; a ratio beyond is drawn to the edge and labelled
@@ -111,9 +118,11 @@ def rows_of(source: Source) -> list[Row]:
                 rows.append(Row(f"{label}, N = {int(n):,}", "broadcast (run.py)", ratios(per_n.get(key))))
     elif source.kind == "scenarios":
         poll = doc["summary"].get("poll", {})
-        trio, node = median(poll.get("trio"), "cpu_ms_per_1000"), median(poll.get("node"), "cpu_ms_per_1000")
-        if trio is not None and node:
-            rows.append(Row("long-polling clients: CPU per delivery", "scenarios.py", {"node": trio / node}))
+        trio = median(poll.get("trio"), "cpu_ms_per_1000")
+        polled = {peer: median(poll.get(peer), "cpu_ms_per_1000") for peer in ("node", "psio")}
+        if trio is not None:
+            by_peer = {peer: trio / value for peer, value in polled.items() if value}
+            rows.append(Row("long-polling clients: CPU per delivery", "scenarios.py", by_peer))
     elif source.kind == "cluster":
         summary = doc["summary"]
         trio, node = summary.get("trio_rooms", {}), summary.get("node", {})
@@ -129,6 +138,10 @@ def rows_of(source: Source) -> list[Row]:
         n = doc.get("settings", {}).get("n", 0)
         names = {"default": "polling + upgrade", "websocket": "WebSocket"}
         for transport, per in doc["summary"].items():
+            if "back_s" not in per:  # storm.py --connect-only: the first connect + join only
+                label = f"connect + join, {names.get(transport, transport)}: CPU, N = {n:,}"
+                rows.append(Row(label, "storm.py", ratios(per.get("connect_cpu_ms_per_client"))))
+                continue
             name = f"storm of {n:,}, {names.get(transport, transport)}"
             rows.append(Row(f"{name}: all back", "storm.py", ratios(per.get("back_s"))))
             rows.append(Row(f"{name}: peak RSS", "storm.py", ratios(per.get("peak_rss_mb"))))

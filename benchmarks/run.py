@@ -44,8 +44,15 @@ SERVERS: dict[str, tuple[str, ...]] = {
     "trio": (sys.executable, str(HERE / "server_trio.py"), *os.environ.get("BENCH_TRIO_ARGS", "").split()),
     "node": ("node", str(HERE / "server_node.mjs")),
     "psio": (sys.executable, str(HERE / "server_psio.py")),
+    # Connection state recovery on (issue 17): trio_rooms with
+    # Server(connection_state_recovery=ConnectionStateRecovery()) and Node with connectionStateRecovery
+    # (its in-memory SessionAwareAdapter), both with their defaults (2 minutes).
+    "trio-recovery": (sys.executable, str(HERE / "server_trio.py"), "--recovery"),
+    "node-recovery": ("node", str(HERE / "server_node.mjs"), "--recovery"),
     # The same trio_rooms server with Server(freeze_gc=False) (the default is True).
     "trio-nofreeze": (sys.executable, str(HERE / "server_trio.py"), "--no-freeze-gc"),
+    # Server(metrics=True), its /metrics scraped once a second over HTTP (issue 16: the cost when on).
+    "trio-metrics": (sys.executable, str(HERE / "server_trio.py"), "--metrics-scrape", "1"),
     # The floor: one send(2) per delivery of a frame encoded once, from a bare selectors loop.
     "limit": (sys.executable, str(HERE / "server_limit.py")),
     # trio_rooms as an ASGI application (trio_rooms.ASGIApp) under Hypercorn's trio worker (issue 14).
@@ -61,8 +68,11 @@ TREES: dict[str, Path] = {}
 LABELS = {
     "trio": "trio_rooms",
     "node": "Node socket.io",
+    "trio-recovery": "trio_rooms recovery on",
+    "node-recovery": "Node socket.io recovery on",
     "psio": "python-socketio",
     "trio-nofreeze": "trio_rooms freeze_gc=False",
+    "trio-metrics": "trio_rooms metrics on (scraped 1/s)",
     "limit": "the limit",
     "asgi": "trio_rooms ASGI (Hypercorn)",
     "psio-asgi": "python-socketio ASGI (uvicorn)",
@@ -181,7 +191,7 @@ def one_run(server: str, n: int, run: int, args: argparse.Namespace, logdir: Pat
     started = time.monotonic()
     stem = logdir / f"{server}-n{n}-run{run}"
     env = dict(os.environ)
-    if server == "node":
+    if server.startswith("node"):
         env["NODE_ENV"] = "production"
     if server in TREES:
         paths = [str(TREES[server]), *filter(None, [env.get("PYTHONPATH")])]
@@ -375,8 +385,8 @@ def main() -> int:
     parser.add_argument(
         "--servers",
         default="trio,node,psio,limit",
-        help="comma-separated, among trio,node,psio,limit,trio-nofreeze,asgi,psio-asgi "
-        "(default trio,node,psio,limit)",
+        help="comma-separated, among trio,node,psio,limit,trio-nofreeze,trio-metrics,asgi,psio-asgi,"
+        "trio-recovery,node-recovery (default trio,node,psio,limit)",
     )
     parser.add_argument("--deliveries", type=int, default=100_000, help="deliveries per throughput phase")
     parser.add_argument("--latency-seconds", type=float, default=5.0, help="length of each latency phase")

@@ -16,7 +16,9 @@ import { performance } from "node:perf_hooks";
 import { parseArgs } from "node:util";
 import { Server } from "socket.io";
 
-const { values: opt } = parseArgs({ options: { port: { type: "string", default: "0" } } });
+const { values: opt } = parseArgs({
+  options: { port: { type: "string", default: "0" }, recovery: { type: "boolean", default: false } },
+});
 const versionOf = (...path) => {
   const file = new URL(`./node_modules/${path.join("/node_modules/")}/package.json`, import.meta.url);
   return existsSync(file) ? JSON.parse(readFileSync(file, "utf8")).version : null;
@@ -28,6 +30,8 @@ const io = new Server(httpServer, {
   perMessageDeflate: false,
   httpCompression: false,
   serveClient: false,
+  // --recovery: connection state recovery with its defaults (run.py's "node-recovery").
+  ...(opt.recovery ? { connectionStateRecovery: {} } : {}),
 });
 
 io.on("connection", (socket) => {
@@ -81,6 +85,7 @@ httpServer.listen(Number(opt.port), "127.0.0.1", () => {
       ws: versionOf("engine.io", "ws") ?? versionOf("ws"),
     },
     node_env: process.env.NODE_ENV ?? null,
+    recovery: opt.recovery,
   };
   process.stdout.write(`${JSON.stringify(ready)}\n`);
 });

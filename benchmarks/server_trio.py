@@ -20,6 +20,10 @@ Handlers of the extra workloads (scenarios.py; every server has them):
 
 ``--ping-interval S``, ``--ping-timeout S``: the heartbeat (defaults: the Server's, 25 and 20 s).
 
+``--metrics-scrape S``: ``Server(metrics=True)``, and a task of this process that scrapes its own
+``GET /metrics`` over HTTP every S seconds (the metrics' cost when on, scrapes included); each scrape
+prints ``scrape <ms> ms <bytes> bytes`` to stderr (its wall time, waits for the loop included).
+
 ``--stats-stdin`` (soak.py): a side channel that opens no connection to the server. Each line
 ``stats`` (or ``stats gc``) read on stdin is answered by one line ``STATS {json}`` on stdout:
 ``server.stats()``, the number of trio tasks (every task under the root task, walked recursively:
@@ -52,6 +56,7 @@ import trio
 
 import trio_rooms
 from trio_rooms.protocol.encoded import Encoded
+from trio_rooms.protocol.socketio import Packet
 from trio_rooms.server import DEFAULT_PING_INTERVAL, DEFAULT_PING_TIMEOUT
 
 COUNTERS: dict[str, int] = {}
@@ -73,9 +78,9 @@ def count_encodes() -> None:
     assert isinstance(polling, property) and polling.fget is not None
     build = polling.fget
 
-    def counted_init(self: Encoded, segments: tuple[str | bytes, ...]) -> None:
+    def counted_init(self: Encoded, segments: tuple[str | bytes, ...], packet: Packet | None = None) -> None:
         COUNTERS["encoded"] += 1
-        init(self, segments)
+        init(self, segments, packet)
 
     def counted_polling(self: Encoded) -> str:
         COUNTERS["polling_reads"] += 1
@@ -162,10 +167,16 @@ async def serve_stats_stdin(server: trio_rooms.Server) -> None:
 
 
 def build_server(
-    freeze_gc: bool = True, ping_interval: float | None = None, ping_timeout: float | None = None
+    freeze_gc: bool = True,
+    ping_interval: float | None = None,
+    ping_timeout: float | None = None,
+    metrics: bool = False,
+    recovery: bool = False,
 ) -> trio_rooms.Server:
     server = trio_rooms.Server(
+        connection_state_recovery=trio_rooms.ConnectionStateRecovery() if recovery else None,
         freeze_gc=freeze_gc,
+        metrics=metrics,
         ping_interval=DEFAULT_PING_INTERVAL if ping_interval is None else ping_interval,
         ping_timeout=DEFAULT_PING_TIMEOUT if ping_timeout is None else ping_timeout,
     )
@@ -230,17 +241,40 @@ def build_server(
     return server
 
 
+async def scrape_forever(port: int, every: float) -> None:
+    """GET /metrics from this server every ``every`` seconds over HTTP, as Prometheus would
+    (``--metrics-scrape``: the cost of the metrics when on, scrapes included)."""
+    request = b"GET /metrics HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n"
+    while True:
+        await trio.sleep(every)
+        started = time.perf_counter()
+        stream = await trio.open_tcp_stream("127.0.0.1", port)
+        async with stream:
+            await stream.send_all(request)
+            size = 0
+            while data := await stream.receive_some(65536):
+                size += len(data)
+        took = (time.perf_counter() - started) * 1000
+        print(f"scrape {took:.2f} ms {size} bytes at={time.monotonic():.3f}", file=sys.stderr, flush=True)
+
+
 async def main(
     port: int,
     freeze_gc: bool = True,
     ping_interval: float | None = None,
     ping_timeout: float | None = None,
+    metrics_scrape: float | None = None,
+    recovery: bool = False,
 ) -> None:
-    server = build_server(freeze_gc, ping_interval, ping_timeout)
+    server = build_server(
+        freeze_gc, ping_interval, ping_timeout, metrics=metrics_scrape is not None, recovery=recovery
+    )
     async with trio.open_nursery() as nursery:
         listeners = await nursery.start(server.serve, "127.0.0.1", port)
         if DISCONNECTS is not None:
             nursery.start_soon(serve_stats_stdin, server)
+        if metrics_scrape is not None:
+            nursery.start_soon(scrape_forever, listeners[0].socket.getsockname()[1], metrics_scrape)
         ready = {
             "server": "trio_rooms",
             "port": listeners[0].socket.getsockname()[1],
@@ -251,6 +285,7 @@ async def main(
             },
             "ping_interval": server.engine.options.ping_interval,
             "ping_timeout": server.engine.options.ping_timeout,
+            "recovery": recovery,
         }
         print(json.dumps(ready), flush=True)
 
@@ -268,9 +303,18 @@ if __name__ == "__main__":
     )
     parser.add_argument("--gc-log", action="store_true", help="log each gen 1/2 collection to stderr")
     parser.add_argument("--no-freeze-gc", action="store_true", help="Server(freeze_gc=False)")
+    parser.add_argument(
+        "--recovery", action="store_true", help="Server(connection_state_recovery=ConnectionStateRecovery())"
+    )
     parser.add_argument("--ping-interval", type=float, help="Server(ping_interval=...), seconds")
     parser.add_argument("--ping-timeout", type=float, help="Server(ping_timeout=...), seconds")
     parser.add_argument("--stats-stdin", action="store_true", help='answer "stats" lines on stdin (soak.py)')
+    parser.add_argument(
+        "--metrics-scrape",
+        type=float,
+        metavar="SECONDS",
+        help="Server(metrics=True), and GET /metrics from it every SECONDS over HTTP",
+    )
     cli = parser.parse_args()
     if cli.stats_stdin:
         DISCONNECTS = collections.Counter()
@@ -285,4 +329,12 @@ if __name__ == "__main__":
         count_encodes()
     if cli.trace_requests:
         TRACE = {}
-    trio.run(main, cli.port, not cli.no_freeze_gc, cli.ping_interval, cli.ping_timeout)
+    trio.run(
+        main,
+        cli.port,
+        not cli.no_freeze_gc,
+        cli.ping_interval,
+        cli.ping_timeout,
+        cli.metrics_scrape,
+        cli.recovery,
+    )

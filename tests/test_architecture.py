@@ -100,6 +100,7 @@ TRIO_ROOMS_EXPORTS = [
     "BroadcastOptions",
     "Client",
     "ConnectionRefused",
+    "ConnectionStateRecovery",
     "DisconnectReason",
     "Disconnected",
     "EngineServer",
@@ -124,6 +125,7 @@ TRIO_ROOMS_EXPORTS = [
 ]
 
 ENGINE_EXPORTS = [
+    "ConnectionErrorEvent",
     "EngineErrorCode",
     "EngineOptions",
     "EngineServer",

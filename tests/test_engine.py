@@ -48,7 +48,7 @@ async def test_default_path_is_engine_io() -> None:
     with pytest.raises(ValueError, match="connection"):
         EngineServer().on("message")
     with pytest.raises(TypeError, match="async def"):
-        EngineServer().on("connection")(lambda session: None)  # type: ignore[type-var]
+        EngineServer().on("connection")(lambda session: None)
 
 
 async def test_websocket_messages_round_trip_and_close() -> None:

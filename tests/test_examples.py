@@ -90,7 +90,7 @@ async def test_python_m_trio_rooms(tmp_path: Path, stop: signal.Signals) -> None
     stderr_path = tmp_path / "server.stderr"
     with stderr_path.open("wb") as stderr, trio.fail_after(PROCESS_TIMEOUT):
         process = await trio.lowlevel.open_process(
-            [sys.executable, "-m", "trio_rooms", "--host", "127.0.0.1", "--port", "0"],
+            [sys.executable, "-m", "trio_rooms", "--host", "127.0.0.1", "--port", "0", "--metrics"],
             cwd=ROOT,
             env=_env(),
             stdout=subprocess.PIPE,
@@ -104,6 +104,9 @@ async def test_python_m_trio_rooms(tmp_path: Path, stop: signal.Signals) -> None
             chat = await _run(str(EXAMPLES / "chat.py"), "demo", "--url", url)
             assert chat.returncode == 0, _explain(chat)
             assert b"chat demo: OK" in chat.stdout
+            metrics = await request(int(url.rsplit(":", 1)[1]), "GET", "/metrics")
+            assert metrics.status == 200
+            assert re.search(r"^trio_rooms_deliveries_total [1-9]", metrics.text, re.MULTILINE), metrics.text
             process.send_signal(stop)
             code = await process.wait()
         finally:

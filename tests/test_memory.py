@@ -39,6 +39,18 @@ def build_server() -> trio_rooms.Server:
             await server.to("room-a").emit("seen", value)
             return value
 
+        # The application hooks are closures over the socket too (the outgoing listener swaps the
+        # socket's delivery for a bound method of its own while registered).
+        @socket.on_any
+        async def every(event: str, *args: Any) -> None:
+            socket.data["last"] = event
+
+        @socket.use
+        async def check(event: str, args: list[Any]) -> None:
+            socket.data["checked"] = event
+
+        socket.on_any_outgoing(lambda event, *args: socket.data.update(out=event))
+
         @socket.on("leave-me")
         async def leave_me() -> None:
             await socket.disconnect()

@@ -23,6 +23,7 @@ from .errors import ProtocolError as ProtocolError
 from .errors import RemoteProtocolError as RemoteProtocolError
 from .errors import TrioRoomsError as TrioRoomsError
 from .namespace import Namespace as Namespace
+from .recovery import ConnectionStateRecovery as ConnectionStateRecovery
 from .server import Server as Server
 from .socket import Socket as Socket
 from .types import BroadcastOptions as BroadcastOptions
@@ -41,6 +42,7 @@ __all__ = [
     "BroadcastOptions",
     "Client",
     "ConnectionRefused",
+    "ConnectionStateRecovery",
     "DisconnectReason",
     "EngineServer",
     "Disconnected",

@@ -184,6 +184,11 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--port", type=int, default=3000, help="port to listen on; 0 picks one (default: %(default)s)"
     )
     parser.add_argument(
+        "--metrics",
+        action="store_true",
+        help="serve Prometheus metrics at GET /metrics (needs prometheus_client: trio-rooms[metrics])",
+    )
+    parser.add_argument(
         "--log-level",
         default="info",
         choices=["debug", "info", "warning", "error"],
@@ -196,7 +201,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """The command line entry point; returns the exit code."""
     args = _parse_args(argv)
     configure_logging(args.log_level)
-    return run_server(build_demo_server(), args.host, args.port)
+    return run_server(build_demo_server(metrics=args.metrics), args.host, args.port)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ worker: ``hypercorn -k trio``), and so is its lifespan: without it, requests fai
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, Final, TypeAlias
@@ -15,9 +16,11 @@ from typing import Any, Final, TypeAlias
 import trio
 
 from ._util import unwrap_group
-from .engine.asgi import ASGIFrontDoor, ASGIReceive, ASGIScope, ASGISend
+from .engine.asgi import ASGIFrontDoor, ASGIReceive, ASGIScope, ASGISend, RefusedRequestError, request_of
+from .engine.http import HttpResponse
 from .engine.routing import on_engine_path
 from .engine.server import EngineServer
+from .metrics import METRICS_PATH, MetricsEndpoint
 from .server import Server
 
 __all__ = ["ASGIApp", "ASGIApplication"]
@@ -47,7 +50,9 @@ class ASGIApp:
     ``http`` and ``websocket`` requests whose path is the server's ``path`` ("/socket.io/" by default,
     matched against the scope's full path) are served by the Engine.IO server: long-polling,
     WebSocket and the upgrade, with the same semantics and limits as ``server.serve``. Every other
-    request goes to ``other_asgi_app`` (404, or a refused WebSocket, when there is none).
+    request goes to ``other_asgi_app`` (404, or a refused WebSocket, when there is none), except
+    ``GET /metrics`` when the ``Server`` has ``metrics`` on: the server's Prometheus metrics, as on
+    its native front door.
 
     The ``lifespan`` scope runs the server's machinery (``Server.running()``: the heartbeat schedule,
     the adapters' ``run``, the polling sessions' hosts) from startup to shutdown; with
@@ -73,6 +78,7 @@ class ASGIApp:
         self.other_asgi_app = other_asgi_app
         self._engine = server.engine if isinstance(server, Server) else server
         self._door = ASGIFrontDoor(self._engine)
+        self._metrics = server.metrics_endpoint if isinstance(server, Server) else None
 
     async def __call__(self, scope: ASGIScope, receive: ASGIReceive, send: ASGISend) -> None:
         """The ASGI 3 entry point."""
@@ -84,8 +90,12 @@ class ASGIApp:
         if kind in ("http", "websocket"):
             if not self._engine.serving:
                 raise RuntimeError(NOT_RUNNING)
-            if on_engine_path(str(scope.get("path", "")), self._engine.options):
+            path = str(scope.get("path", ""))
+            if on_engine_path(path, self._engine.options):
                 await self._door(scope, receive, send)
+                return
+            if path == METRICS_PATH and kind == "http" and self._metrics is not None:
+                await self._scrape(self._metrics, scope, send)
                 return
         if self.other_asgi_app is not None:
             await self.other_asgi_app(scope, receive, send)
@@ -97,6 +107,25 @@ class ASGIApp:
         elif kind == "websocket":
             await receive()  # websocket.connect
             await send({"type": "websocket.close", "code": 1000})
+
+    async def _scrape(self, metrics: MetricsEndpoint, scope: ASGIScope, send: ASGISend) -> None:
+        """Answer ``GET /metrics`` (the server's ``metrics`` on), as the native front door does."""
+        try:
+            request = request_of(scope)
+        except RefusedRequestError as exc:
+            response = HttpResponse(exc.status, str(exc).encode())
+        else:
+            client = scope.get("client")
+            address = self._engine.client_address(str(client[0]) if client else "", request)
+            response = await metrics.respond(dataclasses.replace(request, address=address))
+        head = [
+            ("content-type", response.content_type),
+            ("content-length", str(len(response.body))),
+            *response.headers,
+        ]
+        headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in head]
+        await send({"type": "http.response.start", "status": response.status, "headers": headers})
+        await send({"type": "http.response.body", "body": response.body})
 
     # -- lifespan -------------------------------------------------------------------------------------
     async def _lifespan(self, scope: ASGIScope, receive: ASGIReceive, send: ASGISend) -> None:

@@ -10,6 +10,8 @@ import dataclasses
 from collections.abc import Iterable
 from typing import Any
 
+import trio
+
 from ._util import rooms_arg
 from .adapter.base import Adapter, RemoteSocket
 from .protocol.socketio import event_packet
@@ -92,8 +94,13 @@ class BroadcastOperator:
         """
         if self._opts.flags.timeout is None:
             raise TypeError("emit_with_ack on a broadcast needs .timeout(seconds) first")
-        packet = event_packet(self._adapter.nsp.name, event, args)
-        return await self._adapter.broadcast_with_ack(packet, self._opts)
+        nsp = self._adapter.nsp
+        packet = event_packet(nsp.name, event, args)
+        started = trio.current_time()
+        responses = await self._adapter.broadcast_with_ack(packet, self._opts)
+        if responses:  # the acks all resolved: one round trip, however many answered
+            nsp.counters.observe_ack(trio.current_time() - started)
+        return responses
 
     async def fetch_sockets(self) -> list[RemoteSocket]:
         """The selected sockets, local and (with a cluster adapter) remote."""

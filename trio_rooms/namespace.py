@@ -19,6 +19,7 @@ from ._util import check_async_callable
 from .adapter.base import Adapter, RemoteSocket
 from .adapter.parent import ParentAdapter
 from .broadcast import BroadcastOperator
+from .stats import Counters
 from .types import SocketId
 
 if TYPE_CHECKING:
@@ -41,12 +42,14 @@ class Namespace:
         adapter_factory: builds the namespace's adapter (given the namespace).
         on_unused: for a child namespace of a parent, called when no socket uses it any more (the
             server removes it then, with ``cleanup_empty_child_namespaces``).
+        counters: the server's counters (``Server.stats``); a namespace made alone counts in its own.
         recovery: the server's connection state recovery options (None: off).
 
     Attributes:
         name: the namespace name, starting with "/".
         sockets: the connected sockets of this namespace on this server, by id.
         adapter: the rooms of this namespace.
+        counters: the server's counters, where its adapter and sockets count deliveries and acks.
         recovery: the server's connection state recovery options (None: off).
     """
 
@@ -56,9 +59,11 @@ class Namespace:
         adapter_factory: AdapterFactory,
         *,
         on_unused: Callable[[Namespace], None] | None = None,
+        counters: Counters | None = None,
         recovery: ConnectionStateRecovery | None = None,
     ) -> None:
         self.name = name
+        self.counters = counters if counters is not None else Counters()
         self.recovery = recovery
         self._on_unused = on_unused
         self.sockets: dict[SocketId, Socket] = {}
@@ -112,7 +117,9 @@ class Namespace:
         """Register a handler: ``"connection"`` takes ``async def handler(socket)``.
 
         Any other (non-reserved) name receives the events of ``server_side_emit`` from the other
-        servers of a cluster; its return value is the answer.
+        servers of a cluster; its return value is the answer. It never receives a client's events
+        (those are handled on the socket): a client event that no socket handler takes while such
+        a handler exists logs a WARNING.
         """
 
         def register(handler: F) -> F:
@@ -217,6 +224,7 @@ class ParentNamespace(Namespace):
         matcher: a compiled regex (full match) or ``(name, auth) -> bool | Awaitable[bool]``.
         child_adapter_factory: builds each child's adapter.
         on_unused: called with a child that no socket uses any more (None: children stay).
+        counters: the server's counters (shared with every child).
         recovery: the server's connection state recovery options, for its children (None: off).
     """
 
@@ -226,13 +234,16 @@ class ParentNamespace(Namespace):
         child_adapter_factory: AdapterFactory,
         *,
         on_unused: Callable[[Namespace], None] | None = None,
+        counters: Counters | None = None,
         recovery: ConnectionStateRecovery | None = None,
     ) -> None:
         self.matcher = matcher
         self.children: dict[str, Namespace] = {}
         self._child_adapter_factory = child_adapter_factory
         self._on_child_unused = on_unused
-        super().__init__(f"<parent {matcher!r}>", lambda _: ParentAdapter(self), recovery=recovery)
+        super().__init__(
+            f"<parent {matcher!r}>", lambda _: ParentAdapter(self), counters=counters, recovery=recovery
+        )
 
     async def matches(self, name: str, auth: dict[str, Any]) -> bool:
         """Whether the namespace ``name`` belongs to this family."""
@@ -248,7 +259,11 @@ class ParentNamespace(Namespace):
     def create_child(self, name: str) -> Namespace:
         """Build the child namespace ``name``, sharing this parent's middleware and handlers."""
         child = Namespace(
-            name, self._child_adapter_factory, on_unused=self._on_child_unused, recovery=self.recovery
+            name,
+            self._child_adapter_factory,
+            on_unused=self._on_child_unused,
+            counters=self.counters,
+            recovery=self.recovery,
         )
         child.middlewares = self.middlewares
         child.connection_handlers = self.connection_handlers

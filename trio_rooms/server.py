@@ -28,7 +28,9 @@ from .engine.policy import CorsOrigins
 from .engine.server import EngineServer
 from .engine.session import Session
 from .errors import ConnectionRefused
+from .metrics import MetricsEndpoint, MetricsPolicy
 from .namespace import Namespace, NamespaceMatcher, ParentNamespace
+from .recovery import ConnectionStateRecovery
 from .socket import SocketOptions
 from .stats import Counters
 from .types import Handshake, js_date_string
@@ -94,6 +96,21 @@ class Server:
             (so that reference cycles of the application's own objects are still collected, at
             CPython's own cadence); unfreeze when the server stops. Process-wide (see
             ``trio_rooms._gc``); ``False`` leaves the GC alone.
+        connection_state_recovery: ``ConnectionStateRecovery(...)`` turns connection state recovery
+            on (off by default): a client that drops for a recoverable reason and comes back within
+            ``max_disconnection_duration`` gets the same socket (id, rooms, ``data``,
+            ``socket.recovered`` true) and the broadcasts it missed. Recovery works with an adapter
+            that stores what it needs (the in-memory adapter on one server); see the README.
+        metrics: serve Prometheus metrics at ``GET /metrics`` on the port the server serves (and
+            through ``ASGIApp``): False (off, the default), True, or a callable ``(request) -> bool``
+            (sync or async) deciding per scrape; a refused scrape gets 403. Needs the extra
+            ``trio-rooms[metrics]`` (``prometheus_client``). Each server has its own
+            ``metrics_registry``; the metrics read ``stats()`` at each scrape.
+
+    Attributes:
+        metrics_registry: the server's ``prometheus_client.CollectorRegistry`` when ``metrics`` is on
+            (the application may register its own metrics in it), else None.
+        metrics_endpoint: what answers ``GET /metrics`` (None when ``metrics`` is off).
     """
 
     def __init__(
@@ -126,7 +143,13 @@ class Server:
         cleanup_empty_child_namespaces: bool = False,
         max_child_namespaces: int = DEFAULT_MAX_CHILD_NAMESPACES,
         freeze_gc: bool = True,
+        metrics: MetricsPolicy = False,
+        connection_state_recovery: ConnectionStateRecovery | None = None,
     ) -> None:
+        if connection_state_recovery is not None and not isinstance(
+            connection_state_recovery, ConnectionStateRecovery
+        ):
+            raise TypeError("connection_state_recovery must be a ConnectionStateRecovery or None")
         for name, value in (
             ("connect_timeout", connect_timeout),
             ("send_timeout", send_timeout),
@@ -146,6 +169,12 @@ class Server:
                 raise ValueError(f"{name} must be a positive int")
         self.counters = Counters()
         self.freeze_gc = freeze_gc
+        if not (isinstance(metrics, bool) or callable(metrics)):
+            raise TypeError("metrics is a bool or a callable (request) -> bool")
+        self.metrics_endpoint = MetricsEndpoint(self.stats, metrics) if metrics is not False else None
+        self.metrics_registry = None if self.metrics_endpoint is None else self.metrics_endpoint.registry
+        if self.metrics_endpoint is not None:
+            fallback = self.metrics_endpoint.fallback(fallback)
         self.engine = EngineServer(
             counters=self.counters,
             on_session=self._open_connection,
@@ -195,6 +224,7 @@ class Server:
             ),
         )
         self._adapter_factory = adapter
+        self.connection_state_recovery = connection_state_recovery
         self._namespaces: dict[str, Namespace] = {}
         self._parents: list[ParentNamespace] = []
         self._services: trio.Nursery | None = None
@@ -216,7 +246,12 @@ class Server:
                 raise ValueError(f"a namespace name cannot contain a comma: {name!r}")
             namespace = self._namespaces.get(name)
             if namespace is None:
-                namespace = self._namespaces[name] = Namespace(name, self._adapter_factory)
+                namespace = self._namespaces[name] = Namespace(
+                    name,
+                    self._adapter_factory,
+                    counters=self.counters,
+                    recovery=self.connection_state_recovery,
+                )
                 self._start_adapter(namespace)
             return namespace
         if isinstance(name, re.Pattern) or callable(name):
@@ -224,7 +259,13 @@ class Server:
                 if parent.matcher is name:
                     return parent
             on_unused = self._remove_namespace if self.cleanup_empty_child_namespaces else None
-            parent = ParentNamespace(name, self._adapter_factory, on_unused=on_unused)
+            parent = ParentNamespace(
+                name,
+                self._adapter_factory,
+                on_unused=on_unused,
+                counters=self.counters,
+                recovery=self.connection_state_recovery,
+            )
             self._parents.append(parent)
             return parent
         raise TypeError("a namespace is a str, a compiled regex or a callable")
@@ -366,22 +407,36 @@ class Server:
         """Counters for operators: connections, sockets per namespace, rooms, drops and errors.
 
         ``queued_bytes`` is the sum over connections of the bytes waiting in their outbound queues;
-        ``adapters`` holds each namespace's ``adapter.stats()`` (a cluster adapter's counters).
+        ``deliveries`` counts the Socket.IO packets written to clients (a broadcast counts each
+        recipient it reached) and ``bytes_sent`` their size as WebSocket frames (``Counters``);
+        ``adapters`` holds each namespace's ``adapter.stats()`` (a cluster adapter's counters) and
+        ``adapter_errors`` the sum of their failure counters (``Adapter.error_stats``);
+        ``ack_seconds`` is the ack round-trip histogram: ``buckets`` (upper bound in seconds,
+        cumulative count), ``count`` and ``sum``. The Prometheus metrics (``metrics=``) are read
+        from this, at each scrape.
         """
         c = self.counters
+        namespaces = self._namespaces.items()
+        adapters = {name: ns.adapter.stats() for name, ns in namespaces}
         return {
             "connections": len(self.engine.sessions),
             "connections_total": c.connections_total,
             "queued_bytes": sum(session.queued_bytes for session in self.engine.sessions.values()),
-            "sockets": {name: len(ns.sockets) for name, ns in self._namespaces.items()},
-            "rooms": {name: len(ns.adapter.rooms) for name, ns in self._namespaces.items()},
+            "sockets": {name: len(ns.sockets) for name, ns in namespaces},
+            "rooms": {name: len(ns.adapter.rooms) for name, ns in namespaces},
+            "deliveries": c.deliveries,
+            "bytes_sent": c.bytes_sent,
             "slow_consumers_closed": c.slow_consumers_closed,
             "volatile_dropped": c.volatile_dropped,
             "protocol_errors": c.protocol_errors,
             "refused_requests": c.refused_requests,
             "timed_out_requests": c.timed_out_requests,
             "refused_child_namespaces": c.refused_child_namespaces,
-            "adapters": {name: ns.adapter.stats() for name, ns in self._namespaces.items()},
+            "adapter_errors": sum(
+                adapters[name].get(key, 0) for name, ns in namespaces for key in ns.adapter.error_stats
+            ),
+            "adapters": adapters,
+            "ack_seconds": {"buckets": c.ack_histogram(), "count": c.ack_count, "sum": c.ack_seconds},
         }
 
     # -- serving ------------------------------------------------------------------------------------

@@ -10,21 +10,23 @@ import dataclasses
 import inspect
 import logging
 import secrets
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence, Set
-from typing import TYPE_CHECKING, Any, Final, Protocol, TypeAlias, TypeVar
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Set
+from typing import TYPE_CHECKING, Any, Final, TypeAlias, TypeVar
 
 import trio
 
 from ._util import check_async_callable, rooms_arg
 from .broadcast import BroadcastOperator
 from .errors import AckTimeout, ConnectionRefused, Disconnected, DisconnectReason, LocalProtocolError
+from .hooks import CatchAllListeners, HookedEmitter, OutgoingListeners, PacketMiddleware, PacketMiddlewares
 from .protocol.encoded import Encoded
 from .protocol.socketio import Packet, PacketType, ack_args, ack_value, event_packet
+from .recovery import RECOVERABLE_REASONS, PersistedSession
+from .socket_context import SocketHost, SocketNamespace, SocketOptions
 from .types import Handshake, Room, SocketId
 
 if TYPE_CHECKING:
-    from .adapter.base import Adapter
-    from .engine.session import Session
+    from .recovery import RestoredSession
 
 __all__ = ["ConnectionHandler", "Middleware", "Socket", "SocketHost", "SocketNamespace", "SocketOptions"]
 
@@ -35,105 +37,13 @@ H = TypeVar("H", bound=Handler)
 
 _TEARDOWN_EVENTS: Final = frozenset({"disconnecting", "disconnect"})
 _UNREGISTERABLE: Final = frozenset({"connect", "connect_error", "newListener", "removeListener"})
-_NO_ANSWER: Final = object()
+#: The event whose handler receives the exceptions of ``use()`` middlewares (a client's is dropped).
+_ERROR: Final = "error"
 
 Middleware: TypeAlias = "Callable[[Socket], Awaitable[None]]"
 """``async def middleware(socket)``: raising ``ConnectionRefused`` refuses the connection."""
 ConnectionHandler: TypeAlias = "Callable[[Socket], Awaitable[Any]]"
 """``async def handler(socket)``: runs once the socket is connected."""
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class SocketOptions:
-    """The server's limits that apply to each socket (see ``Server``)."""
-
-    send_timeout: float
-    max_pending_acks: int
-    max_events_in_flight: int
-    teardown_timeout: float
-
-
-class SocketNamespace(Protocol):
-    """What a socket uses of its namespace (a ``Namespace``), and what ``socket.nsp`` offers."""
-
-    @property
-    def name(self) -> str:
-        """The namespace name ("/" for the main one)."""
-        ...
-
-    @property
-    def adapter(self) -> Adapter:
-        """The rooms of the namespace."""
-        ...
-
-    @property
-    def sockets(self) -> Mapping[SocketId, Socket]:
-        """The connected sockets of the namespace on this server, by id."""
-        ...
-
-    @property
-    def middlewares(self) -> Sequence[Middleware]: ...
-
-    @property
-    def connection_handlers(self) -> Sequence[ConnectionHandler]: ...
-
-    def next_ack_id(self) -> int:
-        """A fresh ack id, unique in the namespace."""
-        ...
-
-    def socket_started(self) -> None:
-        """A socket of the namespace started (its task runs: connecting, connected or closing)."""
-        ...
-
-    def socket_connected(self, socket: Socket) -> None:
-        """``socket`` connected: it is one of the namespace's sockets."""
-        ...
-
-    def socket_disconnected(self, socket: Socket) -> None:
-        """``socket`` is gone from the namespace's sockets."""
-        ...
-
-    def socket_ended(self) -> None:
-        """A socket's task ended (a child namespace no socket uses may then be removed)."""
-        ...
-
-    def to(self, room_or_rooms: str | Iterable[str]) -> BroadcastOperator:
-        """Target the members of ``room_or_rooms``."""
-        ...
-
-    def except_(self, room_or_rooms: str | Iterable[str]) -> BroadcastOperator:
-        """Every socket of the namespace but the members of ``room_or_rooms``."""
-        ...
-
-    async def emit(self, event: str, *args: Any) -> None:
-        """Send ``event`` to every socket of the namespace."""
-        ...
-
-
-class SocketHost(Protocol):
-    """What a socket uses of the connection that hosts it (the connection, Node's ``Client``)."""
-
-    @property
-    def session(self) -> Session:
-        """The Engine.IO session of the connection."""
-        ...
-
-    @property
-    def reason(self) -> DisconnectReason | None:
-        """Why the connection ended (None while it is open)."""
-        ...
-
-    def namespace_connected(self) -> None:
-        """A namespace of the connection connected (the connect deadline no longer applies)."""
-        ...
-
-    def forget(self, socket: Socket) -> None:
-        """``socket`` is closing: its namespace takes no more packets on this connection."""
-        ...
-
-    def disconnect_all(self) -> None:
-        """Disconnect every namespace of the connection, then close it."""
-        ...
 
 
 def new_socket_id() -> SocketId:
@@ -165,14 +75,16 @@ class _RoomsView(Set[Room]):
         return f"{{{', '.join(sorted(map(repr, self._rooms())))}}}"
 
 
-class Socket:
+class Socket(HookedEmitter):
     """A client connected to a namespace (created by the server, one per connection and namespace).
 
     Attributes:
         id: fresh, random and unguessable, per namespace.
         nsp: the namespace.
-        handshake: what the client sent when connecting.
+        handshake: what the client sent when connecting (recovery's ``pid``/``offset`` left out).
         data: a dict for the application.
+        recovered: True for a dropped socket given back by connection state recovery (the same id,
+            rooms and ``data``; the broadcasts it missed were sent first).
     """
 
     #: Write a pre-encoded packet to this client now (never awaits; the broadcast path):
@@ -188,11 +100,20 @@ class Socket:
         self.nsp = namespace
         self.handshake = handshake
         self.data: dict[str, Any] = {}
+        self.recovered = False
+        # The private session id (connection state recovery only): sent to this client alone.
+        self._pid: str | None = new_socket_id() if namespace.recovery is not None else None
+        # A restored session whose socket has not connected yet (saved again if it drops meanwhile).
+        self._restoring: RestoredSession | None = None
+        self._resume_offset = ""
         self._host = host
         self._options = options
         self._session = host.session
         # A socket made before an upgrade keeps ``session.write``, which follows the upgrade.
-        self.deliver = host.session.deliver
+        self.deliver = self._write = host.session.deliver
+        self._any = CatchAllListeners()
+        self._outgoing = OutgoingListeners()
+        self._middlewares = PacketMiddlewares()
         self._handlers: dict[str, tuple[Handler, inspect.Signature]] = {}
         self._teardown_handlers: dict[str, list[Handler]] = {}
         self._acks: dict[int, tuple[Callable[[Any], None], Callable[[], None]]] = {}
@@ -253,10 +174,43 @@ class Socket:
                     raise TypeError(f"a {event!r} handler takes one argument, the reason") from None
                 self._teardown_handlers.setdefault(event, []).append(handler)
             else:
+                if event == _ERROR:
+                    try:
+                        signature.bind("exception")
+                    except TypeError:
+                        raise TypeError('an "error" handler takes one argument, the exception') from None
                 self._handlers[event] = (handler, signature)
             return handler
 
         return register
+
+    def off(self, event: str, handler: Handler | None = None) -> None:
+        """Remove the handler(s) of ``event`` (with ``handler``: only if it is that one)."""
+        if event in _TEARDOWN_EVENTS:
+            kept = [h for h in self._teardown_handlers.get(event, ()) if handler is not None and h != handler]
+            self._teardown_handlers[event] = kept
+            return
+        entry = self._handlers.get(event)
+        if entry is not None and (handler is None or entry[0] == handler):
+            del self._handlers[event]
+
+    def use(self, middleware: PacketMiddleware) -> PacketMiddleware:
+        """Register ``async def middleware(event, args)``, run for each incoming event in registration
+        order, after the catch-all listeners and before the handler; it may change the list ``args`` in
+        place. Raising drops the packet: no further middleware nor handler runs, the client gets no
+        answer and stays connected, and the ``"error"`` handler (``@socket.on("error")``) receives the
+        exception (logged when there is none). Raises TypeError: not ``async def m(event, args)``."""
+        return self._middlewares.add(middleware)
+
+    def _outgoing_changed(self) -> None:  # the broadcast path pays for listeners only while there are some
+        self.deliver = self._deliver_observed if self._outgoing else self._write
+
+    def _deliver_observed(self, item: Encoded, volatile: bool) -> bool:
+        """``deliver`` while outgoing listeners are registered: tell them, then write."""
+        packet = item.packet
+        if packet is not None and self._connected:
+            self._outgoing.notify(packet.data, self)
+        return self._write(item, volatile)
 
     # -- emitting ---------------------------------------------------------------------------------
     async def emit(self, event: str, *args: Any) -> None:
@@ -269,9 +223,31 @@ class Socket:
         packet = event_packet(self.nsp.name, event, args)
         await self._send(packet)
 
+    async def emit_flagged(self, event: str, args: tuple[Any, ...], *, volatile: bool) -> None:
+        """``emit`` for ``FlaggedEmitter``: a volatile packet is dropped, not waited for."""
+        packet = event_packet(self.nsp.name, event, args)
+        await (self._send_volatile(packet) if volatile else self._send(packet))
+
+    async def emit_with_ack_flagged(
+        self, event: str, args: tuple[Any, ...], *, volatile: bool, timeout: float | None
+    ) -> Any:
+        """``emit_with_ack`` for ``FlaggedEmitter`` (a timeout of None: 5 s, as ``emit_with_ack``)."""
+        return await self._emit_with_ack(event, args, timeout or 5.0, volatile)
+
+    async def _send_volatile(self, packet: Packet) -> None:
+        if not self._connected:
+            raise Disconnected(str(self._reason or "not connected"))
+        await trio.lowlevel.checkpoint()
+        if self._outgoing:
+            self._outgoing.notify(packet.data, self)
+        if self._connected:
+            self._write(Encoded.of(packet), True)  # dropped when the queue is full
+
     async def _send(self, packet: Packet) -> None:
         if not self._connected:
             raise Disconnected(str(self._reason or "not connected"))
+        if self._outgoing:
+            self._outgoing.notify(packet.data, self)
         session = self._session
         if session.queued_bytes >= session.max_queued_bytes:
             with trio.move_on_after(self._options.send_timeout):
@@ -296,20 +272,27 @@ class Socket:
 
         Cancellation: the pending ack is forgotten; a late ack is ignored.
         """
+        return await self._emit_with_ack(event, args, timeout, False)
+
+    async def _emit_with_ack(self, event: str, args: tuple[Any, ...], timeout: float, volatile: bool) -> Any:
         if len(self._acks) >= self._options.max_pending_acks:
             raise LocalProtocolError(f"{len(self._acks)} acks already pending on this socket")
         ack_id = self.nsp.next_ack_id()
         packet = event_packet(self.nsp.name, event, args)
         box: list[Any] = []
         done = trio.Event()
+        counters = self.nsp.counters
+        started = trio.current_time()
 
         def answer(value: Any) -> None:
+            counters.observe_ack(trio.current_time() - started)
             box.append(value)
             done.set()
 
         self._acks[ack_id] = (answer, done.set)
         try:
-            await self._send(Packet(packet.type, packet.nsp, packet.data, ack_id))
+            packet = Packet(packet.type, packet.nsp, packet.data, ack_id)
+            await (self._send_volatile(packet) if volatile else self._send(packet))
             with trio.move_on_after(timeout):
                 await done.wait()
         finally:
@@ -399,25 +382,16 @@ class Socket:
                 if self._closing:
                     handlers.cancel_scope.cancel()
                 self._scope = handlers.cancel_scope
-                try:
-                    for middleware in nsp.middlewares:
-                        await middleware(self)
-                except ConnectionRefused as refusal:
-                    body: dict[str, Any] = {"message": refusal.message}
-                    if refusal.data is not None:
-                        body["data"] = refusal.data
-                    self._session.send_packet(Packet(PacketType.CONNECT_ERROR, nsp.name, body))
-                    return
-                except Exception:
-                    logger.exception("middleware failed on %r; connection refused", self)
-                    error = {"message": "server error"}
-                    self._session.send_packet(Packet(PacketType.CONNECT_ERROR, nsp.name, error))
-                    return
-                nsp.socket_connected(self)
-                self._connected = True
-                nsp.adapter.add_all(self.id, (self.id,))
-                self._session.send_packet(Packet(PacketType.CONNECT, nsp.name, {"sid": self.id}))
-                self._host.namespace_connected()
+                recovery = nsp.recovery
+                restored = await self._restore() if recovery is not None else None
+                if restored is None or recovery is None or not recovery.skip_middlewares:
+                    if not await self._run_middlewares():
+                        self._restoring = None  # refused: its session is not saved again
+                        return
+                    if restored is not None:
+                        restored = await self._catch_up(restored)
+                # No checkpoint from the restore (or the catch-up) to the rooms joined here.
+                self._connect(restored)
                 for handler in nsp.connection_handlers:
                     try:
                         await handler(self)
@@ -442,14 +416,95 @@ class Socket:
                     # no reference cycle and reference counting frees it at once.
                     self._handlers.clear()
                     self._teardown_handlers.clear()
+                    self._any.remove()
+                    self._outgoing.remove()
+                    self._middlewares = PacketMiddlewares()
+                    self.deliver = self._write
                     nsp.socket_ended()
+
+    async def _run_middlewares(self) -> bool:
+        """Run the namespace's middleware; False when it refused (CONNECT_ERROR sent)."""
+        nsp = self.nsp
+        try:
+            for middleware in nsp.middlewares:
+                await middleware(self)
+        except ConnectionRefused as refusal:
+            body: dict[str, Any] = {"message": refusal.message}
+            if refusal.data is not None:
+                body["data"] = refusal.data
+            self._session.send_packet(Packet(PacketType.CONNECT_ERROR, nsp.name, body))
+            return False
+        except Exception:
+            logger.exception("middleware failed on %r; connection refused", self)
+            error = {"message": "server error"}
+            self._session.send_packet(Packet(PacketType.CONNECT_ERROR, nsp.name, error))
+            return False
+        return True
+
+    def _connect(self, restored: RestoredSession | None) -> None:
+        """Join the namespace (and the restored rooms), answer the CONNECT, then write the missed
+        packets: all at once, so that no broadcast can come between them."""
+        nsp = self.nsp
+        nsp.socket_connected(self)
+        self._connected = True
+        self._restoring = None
+        nsp.adapter.add_all(self.id, (self.id,) if restored is None else (self.id, *restored.rooms))
+        answer = {"sid": self.id} if self._pid is None else {"sid": self.id, "pid": self._pid}
+        self._session.send_packet(Packet(PacketType.CONNECT, nsp.name, answer))
+        for packet in restored.missed_packets if restored is not None else ():
+            self._session.send_packet(packet)
+        self._host.namespace_connected()
+
+    async def _restore(self) -> RestoredSession | None:
+        """Connection state recovery: take over the session the CONNECT payload's ``pid`` and
+        ``offset`` name (both are left out of ``handshake.auth``)."""
+        auth = self.handshake.auth
+        pid, offset = auth.get("pid"), auth.get("offset")
+        if "pid" in auth or "offset" in auth:
+            own = {key: value for key, value in auth.items() if key not in ("pid", "offset")}
+            self.handshake = dataclasses.replace(self.handshake, auth=own)
+        if not isinstance(pid, str) or not isinstance(offset, str):
+            return None
+        return await self._take_over(pid, offset)
+
+    async def _take_over(self, pid: str, offset: str) -> RestoredSession | None:
+        """This socket becomes the session ``pid`` (its id, pid and data); else a new socket: None."""
+        try:
+            restored = await self.nsp.adapter.restore_session(pid, offset)
+        except Exception:
+            logger.exception("restoring a session failed on %r; connecting it as a new socket", self)
+            restored = None
+        if restored is None or restored.sid in self.nsp.sockets:
+            self.id, self._pid, self._restoring = new_socket_id(), new_socket_id(), None
+            self.recovered = False
+            return None
+        self.id, self._pid, self.data = SocketId(restored.sid), restored.pid, restored.data
+        self.recovered, self._restoring, self._resume_offset = True, restored, offset
+        return restored
+
+    async def _catch_up(self, restored: RestoredSession) -> RestoredSession | None:
+        """After the middleware of a restored socket: what was broadcast while it ran, by saving the
+        session again and taking it over from the last packet it has (None: a new socket after all,
+        as a gap would break the promise of recovery)."""
+        missed = restored.missed_packets
+        offset = missed[-1].data[-1] if missed else self._resume_offset
+        await self._persist(restored.rooms)
+        again = await self._take_over(restored.pid, offset)
+        return again and dataclasses.replace(again, missed_packets=[*missed, *again.missed_packets])
 
     async def _dispatch(self, packet: Packet) -> None:
         try:
             event, *args = packet.data
+            if event == _ERROR:
+                logger.warning('socket %s: a client event named "error" is reserved; dropped', self.id)
+                return
+            if self._any:
+                await self._any.run(event, args, self)
+            if self._middlewares and not await self._middlewares.run(event, args, self._rejected):
+                return
             entry = self._handlers.get(event)
             if entry is None:
-                logger.debug("socket %s: no handler for %r", self.id, event)
+                self._unhandled(event)
                 return
             handler, signature = entry
             try:
@@ -473,6 +528,28 @@ class Socket:
                 self._slot_free = None
                 slot_free.set()
 
+    async def _rejected(self, exc: Exception) -> None:
+        """A ``use()`` middleware raised: the ``"error"`` handler gets ``exc`` (logged without one)."""
+        entry = self._handlers.get(_ERROR)
+        if entry is None:
+            logger.error("a middleware rejected a packet on %r", self, exc_info=exc)
+            return
+        try:
+            await entry[0](exc)
+        except Exception:
+            logger.exception('"error" handler failed on %r', self)
+
+    def _unhandled(self, event: str) -> None:
+        if self.nsp.server_side_handler(event) is None:
+            logger.debug("socket %s: no handler for %r", self.id, event)
+            return
+        logger.warning(
+            "socket %(sid)s: the client event %(event)r reached no handler of the socket; a server-level "
+            "handler (@server.on(%(event)r)) receives server-side emits only: client events are handled "
+            "on the socket (@socket.on(%(event)r) in a connection handler)",
+            {"sid": self.id, "event": event},
+        )
+
     async def _teardown(self) -> None:
         was_connected = self._connected
         self._connected = False
@@ -481,15 +558,31 @@ class Socket:
         for _answer, gone in list(self._acks.values()):
             gone()
         self._acks.clear()
+        recoverable = self._pid is not None and reason in RECOVERABLE_REASONS
         if not was_connected:
+            restoring = self._restoring
+            if restoring is not None and recoverable:  # dropped again before it connected
+                await self._persist(restoring.rooms)
             return
+        rooms: tuple[Room, ...] = ()
         try:
             await self._run_teardown_handlers("disconnecting", reason)
         finally:
             # Synchronous, so it runs even when the teardown deadline cancelled the handlers.
+            rooms = tuple(self.rooms) if recoverable else ()
             self.nsp.adapter.remove_all(self.id)
             self.nsp.socket_disconnected(self)
+        if recoverable:
+            await self._persist(rooms)
         await self._run_teardown_handlers("disconnect", reason)
+
+    async def _persist(self, rooms: tuple[Room, ...]) -> None:
+        """Save this socket's session for connection state recovery (a failure is logged)."""
+        assert self._pid is not None
+        try:
+            await self.nsp.adapter.persist_session(PersistedSession(self.id, self._pid, rooms, self.data))
+        except Exception:
+            logger.exception("saving the session of %r failed; it cannot be recovered", self)
 
     async def _run_teardown_handlers(self, event: str, reason: DisconnectReason) -> None:
         for handler in self._teardown_handlers.get(event, ()):

@@ -22,6 +22,7 @@ from trio_rooms.broadcast import BroadcastOperator
 from trio_rooms.protocol import Decoder, EnginePacketType, Packet, PacketType, decode_ws
 from trio_rooms.protocol.encoded import Encoded
 from trio_rooms.recovery import ConnectionStateRecovery
+from trio_rooms.stats import Counters
 from trio_rooms.types import Handshake, Room, SocketId
 
 __all__ = ["FakeNamespace", "FakeSocket", "decode_frames", "make_handshake"]
@@ -196,6 +197,7 @@ class FakeNamespace:
         self.recovery = recovery
         self.sockets: dict[SocketId, FakeSocket] = {}
         self._ack_ids = itertools.count()
+        self.counters = Counters()
         self.adapter = InMemoryAdapter(self)
 
     def next_ack_id(self) -> int:

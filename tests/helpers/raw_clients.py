@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 import h11
@@ -42,6 +42,8 @@ class Response:
     status: int
     headers: dict[str, str]
     body: bytes
+    #: Every header line as sent (names lower-cased), repeated names included.
+    lines: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def text(self) -> str:
@@ -89,6 +91,7 @@ class HttpClient:
         conn = self.h11
         status = 0
         headers: dict[str, str] = {}
+        lines: list[tuple[str, str]] = []
         chunks: list[bytes] = []
         while True:
             event = conn.next_event()
@@ -98,11 +101,12 @@ class HttpClient:
                 status = event.status_code
                 for name, value in event.headers:
                     key = name.decode().lower()
+                    lines.append((key, value.decode()))
                     headers[key] = f"{headers[key]}, {value.decode()}" if key in headers else value.decode()
             elif isinstance(event, h11.Data):
                 chunks.append(bytes(event.data))
             elif isinstance(event, h11.EndOfMessage):
-                return Response(status, headers, b"".join(chunks))
+                return Response(status, headers, b"".join(chunks), lines)
             elif isinstance(event, h11.ConnectionClosed):
                 raise trio.BrokenResourceError("connection closed before a complete response")
 
@@ -189,6 +193,8 @@ class WsClient:
         self.stream = stream
         self.ws = WSConnection(ConnectionType.CLIENT)
         self.close_code: int | None = None
+        #: The extra header lines of the server's 101 answer (names lower-cased).
+        self.accept_headers: list[tuple[str, str]] = []
 
     @classmethod
     async def connect(cls, port: int, target: str, headers: Sequence[tuple[str, str]] = ()) -> WsClient:
@@ -203,6 +209,7 @@ class WsClient:
         while True:
             for event in client.ws.events():
                 if isinstance(event, AcceptConnection):
+                    client.accept_headers = [(k.decode().lower(), v.decode()) for k, v in event.extra_headers]
                     return client
                 if isinstance(event, RejectConnection):
                     status = event.status_code

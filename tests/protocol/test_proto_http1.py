@@ -438,6 +438,29 @@ def test_switching_protocols_is_h11s_101() -> None:
     assert conn.our_state is h11.SWITCHED_PROTOCOL
 
 
+def test_switching_protocols_with_extra_headers_is_h11s_101() -> None:
+    """The 101 with the headers of the engine's hooks (a repeated one included), as h11 writes it."""
+    token = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+    extra = [("set-cookie", "sticky=1; Path=/"), ("set-cookie", "second=2"), ("X-Hooked", "yes")]
+    conn = h11.Connection(h11.SERVER)
+    conn.receive_data(WS_HANDSHAKE)
+    assert isinstance(conn.next_event(), h11.Request)
+    assert isinstance(conn.next_event(), h11.EndOfMessage)
+    own = [("upgrade", "websocket"), ("connection", "Upgrade"), ("sec-websocket-accept", token)]
+    expected = conn.send(
+        h11.InformationalResponse(status_code=101, reason=b"Switching Protocols", headers=[*own, *extra])
+    )
+    assert switching_protocols(token, extra) == expected
+
+
+@pytest.mark.parametrize(
+    "header", [("x", "a\r\nset-cookie: evil=1"), ("x", " padded"), ("bad name", "v"), ("x", "\xe9")]
+)
+def test_switching_protocols_refuses_an_extra_header_h11_would_not_send(header: tuple[str, str]) -> None:
+    with pytest.raises(ValueError):
+        switching_protocols("s3pPLMBiTxaQ9kYGzzhZRbK+xOo=", [header])
+
+
 @pytest.mark.parametrize("token", ["a b", "a\r\nX: y", "\xe9", "a\x00"])
 def test_switching_protocols_refuses_a_token_h11_would_not_send(token: str) -> None:
     with pytest.raises(ValueError, match="Sec-WebSocket-Accept"):

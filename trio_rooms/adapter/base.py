@@ -12,7 +12,7 @@ import dataclasses
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Set
-from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeAlias
 
 import trio
 
@@ -20,6 +20,7 @@ from .._util import rooms_arg
 from ..protocol.encoded import Encoded
 from ..protocol.socketio import event_packet
 from ..recovery import ConnectionStateRecovery, PersistedSession, RestoredSession
+from ..stats import Counters
 from ..types import BroadcastFlags, BroadcastOptions, Handshake, Room, SocketId
 
 if TYPE_CHECKING:
@@ -89,6 +90,12 @@ class NamespaceView(Protocol):
         """The connected sockets of the namespace on this server, by id."""
         ...
 
+    @property
+    def counters(self) -> Counters:
+        """The server's counters: an adapter adds the deliveries it makes (``Counters.delivered``,
+        once per broadcast)."""
+        ...
+
     def next_ack_id(self) -> int:
         """A fresh ack id, unique in the namespace."""
         ...
@@ -108,7 +115,13 @@ class Adapter(ABC):
 
     Args:
         namespace: the namespace this adapter serves.
+
+    Attributes:
+        error_stats: the keys of ``stats()`` that count failures (the server sums them into its
+            ``adapter_errors``); none for an adapter that cannot fail.
     """
+
+    error_stats: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, namespace: NamespaceView) -> None:
         self.nsp = namespace

@@ -18,11 +18,14 @@ import trio
 from ..engine.pacing import BACKLOG
 from ..errors import AckTimeout
 from ..protocol.encoded import Encoded
+from ..protocol.socketio import PacketType
 from ..types import BroadcastOptions, Room, SocketId
 from .base import Adapter, NamespaceView, RemoteSocket
+from .sessions import RecoveryStore
 
 if TYPE_CHECKING:
     from ..protocol.socketio import Packet
+    from ..recovery import PersistedSession, RestoredSession
 
 __all__ = ["InMemoryAdapter"]
 
@@ -87,10 +90,17 @@ class _AckCollector:
 
 
 class InMemoryAdapter(Adapter):
-    """Rooms in memory, for one server process (the default adapter)."""
+    """Rooms in memory, for one server process (the default adapter).
+
+    With connection state recovery on (``namespace.recovery``), it also keeps what recovery needs in
+    a ``RecoveryStore``: every broadcast EVENT without ack id and not volatile, numbered, for
+    ``max_disconnection_duration`` (at most ``max_stored_packets`` of them), and the sessions of the
+    sockets that dropped. With recovery off it keeps nothing and a broadcast does nothing more.
+    """
 
     def __init__(self, namespace: NamespaceView) -> None:
         super().__init__(namespace)
+        self._counters = namespace.counters
         self._rooms: dict[Room, set[SocketId]] = {}
         self._sids: dict[SocketId, set[Room]] = {}
         # Held by a broadcast that yields mid-way, so that a later broadcast cannot overtake it
@@ -98,6 +108,8 @@ class InMemoryAdapter(Adapter):
         self._order = trio.Lock()
         # The recipients of the deliveries holding or waiting for the order lock.
         self._unfinished: list[set[SocketId]] = []
+        recovery = namespace.recovery
+        self._store = RecoveryStore(recovery) if recovery is not None else None
 
     # -- membership -----------------------------------------------------------------------------
     @property
@@ -176,7 +188,15 @@ class InMemoryAdapter(Adapter):
 
     # -- operations -----------------------------------------------------------------------------
     async def broadcast(self, packet: Packet, opts: BroadcastOptions) -> None:
-        await self.deliver(Encoded.of(packet), opts)
+        store = self._store
+        if (
+            store is not None
+            and packet.type is PacketType.EVENT
+            and packet.ack_id is None
+            and not opts.flags.volatile
+        ):
+            packet = store.record(packet, opts)
+        await self.deliver(Encoded.of(packet, keep_packet=True), opts)
 
     async def deliver(self, frames: Encoded, opts: BroadcastOptions) -> None:
         """Write the pre-encoded packet to every local socket that ``opts`` selects, each once."""
@@ -198,15 +218,20 @@ class InMemoryAdapter(Adapter):
         Cancellation: the recipients not reached yet get nothing.
         """
         sockets = self.nsp.sockets
+        missed = 0  # the writes not taken: deliveries are counted once, after the loop
         if len(targets) <= YIELD_EVERY and (
             not self._unfinished or all(pending.isdisjoint(targets) for pending in self._unfinished)
         ):
             for sid in targets:
-                if not sockets[sid].deliver(frames, volatile) and dropped is not None:
-                    dropped(sid)
+                if not sockets[sid].deliver(frames, volatile):
+                    missed += 1
+                    if dropped is not None:
+                        dropped(sid)
+            self._counters.delivered(len(targets) - missed, len(frames.frames))
             await _pace()
             return
         snapshot = list(targets)
+        reached = 0  # the recipients tried so far (a cancelled delivery counts what it reached)
         mine = set(snapshot)
         self._unfinished.append(mine)
         try:
@@ -217,11 +242,14 @@ class InMemoryAdapter(Adapter):
                         _mark_yield()
                     for sid in snapshot[start : start + YIELD_EVERY]:
                         socket = sockets.get(sid)
-                        delivered = socket is not None and socket.deliver(frames, volatile)
-                        if not delivered and dropped is not None:
-                            dropped(sid)
+                        if socket is None or not socket.deliver(frames, volatile):
+                            missed += 1
+                            if dropped is not None:
+                                dropped(sid)
+                    reached = min(start + YIELD_EVERY, len(snapshot))
         finally:
             self._unfinished = [pending for pending in self._unfinished if pending is not mine]
+            self._counters.delivered(reached - missed, len(frames.frames))
 
     async def deliver_acked(
         self,
@@ -247,7 +275,7 @@ class InMemoryAdapter(Adapter):
             if socket is not None and socket.remove_ack_callback(ack_id):
                 dropped()
 
-        frames = Encoded.of(dataclasses.replace(packet, ack_id=ack_id))
+        frames = Encoded.of(dataclasses.replace(packet, ack_id=ack_id), keep_packet=True)
         await self._write_all(targets, frames, volatile, not_taken)
 
     async def broadcast_with_ack(self, packet: Packet, opts: BroadcastOptions) -> list[Any]:
@@ -312,3 +340,17 @@ class InMemoryAdapter(Adapter):
     async def server_count(self) -> int:
         await trio.lowlevel.checkpoint()
         return 1
+
+    # -- connection state recovery --------------------------------------------------------------------
+    async def persist_session(self, session: PersistedSession) -> None:
+        if self._store is not None:
+            self._store.persist(session)
+        await trio.lowlevel.checkpoint()
+
+    async def restore_session(self, pid: str, offset: str) -> RestoredSession | None:
+        # The checkpoint comes first: the caller joins the restored rooms with no checkpoint after
+        # this returns, so no broadcast falls between the missed packets and the rooms.
+        await trio.lowlevel.checkpoint()
+        if self._store is None:
+            return None
+        return self._store.restore(pid, offset)

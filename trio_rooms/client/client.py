@@ -6,7 +6,6 @@ state; the Engine.IO session lives in ``transport``; public calls raise bare exc
 
 from __future__ import annotations
 
-import inspect
 import logging
 import math
 import ssl
@@ -14,26 +13,26 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from functools import partial
 from types import TracebackType
-from typing import Any, Final, ParamSpec
+from typing import Any, Final
 
 import trio
 
 from .._backoff import Backoff
 from .._util import unwrap_group
 from ..errors import AckTimeout, Disconnected, NamespaceRejected, RemoteProtocolError
+from ..hooks import CatchAllListeners, HookedEmitter, OutgoingListeners
 from ..protocol.socketio import Decoder, Packet, PacketType, ack_args, encode, event_packet
 from ..types import Transport
 from .handlers import H, HandlerRunner, HandlerTable
 from .http import EngineClosed, TransportOptions, parse_target
 from .pending import Ack, Outbox, PendingAcks
-from .state import FINAL_REASONS, ClientDisconnectReason, ClientState, ConnectionState
+from .state import FINAL_REASONS, ClientDisconnectReason, ClientState, ConnectionState, RecoveryState
 from .transport import Engine
 
-__all__ = ["Client", "open_client"]
+__all__ = ["Client"]
 
 logger = logging.getLogger("trio_rooms.client")
 
-P = ParamSpec("P")
 
 DEFAULT_TRANSPORTS: Final = ("polling", "websocket")
 DEFAULT_TIMEOUT: Final = 20.0
@@ -42,6 +41,9 @@ DEFAULT_MAX_BUFFERED_PACKETS: Final = 1000
 DEFAULT_MAX_PENDING_ACKS: Final = 1024
 DEFAULT_MAX_HANDLERS_IN_FLIGHT: Final = 64
 DEFAULT_CLOSE_TIMEOUT: Final = 2.0
+#: Events a server may send for our namespace before its CONNECT answer (a server restoring a session
+#: sends the missed ones first, as Node does); they are handled once the namespace is connected.
+MAX_EARLY_EVENTS: Final = 10_000
 
 
 class _AttemptFailedError(Disconnected):
@@ -52,7 +54,7 @@ class _ServerDisconnectError(Exception):
     """The server sent DISCONNECT for our namespace."""
 
 
-class Client:
+class Client(HookedEmitter):
     """A Socket.IO client of one namespace, kept connected while its ``async with`` block runs.
 
     Use ``async with open_client(url, ...) as client`` (or ``async with Client(url, ...) as client``):
@@ -85,6 +87,13 @@ class Client:
 
     Attributes:
         namespace: The namespace this client joins.
+
+    Connection state recovery: when the server has it on, its CONNECT answer carries a private
+    session id (pid), and each event it broadcasts ends with an offset. The client keeps the pid and
+    the last offset, strips that offset from the event's arguments (events the server sent without
+    asking for an ack, whose last argument is a string) so that handlers bind as before, and sends
+    both back in its CONNECT payload when it reconnects: ``recovered`` then says whether the server
+    gave the same socket back (with the events it missed, delivered before any new one).
     """
 
     def __init__(
@@ -146,11 +155,14 @@ class Client:
         self._max_attachments = max_attachments
         self._max_json_depth = max_json_depth
         self._handlers = HandlerTable()
-        self._runner = HandlerRunner(self._handlers, max_handlers_in_flight)
+        self._any = CatchAllListeners()
+        self._outgoing = OutgoingListeners()
+        self._runner = HandlerRunner(self._handlers, max_handlers_in_flight, self._any)
         self._acks = PendingAcks(max_pending_acks)
         self._outbox = Outbox(max_buffered_packets)
         self._engine: Engine | None = None
         self._sid: str | None = None
+        self._recovery = RecoveryState()
         self._state = ConnectionState()
         self._closing = False
         self._entered = False
@@ -216,6 +228,12 @@ class Client:
         return self._state.connected
 
     @property
+    def recovered(self) -> bool:
+        """True when the last (re)connection got the same socket back from the server (connection
+        state recovery): the same id and rooms, and the events missed meanwhile."""
+        return self._recovery.recovered
+
+    @property
     def transport(self) -> Transport | None:
         """The Engine.IO transport in use ("polling" or "websocket"), None while not connected."""
         engine = self._engine
@@ -237,16 +255,27 @@ class Client:
         """
         return self._handlers.register(event)
 
+    def off(self, event: str, handler: Callable[..., Any] | None = None) -> None:
+        """Remove the handler of ``event`` (with ``handler``: only if it is that one)."""
+        self._handlers.remove(event, handler)
+
     # -- emitting ----------------------------------------------------------------------------------
     def _encode_event(self, event: str, args: tuple[Any, ...], ack_id: int | None) -> list[str | bytes]:
         text, attachments = encode(event_packet(self.namespace, event, args, ack_id))
         return [text, *attachments]
 
-    async def _transmit(self, messages: list[str | bytes], ack_id: int | None) -> None:
-        """Send now when connected; buffer (bounded) while connecting or reconnecting."""
+    async def _transmit(
+        self, messages: list[str | bytes], ack_id: int | None, data: list[Any], *, volatile: bool = False
+    ) -> None:
+        """Send now when connected (telling the outgoing listeners about ``data``: the event and its
+        arguments); buffer (bounded) while connecting or reconnecting, or drop when ``volatile``."""
         engine = self._engine
+        told = False  # the outgoing listeners heard of it (a failed send then buffered: not twice)
         if self._state.state is ClientState.CONNECTED and engine is not None:
             try:
+                if self._outgoing:
+                    self._outgoing.notify(data, self)
+                    told = True
                 await engine.send(messages)
                 self._acks.mark_sent(ack_id)
                 return
@@ -255,9 +284,12 @@ class Client:
                     raise Disconnected(exc.reason) from None
         if self._state.closed or self._closing:
             raise Disconnected(self._state.reason or ClientDisconnectReason.IO_CLIENT_DISCONNECT)
+        if volatile:
+            await trio.lowlevel.checkpoint()  # not connected now: a volatile packet is dropped
+            return
         if self._outbox.full:
             raise Disconnected(f"not connected and the send buffer is full ({self._outbox.size} packets)")
-        self._outbox.append(messages, ack_id)
+        self._outbox.append(messages, ack_id, data if self._outgoing and not told else None)
         await trio.lowlevel.checkpoint()
 
     async def emit(self, event: str, *args: Any) -> None:
@@ -272,7 +304,17 @@ class Client:
 
         Cancellation: the packet may or may not have been queued.
         """
-        await self._transmit(self._encode_event(event, args, None), None)
+        await self._transmit(self._encode_event(event, args, None), None, [event, *args])
+
+    async def emit_flagged(self, event: str, args: tuple[Any, ...], *, volatile: bool) -> None:
+        """``emit`` for ``FlaggedEmitter`` (``volatile``: dropped, not buffered, while not connected)."""
+        await self._transmit(self._encode_event(event, args, None), None, [event, *args], volatile=volatile)
+
+    async def emit_with_ack_flagged(
+        self, event: str, args: tuple[Any, ...], *, volatile: bool, timeout: float | None
+    ) -> Any:
+        """``emit_with_ack`` for ``FlaggedEmitter`` (a timeout of None: 5 s, as ``emit_with_ack``)."""
+        return await self._emit_with_ack(event, args, 5.0 if timeout is None else timeout, volatile)
 
     async def emit_with_ack(self, event: str, *args: Any, timeout: float = 5.0) -> Any:
         """Send ``event`` and wait for the server's acknowledgement.
@@ -286,6 +328,9 @@ class Client:
 
         Cancellation: the ack is forgotten (a late one is ignored); a still-buffered packet is dropped.
         """
+        return await self._emit_with_ack(event, args, timeout, False)
+
+    async def _emit_with_ack(self, event: str, args: tuple[Any, ...], timeout: float, volatile: bool) -> Any:
         ack_id = self._acks.next_id()
         messages = self._encode_event(event, args, ack_id)
         ack = Ack()
@@ -293,7 +338,7 @@ class Client:
             with trio.move_on_after(timeout):
                 async with self._acks.slots:
                     self._acks.add(ack_id, ack)
-                    await self._transmit(messages, ack_id)
+                    await self._transmit(messages, ack_id, [event, *args], volatile=volatile)
                     await ack.done.wait()
         finally:
             self._acks.forget(ack_id)
@@ -344,7 +389,11 @@ class Client:
     async def _dispatch(self, engine: Engine, packet: Packet) -> None:
         """Start the event's handler as a task (``HandlerRunner.dispatch``); it answers the ack."""
         event, *args = packet.data
-        answer = None if packet.ack_id is None else partial(self._answer, engine, packet.ack_id, event)
+        if packet.ack_id is None:
+            self._recovery.strip(args)  # connection state recovery: the event's offset
+            answer = None
+        else:
+            answer = partial(self._answer, engine, packet.ack_id, event)
         await self._runner.dispatch(event, args, answer)
 
     async def _answer(self, engine: Engine, ack_id: int, event: object, result: Any) -> None:
@@ -449,8 +498,9 @@ class Client:
             with trio.move_on_at(deadline) as scope:
                 await nursery.start(engine.run)
                 self._engine = engine
-                await engine.send([encode(Packet(PacketType.CONNECT, self.namespace, self._auth))[0]])
-                sid = await self._await_connect(engine, decoder)
+                connect = Packet(PacketType.CONNECT, self.namespace, self._recovery.payload(self._auth))
+                await engine.send([encode(connect)[0]])
+                sid, pid, early = await self._await_connect(engine, decoder)
             if scope.cancelled_caught:
                 raise _AttemptFailedError("connection timed out")
         except EngineClosed as exc:
@@ -458,12 +508,18 @@ class Client:
         except RemoteProtocolError as exc:
             raise _AttemptFailedError(f"parse error: {exc.message}") from None
         self._sid = sid
+        self._recovery.connected(pid)
         self._state.move_to(ClientState.FLUSHING)
         on_connected()
         await self._runner.fire("connect")
         try:
+            for missed in early:  # sent before the CONNECT answer: the missed events of a recovery
+                await self._dispatch(engine, missed)
+            del early
             while self._outbox:  # emits made meanwhile join the end of the buffer: order is kept
-                messages, ack_id = self._outbox.popleft()
+                messages, ack_id, data = self._outbox.popleft()
+                if data is not None and self._outgoing:
+                    self._outgoing.notify(data, self)
                 await engine.send(messages)
                 self._acks.mark_sent(ack_id)
             self._state.move_to(ClientState.CONNECTED)
@@ -482,16 +538,27 @@ class Client:
             await engine.aclose(reason)
             return reason
 
-    async def _await_connect(self, engine: Engine, decoder: Decoder) -> str:
+    async def _await_connect(self, engine: Engine, decoder: Decoder) -> tuple[str, str | None, list[Packet]]:
+        """The CONNECT answer's sid and pid (None without recovery), and the events sent before it."""
+        early: list[Packet] = []
         while True:
             packet = decoder.feed(await engine.receive())
             if packet is None or packet.nsp != self.namespace:
                 continue
             if packet.type is PacketType.CONNECT:
-                sid = packet.data.get("sid") if isinstance(packet.data, dict) else None
+                data = packet.data
+                sid = data.get("sid") if isinstance(data, dict) else None
                 if not isinstance(sid, str) or not sid:
                     raise RemoteProtocolError("CONNECT answer without a sid")
-                return sid
+                pid = data.get("pid")
+                return sid, pid if isinstance(pid, str) and pid else None, early
+            if packet.type is PacketType.EVENT:
+                if len(early) >= MAX_EARLY_EVENTS:
+                    raise RemoteProtocolError(
+                        f"more than {MAX_EARLY_EVENTS} events before the CONNECT answer"
+                    )
+                early.append(packet)
+                continue
             if packet.type is PacketType.CONNECT_ERROR:
                 data = packet.data
                 if isinstance(data, dict):
@@ -512,44 +579,3 @@ class Client:
             raise _ServerDisconnectError
         else:
             raise RemoteProtocolError(f"unexpected {kind.name} packet while connected")
-
-
-def _parameters_of(
-    cls: Callable[P, Client],
-) -> Callable[
-    [Callable[..., AbstractAsyncContextManager[Client]]], Callable[P, AbstractAsyncContextManager[Client]]
-]:
-    """Give an opener of ``cls`` the parameters of ``cls``: for type checkers (``P``) and for
-    ``help()`` and ``inspect.signature`` (``__signature__``), written once, in ``Client.__init__``."""
-    signature = inspect.signature(cls).replace(return_annotation="AbstractAsyncContextManager[Client]")
-
-    def adopt(
-        opener: Callable[..., AbstractAsyncContextManager[Client]],
-    ) -> Callable[P, AbstractAsyncContextManager[Client]]:
-        opener.__signature__ = signature  # type: ignore[attr-defined]
-        return opener
-
-    return adopt
-
-
-@_parameters_of(Client)
-@asynccontextmanager
-async def open_client(*args: Any, **kwargs: Any) -> AsyncIterator[Client]:
-    """Connect a ``Client`` to ``url`` and keep it connected for the block (the parameters: ``Client``).
-
-    The first connection: one attempt without reconnection; with it, attempts with the backoff until
-    ``wait_timeout``. Leaving the block disconnects cleanly (DISCONNECT, Engine.IO close, socket
-    closed) and cancels the handlers still running. Events that arrive before the block starts wait
-    for it, so handlers registered at its top see them (and the first "connect").
-
-    Raises:
-        NamespaceRejected: the server refused the namespace (CONNECT_ERROR) on the first connection.
-        Disconnected: no connection could be made (the message says why).
-        ValueError, TypeError: invalid arguments (see ``Client``).
-        The block's own exceptions, bare. An exception group escapes only if the block and a client
-        task fail together (client tasks do not fail by design: handler errors are logged).
-
-    Cancellation: the client is still disconnected, abruptly if the close cannot finish in time.
-    """
-    async with Client(*args, **kwargs) as client:
-        yield client

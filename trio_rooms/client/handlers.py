@@ -14,6 +14,7 @@ from typing import Any, Final, TypeVar
 import trio
 
 from .._util import check_async_callable
+from ..hooks import CatchAllListeners
 from ..protocol.socketio import RESERVED_EVENTS
 
 __all__ = ["RESERVED_HANDLERS", "Answer", "H", "Handler", "HandlerRunner", "HandlerTable"]
@@ -57,6 +58,12 @@ class HandlerTable:
 
         return register
 
+    def remove(self, event: str, handler: Handler | None = None) -> None:
+        """Remove the handler of ``event`` (with ``handler``: only if it is that one)."""
+        entry = self._handlers.get(event)
+        if entry is not None and (handler is None or entry[0] == handler):
+            del self._handlers[event]
+
     def reserved(self, event: str) -> Handler | None:
         """The handler of a reserved event ("connect", "disconnect", "connect_error"), if any."""
         entry = self._handlers.get(event)
@@ -78,17 +85,19 @@ class HandlerTable:
 
 
 class HandlerRunner:
-    """Runs the handlers of ``table`` as tasks of the client's nursery, in the order events arrive.
+    """Runs the handlers of ``table`` as tasks of the client's nursery, in the order events arrive;
+    the ``catch_all`` listeners first, in the event's task (for every event, handled or not).
 
     At most ``max_in_flight`` run at once: past it the caller (the reader) waits for a slot. Events
     wait for ``open()`` (the start of the ``async with`` block), so that handlers registered at the
     top of the block see the first ones.
     """
 
-    __slots__ = ("_nursery", "_ready", "_slots", "_table")
+    __slots__ = ("_any", "_nursery", "_ready", "_slots", "_table")
 
-    def __init__(self, table: HandlerTable, max_in_flight: int) -> None:
+    def __init__(self, table: HandlerTable, max_in_flight: int, catch_all: CatchAllListeners) -> None:
         self._table = table
+        self._any = catch_all
         self._slots = trio.Semaphore(max_in_flight)
         self._nursery: trio.Nursery | None = None
         self._ready = trio.Event()
@@ -128,7 +137,7 @@ class HandlerRunner:
         this returns. ``answer`` (when the server asked for an ack) gets the handler's return value."""
         await self._ready.wait()  # handlers registered at the top of the block see the first events
         handler = self._table.for_event(event, args)
-        if handler is None:
+        if handler is None and not (self._any and isinstance(event, str)):
             return
         assert self._nursery is not None
         await self._slots.acquire()
@@ -136,7 +145,7 @@ class HandlerRunner:
 
     async def _run(
         self,
-        handler: Handler,
+        handler: Handler | None,
         event: object,
         args: Sequence[Any],
         answer: Answer | None,
@@ -145,6 +154,10 @@ class HandlerRunner:
     ) -> None:
         task_status.started()
         try:
+            if self._any and isinstance(event, str):
+                await self._any.run(event, list(args), "the client")
+            if handler is None:
+                return
             try:
                 result = await handler(*args)
             except Exception:

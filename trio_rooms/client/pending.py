@@ -91,7 +91,7 @@ class Outbox:
     __slots__ = ("_items", "size")
 
     def __init__(self, size: int) -> None:
-        self._items: deque[tuple[Messages, int | None]] = deque()
+        self._items: deque[tuple[Messages, int | None, list[Any] | None]] = deque()
         self.size = size
 
     def __len__(self) -> int:
@@ -102,12 +102,13 @@ class Outbox:
         """True when it holds ``size`` packets."""
         return len(self._items) >= self.size
 
-    def append(self, messages: Messages, ack_id: int | None) -> None:
-        """Hold one packet (with the ack id it awaits, if any) behind the others."""
-        self._items.append((messages, ack_id))
+    def append(self, messages: Messages, ack_id: int | None, data: list[Any] | None = None) -> None:
+        """Hold one packet (with the ack id it awaits, if any, and the event and arguments to tell
+        the outgoing listeners when it is sent) behind the others."""
+        self._items.append((messages, ack_id, data))
 
-    def popleft(self) -> tuple[Messages, int | None]:
-        """The oldest packet and its ack id.
+    def popleft(self) -> tuple[Messages, int | None, list[Any] | None]:
+        """The oldest packet, its ack id and its event and arguments (see ``append``).
 
         Raises:
             IndexError: it is empty.

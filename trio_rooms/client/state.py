@@ -8,11 +8,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from enum import Enum, StrEnum, auto
-from typing import Final
+from typing import Any, Final
 
 from ..errors import LocalProtocolError
 
-__all__ = ["FINAL_REASONS", "TRANSITIONS", "ClientDisconnectReason", "ClientState", "ConnectionState"]
+__all__ = [
+    "FINAL_REASONS",
+    "TRANSITIONS",
+    "ClientDisconnectReason",
+    "ClientState",
+    "ConnectionState",
+    "RecoveryState",
+]
 
 
 class ClientDisconnectReason(StrEnum):
@@ -110,3 +117,43 @@ class ConnectionState:
         self.state = state
         if reason is not None:
             self.reason = reason
+
+
+class RecoveryState:
+    """Connection state recovery, the client's side: the server's private session id (pid) and the
+    offset of the last event received, sent back in the CONNECT payload of a reconnection.
+
+    Attributes:
+        pid: the pid of the server's last CONNECT answer (None: the server has recovery off).
+        offset: the offset of the last event received (None: none yet).
+        recovered: whether the last CONNECT answer gave the same pid back (the same socket).
+    """
+
+    __slots__ = ("offset", "pid", "recovered")
+
+    def __init__(self) -> None:
+        self.pid: str | None = None
+        self.offset: str | None = None
+        self.recovered = False
+
+    def payload(self, auth: dict[str, Any] | None) -> dict[str, Any] | None:
+        """The CONNECT payload: ``auth``, with the pid and the offset first once there is a pid."""
+        if self.pid is None:
+            return auth
+        recovery: dict[str, Any] = {"pid": self.pid}
+        if self.offset is not None:
+            recovery["offset"] = self.offset
+        return {**recovery, **(auth or {})}
+
+    def connected(self, pid: str | None) -> None:
+        """A CONNECT answer with ``pid`` (None without recovery)."""
+        self.recovered = pid is not None and pid == self.pid
+        self.pid = pid
+        if not self.recovered:
+            self.offset = None
+
+    def strip(self, args: list[Any]) -> None:
+        """Take an event's offset (its last argument, a str) out of ``args`` (an event the server sent
+        without an ack id), once the server gave a pid."""
+        if self.pid is not None and args and isinstance(args[-1], str):
+            self.offset = args.pop()

@@ -7,10 +7,19 @@ door feeds it.
 """
 
 from .handle import EngineSession as EngineSession
+from .hooks import ConnectionErrorEvent as ConnectionErrorEvent
 from .http import EngineErrorCode as EngineErrorCode
 from .http import HttpRequest as HttpRequest
 from .http import HttpResponse as HttpResponse
 from .options import EngineOptions as EngineOptions
 from .server import EngineServer as EngineServer
 
-__all__ = ["EngineErrorCode", "EngineOptions", "EngineServer", "EngineSession", "HttpRequest", "HttpResponse"]
+__all__ = [
+    "ConnectionErrorEvent",
+    "EngineErrorCode",
+    "EngineOptions",
+    "EngineServer",
+    "EngineSession",
+    "HttpRequest",
+    "HttpResponse",
+]

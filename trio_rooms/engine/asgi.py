@@ -30,6 +30,7 @@ from .frontdoor import (
     hold_get,
     poll_get_refusal,
     poll_post_refusal,
+    poll_refusal_reported,
     serve_upgrade,
     serve_websocket_session,
 )
@@ -208,43 +209,60 @@ class ASGIFrontDoor:
             if request.method == "OPTIONS":  # a preflight from an origin not allowed: no CORS headers
                 await self._refuse(send, decision, (), count=False)
             else:
-                await self._refuse(send, decision, cors)
+                await self._refuse(send, decision, cors, request)
             return
         if action is Action.OPEN_POLLING:
             if not await engine.allowed(request):
-                await self._refuse(send, Route.refuse(EngineErrorCode.FORBIDDEN, 403), cors)
+                await self._refuse(send, Route.refuse(EngineErrorCode.FORBIDDEN, 403), cors, request)
                 return
             address = engine.client_address(_peer(scope), request)
             session, _host = engine.open_session(Transport.POLLING, request, address, _secure(scope))
-            await _respond(send, 200, str(encode_ws(session.open_packet())).encode(), cors)
+            headers = engine.hooks.response_headers(request, cors, handshake=True)
+            await _respond(send, 200, str(encode_ws(session.open_packet())).encode(), headers)
             return
         if action is Action.FALLBACK or decision.session is None:  # pragma: no cover - routed by the app
             await _respond(send, 404, b"Not Found", close=True)
             return
         if action is Action.POLL_GET:
-            await self._poll_get(decision, receive, send, cors)
+            await self._poll_get(request, decision, receive, send, cors)
         elif action is Action.POLL_POST:
             await self._poll_post(request, decision, receive, send, cors)
         else:  # pragma: no cover - a WebSocket action is never routed for an http scope
             await self._refuse(send, Route.refuse(EngineErrorCode.BAD_REQUEST), cors)
 
     async def _refuse(
-        self, send: ASGISend, decision: Route, cors: Iterable[tuple[str, str]], *, count: bool = True
+        self,
+        send: ASGISend,
+        decision: Route,
+        cors: Iterable[tuple[str, str]],
+        request: HttpRequest | None = None,
+        *,
+        count: bool = True,
     ) -> None:
+        """Answer an Engine.IO error; with ``request``, tell the ``connection_error`` hooks."""
         assert decision.error is not None
         if count:
             self._engine.counters.refused_requests += 1
+        if request is not None:
+            self._engine.hooks.connection_error(request, decision.error)
         body = engine_error_body(decision.error)
         await _respond(send, decision.status, body, cors, content_type="application/json", close=True)
 
     async def _poll_get(
-        self, decision: Route, receive: ASGIReceive, send: ASGISend, cors: list[tuple[str, str]]
+        self,
+        request: HttpRequest,
+        decision: Route,
+        receive: ASGIReceive,
+        send: ASGISend,
+        cors: list[tuple[str, str]],
     ) -> None:
         session = decision.session
         assert session is not None
         refusal = poll_get_refusal(session)
         if refusal is not None:
-            await self._refuse(send, Route.refuse(refusal), cors)
+            await self._refuse(
+                send, Route.refuse(refusal), cors, request if poll_refusal_reported(refusal) else None
+            )
             return
 
         async def hold() -> bool:
@@ -266,7 +284,8 @@ class ASGIFrontDoor:
 
         body = await hold_get(session, hold)
         if body is not None:
-            await _respond(send, 200, body.encode(), cors)
+            headers = self._engine.hooks.response_headers(request, cors, handshake=False)
+            await _respond(send, 200, body.encode(), headers)
 
     async def _poll_post(
         self,
@@ -281,7 +300,9 @@ class ASGIFrontDoor:
         limit = self._engine.options.max_payload
         refusal = poll_post_refusal(session)
         if refusal is not None:
-            await self._refuse(send, Route.refuse(refusal), cors)
+            await self._refuse(
+                send, Route.refuse(refusal), cors, request if poll_refusal_reported(refusal) else None
+            )
             return
         declared = request.header("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
@@ -315,7 +336,8 @@ class ASGIFrontDoor:
         if outcome is PostOutcome.BAD_REQUEST:
             await self._refuse(send, Route.refuse(EngineErrorCode.BAD_REQUEST), cors)
             return
-        await _respond(send, 200, b"ok", cors, content_type="text/html")
+        headers = self._engine.hooks.response_headers(request, cors, handshake=False)
+        await _respond(send, 200, b"ok", headers, content_type="text/html")
 
     # -- WebSocket ------------------------------------------------------------------------------------
     async def _websocket(self, scope: ASGIScope, receive: ASGIReceive, send: ASGISend) -> None:
@@ -334,13 +356,16 @@ class ASGIFrontDoor:
         if decision.action is Action.REFUSE:
             assert decision.error is not None
             engine.counters.refused_requests += 1
+            engine.hooks.connection_error(request, decision.error)
             body = engine_error_body(decision.error)
             await _deny(scope, send, decision.status, body, "application/json")
             return
         if decision.action not in (Action.OPEN_WEBSOCKET, Action.UPGRADE):  # pragma: no cover
             await send({"type": "websocket.close", "code": 1008})
             return
-        await send({"type": "websocket.accept"})
+        opening = decision.action is Action.OPEN_WEBSOCKET
+        extra = engine.hooks.response_headers(request, (), handshake=opening)
+        await send({"type": "websocket.accept", "headers": _header_list(extra)})
         options = engine.options
         reader = ASGIWebSocketReader(receive, max_message=options.max_payload)
         host = None

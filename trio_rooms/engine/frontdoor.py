@@ -21,6 +21,7 @@ from ..protocol.encoded import control
 from ..protocol.engineio import decode_payload, encode_ws
 from ..stats import Counters
 from ..types import Transport
+from .hooks import EngineHooks
 from .http import EngineErrorCode, HttpRequest
 from .options import EngineOptions
 from .routing import Route
@@ -38,6 +39,7 @@ __all__ = [
     "hold_get",
     "poll_get_refusal",
     "poll_post_refusal",
+    "poll_refusal_reported",
     "serve_upgrade",
     "serve_websocket_session",
 ]
@@ -74,6 +76,12 @@ class EngineCore(Protocol):
 
     @property
     def sessions(self) -> Mapping[str, Session]: ...
+
+    @property
+    def hooks(self) -> EngineHooks:
+        """The application's hooks: every front door builds its answers' headers with
+        ``hooks.response_headers`` and reports each refused request to ``hooks.connection_error``."""
+        ...
 
     @property
     def nursery(self) -> trio.Nursery:
@@ -146,6 +154,14 @@ def poll_get_refusal(session: Session) -> EngineErrorCode | None:
         session.close(DisconnectReason.TRANSPORT_ERROR)
         return EngineErrorCode.BAD_REQUEST
     return None
+
+
+def poll_refusal_reported(code: EngineErrorCode) -> bool:
+    """Whether a long-polling refusal (``poll_get_refusal``, ``poll_post_refusal``) goes to the
+    ``connection_error`` hooks: an unknown (closed or expired) session does, as a request Node's
+    server fails to verify; a request overlapping a pending one (code 3) is a transport error of the
+    session instead, as in Node."""
+    return code is EngineErrorCode.UNKNOWN_SID
 
 
 def poll_post_refusal(session: Session) -> EngineErrorCode | None:

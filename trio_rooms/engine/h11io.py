@@ -261,10 +261,15 @@ def valid_websocket_request(request: HttpRequest) -> bool:
     )
 
 
-async def accept_websocket(stream: trio.abc.Stream, conn: h11.Connection, request: HttpRequest) -> bytes:
-    """Answer 101 Switching Protocols (check ``valid_websocket_request`` first); return the bytes
-    received after the request head. No extension is negotiated: compression stays off, as in
-    Node's default.
+async def accept_websocket(
+    stream: trio.abc.Stream,
+    conn: h11.Connection,
+    request: HttpRequest,
+    extra_headers: Iterable[tuple[str, str]] = (),
+) -> bytes:
+    """Answer 101 Switching Protocols (check ``valid_websocket_request`` first), with
+    ``extra_headers`` after its own; return the bytes received after the request head. No
+    extension is negotiated: compression stays off, as in Node's default.
     """
     key = request.header("sec-websocket-key") or ""
     response = h11.InformationalResponse(
@@ -274,6 +279,7 @@ async def accept_websocket(stream: trio.abc.Stream, conn: h11.Connection, reques
             ("upgrade", "websocket"),
             ("connection", "Upgrade"),
             ("sec-websocket-accept", websocket_accept_token(key)),
+            *extra_headers,
         ],
     )
     await stream.send_all(conn.send(response) or b"")

@@ -50,6 +50,9 @@ class HttpRequest:
         path: the path part of the target.
         query: the query parameters (the last value wins for a repeated name).
         headers: header names lower-cased, values decoded as latin-1, in arrival order.
+        address: the client's address as the server sees it (the peer, or a trusted proxy's
+            ``X-Forwarded-For``, as ``handshake.address``), in the requests a ``fallback`` and the
+            metrics policy get; empty in the Engine.IO requests (their session has it).
     """
 
     method: str
@@ -57,6 +60,7 @@ class HttpRequest:
     path: str
     query: dict[str, str]
     headers: tuple[tuple[str, str], ...]
+    address: str = ""
 
     def header(self, name: str) -> str | None:
         """The values of header ``name`` (lower case) joined by ", ", or None when absent."""

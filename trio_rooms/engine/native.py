@@ -8,6 +8,7 @@ WebSocket is then served by the same task, which also hosts the session when it 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import socket
 from collections.abc import Awaitable, Callable, Sequence
@@ -35,6 +36,7 @@ from .frontdoor import (
     hold_get,
     poll_get_refusal,
     poll_post_refusal,
+    poll_refusal_reported,
 )
 from .h11io import (
     MAX_REQUEST_HEAD_BYTES,
@@ -282,6 +284,7 @@ class _HttpConnection:
         if action is Action.FALLBACK:
             return await self._fallback(request)
         cors = self.options.cors_policy.headers(request)
+        hooks = engine.hooks
         if action is Action.PREFLIGHT:
             headers = self.options.cors_policy.preflight_headers(request)
             await self._send(204, b"", headers, close=False)
@@ -291,12 +294,13 @@ class _HttpConnection:
                 assert decision.error is not None
                 await self._send_error(decision.error, decision.status, (), close=False)
                 return After.KEEP_ALIVE
-            return await self._refuse(decision, cors)
+            return await self._refuse(decision, cors, request)
         if action in (Action.OPEN_POLLING, Action.OPEN_WEBSOCKET) and not await engine.allowed(request):
-            return await self._refuse(Route.refuse(EngineErrorCode.FORBIDDEN, 403), cors)
+            return await self._refuse(Route.refuse(EngineErrorCode.FORBIDDEN, 403), cors, request)
         address = engine.client_address(_peer_address(self.stream), request)
         if action in (Action.OPEN_WEBSOCKET, Action.UPGRADE):
-            trailing = await self._accept_websocket(request)
+            extra = hooks.response_headers(request, (), handshake=action is Action.OPEN_WEBSOCKET)
+            trailing = await self._accept_websocket(request, extra)
             if action is Action.UPGRADE:
                 assert decision.session is not None
                 return partial(serve_upgrade, engine, self.stream, trailing, decision.session)
@@ -305,11 +309,11 @@ class _HttpConnection:
         if action is Action.OPEN_POLLING:
             session, _host = engine.open_session(Transport.POLLING, request, address, self.secure)
             body = str(encode_ws(session.open_packet())).encode()
-            await self._send(200, body, cors, close=False)
+            await self._send(200, body, hooks.response_headers(request, cors, handshake=True), close=False)
             return After.KEEP_ALIVE
         assert decision.session is not None
         if action is Action.POLL_GET:
-            return await self._poll_get(decision.session, cors)
+            return await self._poll_get(request, decision.session, cors)
         return await self._poll_post(request, decision.session, cors)
 
     async def _send(
@@ -355,13 +359,13 @@ class _HttpConnection:
             data = data[sent:]
         await self.stream.send_all(data)
 
-    async def _accept_websocket(self, request: HttpRequest) -> bytes:
-        """Answer 101 to a valid WebSocket handshake; return the bytes that came after its head."""
+    async def _accept_websocket(self, request: HttpRequest, extra: Sequence[tuple[str, str]]) -> bytes:
+        """Answer 101 (with the ``extra`` headers) to a valid WebSocket handshake; return the bytes
+        that came after its head."""
         if self.http is not None:
-            return await accept_websocket(self.stream, self.http, request)
-        await self._write(
-            switching_protocols(websocket_accept_token(request.header("sec-websocket-key") or ""))
-        )
+            return await accept_websocket(self.stream, self.http, request, extra)
+        token = websocket_accept_token(request.header("sec-websocket-key") or "")
+        await self._write(switching_protocols(token, extra))
         trailing = bytes(self.buffer[self.offset :])
         self.buffer = bytearray()
         self.offset = 0
@@ -375,9 +379,16 @@ class _HttpConnection:
             status, engine_error_body(code), headers, close=close, content_type="application/json"
         )
 
-    async def _refuse(self, decision: Route, cors: Sequence[tuple[str, str]]) -> After:
+    async def _refuse(
+        self, decision: Route, cors: Sequence[tuple[str, str]], request: HttpRequest | None = None
+    ) -> After:
+        """Answer an Engine.IO error and close; with ``request`` (a request refused as Node's server
+        refuses one: by its route, ``allow_request`` or its session's state), tell the
+        ``connection_error`` hooks."""
         assert decision.error is not None
         self.engine.counters.refused_requests += 1
+        if request is not None:
+            self.engine.hooks.connection_error(request, decision.error)
         # An error answer ends the connection (a request body we did not read would otherwise be
         # taken for the next request; and a client that erred is not worth keeping alive).
         await self._send_error(decision.error, decision.status, cors, close=True)
@@ -387,8 +398,9 @@ class _HttpConnection:
         response: HttpResponse | None = None
         fallback = self.options.fallback
         if fallback is not None:
+            address = self.engine.client_address(_peer_address(self.stream), request)
             try:
-                response = await fallback(request)
+                response = await fallback(dataclasses.replace(request, address=address))
             except Exception:
                 logger.exception("fallback handler failed")
                 response = HttpResponse(500, b"Internal Server Error")
@@ -403,16 +415,21 @@ class _HttpConnection:
         return After.CLOSE if close else After.KEEP_ALIVE
 
     # -- long-polling ---------------------------------------------------------------------------------
-    async def _poll_get(self, session: Session, cors: Sequence[tuple[str, str]]) -> After:
+    async def _poll_get(
+        self, request: HttpRequest, session: Session, cors: Sequence[tuple[str, str]]
+    ) -> After:
         refusal = poll_get_refusal(session)
         if refusal is not None:
-            return await self._refuse(Route.refuse(refusal), cors)
+            return await self._refuse(
+                Route.refuse(refusal), cors, request if poll_refusal_reported(refusal) else None
+            )
         self.pipelined = False
         body = await hold_get(session, partial(self._hold, session))
         if body is None:
             return After.CLOSE  # the client went away while we held its GET
         # Pipelining (a request sent while its GET was held): answer this one, then close.
-        await self._send(200, body.encode(), cors, close=self.pipelined)
+        headers = self.engine.hooks.response_headers(request, cors, handshake=False)
+        await self._send(200, body.encode(), headers, close=self.pipelined)
         return After.CLOSE if self.pipelined else After.KEEP_ALIVE
 
     def _pipelined(self, data: bytes) -> None:
@@ -468,7 +485,9 @@ class _HttpConnection:
         opts = self.options
         refusal = poll_post_refusal(session)
         if refusal is not None:
-            return await self._refuse(Route.refuse(refusal), cors)
+            return await self._refuse(
+                Route.refuse(refusal), cors, request if poll_refusal_reported(refusal) else None
+            )
         declared = request.header("content-length")
         if declared is not None and declared.isdigit() and int(declared) > opts.max_payload:
             session.close(DisconnectReason.TRANSPORT_ERROR)
@@ -499,7 +518,8 @@ class _HttpConnection:
                 return await self._refuse(Route.refuse(EngineErrorCode.BAD_REQUEST), cors)
         finally:
             session.post_pending = False
-        await self._send(200, b"ok", cors, close=False, content_type="text/html")
+        headers = self.engine.hooks.response_headers(request, cors, handshake=False)
+        await self._send(200, b"ok", headers, close=False, content_type="text/html")
         return After.KEEP_ALIVE
 
 

@@ -14,7 +14,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 import trio
 
@@ -25,6 +25,7 @@ from ..types import Transport
 from .frontdoor import SessionHost, SessionOpener
 from .handle import EngineSession
 from .heartbeat import Heartbeats
+from .hooks import HOOK_EVENTS, EngineHooks
 from .http import HttpRequest
 from .native import NativeFrontDoor
 from .options import EngineOptions
@@ -38,7 +39,7 @@ __all__ = ["EngineServer"]
 logger = logging.getLogger("trio_rooms")
 
 SessionHandler = Callable[[EngineSession], Awaitable[Any]]
-F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 class EngineServer:
@@ -48,6 +49,14 @@ class EngineServer:
     ``async for message in session`` yields each message (str or bytes) until the session ends,
     ``await session.send(message)`` sends one, ``await session.close()`` ends it; the session closes
     when the handler returns. Serve with ``await nursery.start(engine.serve, host, port)``.
+
+    Hooks (plain functions, as Node's events): ``engine.on("initial_headers", fn)`` with ``fn(headers,
+    request)`` changes the extra headers of the answer to a request without a sid (the polling
+    handshake, a direct WebSocket); ``engine.on("headers", fn)`` those of every polling GET/POST
+    answer and every WebSocket upgrade answer (after ``initial_headers``, on the same dict; a list
+    value is a repeated header, as two ``set-cookie``); ``engine.on("connection_error", fn)`` with
+    ``fn(err)`` (a ``ConnectionErrorEvent``: ``code``, ``message``, ``request``) for every refused
+    request.
 
     Args:
         counters: the counters to update (the Socket.IO server shares its own).
@@ -63,6 +72,8 @@ class EngineServer:
         self.counters = counters if counters is not None else Counters()
         self._on_session = on_session
         self._handler: SessionHandler | None = None
+        #: The application's hooks (``on("initial_headers" | "headers" | "connection_error", fn)``).
+        self.hooks = EngineHooks()
         self._sessions: dict[str, Session] = {}
         self._heartbeats = Heartbeats(self.options.heartbeat_resolution)
         self._held_gets = HeldGets()
@@ -89,17 +100,36 @@ class EngineServer:
             raise RuntimeError("the Engine.IO server is not serving")
         return self._nursery
 
-    def on(self, event: str) -> Callable[[F], F]:
-        """Register the ``"connection"`` handler: ``async def handler(session)``."""
-        if event != "connection":
-            raise ValueError('EngineServer has one event: "connection"')
+    @overload
+    def on(self, event: str) -> Callable[[F], F]: ...
+
+    @overload
+    def on(self, event: str, handler: F) -> F: ...
+
+    def on(self, event: str, handler: F | None = None) -> Callable[[F], F] | F:
+        """Register the ``"connection"`` handler (``async def handler(session)``) or a hook
+        (``"initial_headers"``, ``"headers"``, ``"connection_error"``: plain functions, see the class);
+        as a decorator, or called with the handler.
+
+        Raises:
+            ValueError: an unknown event.
+            TypeError: a handler of the wrong kind.
+        """
+        if event != "connection" and event not in HOOK_EVENTS:
+            raise ValueError(
+                f'EngineServer has no event {event!r} ("connection", "initial_headers", "headers", '
+                '"connection_error")'
+            )
 
         def register(handler: F) -> F:
-            check_async_callable(handler, "connection handler")
-            self._handler = handler
+            if event == "connection":
+                check_async_callable(handler, "connection handler")
+                self._handler = handler
+            else:
+                self.hooks.add(event, handler)
             return handler
 
-        return register
+        return register if handler is None else register(handler)
 
     # -- serving ----------------------------------------------------------------------------------
     async def serve(

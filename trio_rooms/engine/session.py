@@ -229,8 +229,12 @@ class Session:
         return self.poll.write(item, volatile=volatile)
 
     def send_packet(self, packet: Packet) -> bool:
-        """Encode and send one Socket.IO packet."""
-        return self.write(Encoded.of(packet))
+        """Encode and send one Socket.IO packet (counted in the server's ``deliveries``)."""
+        item = Encoded.of(packet)
+        if self.write(item):
+            self.counters.delivered(1, len(item.frames))
+            return True
+        return False
 
     async def wait_writable(self) -> None:
         """Wait until the current transport's queue is under the bound (or the session ends)."""

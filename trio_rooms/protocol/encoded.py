@@ -24,12 +24,15 @@ class Encoded:
     Attributes:
         frames: the WebSocket frames (a text frame per text packet, a binary frame per binary one).
         polling: the long-polling payload segment (packets joined by "\x1e", binary as "b" + base64).
+        packet: the Socket.IO packet of a broadcast (``of(..., keep_packet=True)``), else None: what
+            a recipient's outgoing listeners are told about, read only by a socket that has some.
     """
 
-    __slots__ = ("_polling", "_segments", "frames")
+    __slots__ = ("_polling", "_segments", "frames", "packet")
 
-    def __init__(self, segments: tuple[str | bytes, ...]) -> None:
+    def __init__(self, segments: tuple[str | bytes, ...], packet: Packet | None = None) -> None:
         self._segments = segments
+        self.packet = packet
         self._polling: str | None = None
         frames = b""
         for segment in segments:
@@ -37,10 +40,11 @@ class Encoded:
         self.frames = frames
 
     @classmethod
-    def of(cls, packet: Packet) -> Encoded:
-        """The Engine.IO MESSAGE(s) carrying Socket.IO ``packet`` and its attachments."""
+    def of(cls, packet: Packet, *, keep_packet: bool = False) -> Encoded:
+        """The Engine.IO MESSAGE(s) carrying Socket.IO ``packet`` and its attachments; with
+        ``keep_packet`` (a broadcast's, shared by its recipients), ``packet`` stays readable."""
         text, attachments = encode(packet)
-        return cls(("4" + text, *attachments))
+        return cls(("4" + text, *attachments), packet if keep_packet else None)
 
     @property
     def segments(self) -> tuple[str | bytes, ...]:

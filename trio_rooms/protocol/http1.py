@@ -8,7 +8,7 @@ bytes are read in linear time and never past the head limit. Sans IO; h11 is not
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -303,20 +303,29 @@ def simple_response(
     return "".join(parts).encode("ascii") + body
 
 
-def switching_protocols(accept_token: str) -> bytes:
+def switching_protocols(accept_token: str, extra_headers: Iterable[tuple[str, str]] = ()) -> bytes:
     """The bytes h11 sends for the 101 that accepts a WebSocket handshake (``h11io.accept_websocket``).
 
     Args:
         accept_token: The Sec-WebSocket-Accept value (base64: visible ASCII).
+        extra_headers: (name, value) pairs after the handshake's own (names tokens, values as
+            ``simple_response`` takes them).
 
     Raises:
-        ValueError: for a token h11 would not send.
+        ValueError: for a token or a header h11 would not send.
     """
     if not (accept_token.isascii() and accept_token.isprintable()) or " " in accept_token:
         raise ValueError(f"illegal Sec-WebSocket-Accept {accept_token!r}")
+    extra = ""
+    for name, value in extra_headers:
+        if not _is_token(name):
+            raise ValueError(f"illegal header name {name!r}")
+        if not (value.isascii() and value.isprintable()) or value[:1] == " " or value[-1:] == " ":
+            _check_value(value)
+        extra += f"{name}: {value}\r\n"
     return (
         "HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\n"
-        f"sec-websocket-accept: {accept_token}\r\n\r\n"
+        f"sec-websocket-accept: {accept_token}\r\n{extra}\r\n"
     ).encode("ascii")
 
 

@@ -226,6 +226,9 @@ class RedisAdapter(Adapter):
         )
 
     # -- observability -----------------------------------------------------------------------------
+    #: The failures among ``stats()`` (the server's ``adapter_errors``).
+    error_stats = ("publish_errors", "invalid", "request_timeouts", "dropped_overload")
+
     @property
     def connected(self) -> bool:
         """Whether the bus is connected and subscribed now."""
@@ -356,7 +359,7 @@ class RedisAdapter(Adapter):
         Raises:
             AdapterError: the publish failed (local delivery has happened).
         """
-        await self._local.deliver(Encoded.of(packet), opts)
+        await self._local.deliver(Encoded.of(packet, keep_packet=True), opts)
         if not opts.flags.local:
             await self._publish(Broadcast(packet, opts))
 

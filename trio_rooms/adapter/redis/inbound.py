@@ -143,7 +143,7 @@ class InboundHandler:
                 if len(opts.rooms) == 1 and not (opts.rooms & local.rooms.keys()):
                     self._counters["ignored"] += 1  # a room channel message for a room absent here
                     return
-                await local.deliver(Encoded.of(packet), opts)
+                await local.deliver(Encoded.of(packet, keep_packet=True), opts)
             case SocketsJoin(opts=opts, rooms=rooms):
                 await local.add_sockets(opts, rooms)
             case SocketsLeave(opts=opts, rooms=rooms):
