@@ -91,9 +91,12 @@ function handle(socket, event, fn) {
 
 io.on("connection", (socket) => {
   const auth = socket.handshake.auth || {};
-  socket.data.name = auth.name ?? null;
-  socket.data.server = name;
-  socket.join(auth.rooms || []);
+  if (!socket.recovered) {
+    // a recovered socket has its data and rooms back
+    socket.data.name = auth.name ?? null;
+    socket.data.server = name;
+    socket.join(auth.rooms || []);
+  }
 
   handle(socket, "do_broadcast", async (rooms, exceptRooms, event, ...rest) => {
     let operator = rooms.length ? io.of("/").to(rooms) : io.of("/").except([]);
