@@ -20,6 +20,9 @@ TEST_DEPS = [
     "hypercorn[trio]>=0.17",
     "starlette>=0.37",
     "quart-trio>=0.11",
+    # The Admin UI (trio-rooms[admin]) and the real page in headless Chromium.
+    "bcrypt>=4.1",
+    "selenium>=4.20",
 ]
 
 

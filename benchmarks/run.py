@@ -53,6 +53,9 @@ SERVERS: dict[str, tuple[str, ...]] = {
     "trio-nofreeze": (sys.executable, str(HERE / "server_trio.py"), "--no-freeze-gc"),
     # Server(metrics=True), its /metrics scraped once a second over HTTP (issue 16: the cost when on).
     "trio-metrics": (sys.executable, str(HERE / "server_trio.py"), "--metrics-scrape", "1"),
+    # The same server instrumented for the Socket.IO Admin UI (no page connected), in both modes.
+    "trio-admin": (sys.executable, str(HERE / "server_trio.py"), "--admin", "development"),
+    "trio-admin-prod": (sys.executable, str(HERE / "server_trio.py"), "--admin", "production"),
     # The floor: one send(2) per delivery of a frame encoded once, from a bare selectors loop.
     "limit": (sys.executable, str(HERE / "server_limit.py")),
     # trio_rooms as an ASGI application (trio_rooms.ASGIApp) under Hypercorn's trio worker (issue 14).
@@ -73,6 +76,8 @@ LABELS = {
     "psio": "python-socketio",
     "trio-nofreeze": "trio_rooms freeze_gc=False",
     "trio-metrics": "trio_rooms metrics on (scraped 1/s)",
+    "trio-admin": "trio_rooms + Admin UI (development)",
+    "trio-admin-prod": "trio_rooms + Admin UI (production)",
     "limit": "the limit",
     "asgi": "trio_rooms ASGI (Hypercorn)",
     "psio-asgi": "python-socketio ASGI (uvicorn)",
@@ -385,8 +390,8 @@ def main() -> int:
     parser.add_argument(
         "--servers",
         default="trio,node,psio,limit",
-        help="comma-separated, among trio,node,psio,limit,trio-nofreeze,trio-metrics,asgi,psio-asgi,"
-        "trio-recovery,node-recovery (default trio,node,psio,limit)",
+        help="comma-separated, among trio,node,psio,limit,trio-nofreeze,trio-metrics,trio-admin,"
+        "trio-admin-prod,asgi,psio-asgi,trio-recovery,node-recovery (default trio,node,psio,limit)",
     )
     parser.add_argument("--deliveries", type=int, default=100_000, help="deliveries per throughput phase")
     parser.add_argument("--latency-seconds", type=float, default=5.0, help="length of each latency phase")

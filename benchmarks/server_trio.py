@@ -18,6 +18,9 @@ Handlers of the extra workloads (scenarios.py; every server has them):
 
 ``--gc-freeze-rooms``: ``bench-rooms`` ends with ``gc.collect(); gc.freeze()`` (a diagnostic).
 
+``--admin development|production``: ``trio_rooms.admin.instrument(server, mode=...)`` (the Admin UI's
+instrumentation, no page connected; its cost on the broadcast path).
+
 ``--ping-interval S``, ``--ping-timeout S``: the heartbeat (defaults: the Server's, 25 and 20 s).
 
 ``--metrics-scrape S``: ``Server(metrics=True)``, and a task of this process that scrapes its own
@@ -68,6 +71,8 @@ TRACE: dict[int, int] | None = None
 GC_FREEZE = False
 #: With --stats-stdin: the disconnect reasons of the sockets so far, by reason.
 DISCONNECTS: collections.Counter[str] | None = None
+#: With --admin: the mode of the Admin UI's instrumentation.
+ADMIN: str | None = None
 
 
 def count_encodes() -> None:
@@ -269,6 +274,10 @@ async def main(
     server = build_server(
         freeze_gc, ping_interval, ping_timeout, metrics=metrics_scrape is not None, recovery=recovery
     )
+    if ADMIN is not None:
+        from trio_rooms.admin import instrument
+
+        instrument(server, mode="production" if ADMIN == "production" else "development")
     async with trio.open_nursery() as nursery:
         listeners = await nursery.start(server.serve, "127.0.0.1", port)
         if DISCONNECTS is not None:
@@ -315,7 +324,9 @@ if __name__ == "__main__":
         metavar="SECONDS",
         help="Server(metrics=True), and GET /metrics from it every SECONDS over HTTP",
     )
+    parser.add_argument("--admin", choices=["development", "production"], help="instrument for the Admin UI")
     cli = parser.parse_args()
+    ADMIN = cli.admin
     if cli.stats_stdin:
         DISCONNECTS = collections.Counter()
     GC_FREEZE = cli.gc_freeze_rooms

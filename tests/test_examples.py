@@ -1,10 +1,11 @@
 """The examples and the demo entry point, run as a user runs them: real processes on 127.0.0.1.
 
-Covers ``examples/echo.py demo``, ``examples/chat.py demo``, and ``python -m trio_rooms --port 0``
-served as a separate process, checked with the echo client and the chat demo's clients, then
-stopped with SIGINT or SIGTERM: it must exit 0 without a traceback. The ASGI examples
-(``examples/asgi_starlette.py``, ``examples/asgi_quart_trio.py``) run under ``hypercorn -k trio`` as
-examples/README.md says, with their routes and the chat demo's clients, then SIGTERM.
+Covers ``examples/echo.py demo``, ``examples/chat.py demo``, ``examples/admin_ui.py demo``, and
+``python -m trio_rooms --port 0`` served as a separate process, checked with the echo client and the
+chat demo's clients, then stopped with SIGINT or SIGTERM: it must exit 0 without a traceback. The
+ASGI examples (``examples/asgi_starlette.py``, ``examples/asgi_quart_trio.py``) run under
+``hypercorn -k trio`` as examples/README.md says, with their routes and the chat demo's clients, then
+SIGTERM.
 """
 
 from __future__ import annotations
@@ -71,6 +72,19 @@ async def test_chat_demo() -> None:
     assert b"ok   alice got room a's messages, once each" in result.stdout
     assert b"ok   carol got room b's message only" in result.stdout
     assert b"chat demo: OK" in result.stdout
+
+
+async def test_admin_ui_demo() -> None:
+    """examples/admin_ui.py demo: the demo server instrumented for the Admin UI, the page played by
+    the trio_rooms client, and the page's own files served (after ``npm ci`` in tests/interop)."""
+    if not (ROOT / "tests/interop/node_modules/@socket.io/admin-ui/ui/dist").is_dir():
+        missing("@socket.io/admin-ui is missing: run `npm ci` in tests/interop")
+    result = await _run(str(EXAMPLES / "admin_ui.py"), "demo")
+    assert result.returncode == 0, _explain(result)
+    assert b"FAIL" not in result.stdout
+    assert b"ok   the page's _disconnect disconnected the user" in result.stdout
+    assert b"ok   the page is served at /admin-ui/" in result.stdout
+    assert b"admin demo: OK" in result.stdout
 
 
 async def _read_url(process: trio.Process) -> str:

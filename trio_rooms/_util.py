@@ -1,15 +1,23 @@
-"""Small shared helpers: argument normalisation, handler checks, exception-group unwrapping."""
+"""Small shared helpers: argument normalisation, handler checks, exception-group unwrapping, socket ids."""
 
 from __future__ import annotations
 
 import functools
 import inspect
+import secrets
 import types
 from collections.abc import Callable, Generator, Iterable
 from contextlib import contextmanager
 from typing import Any
 
-__all__ = ["check_async_callable", "rooms_arg", "unwrap_group"]
+from .types import SocketId
+
+__all__ = ["check_async_callable", "new_socket_id", "rooms_arg", "unwrap_group"]
+
+
+def new_socket_id() -> SocketId:
+    """A fresh, random socket id of 128 bits (22 URL-safe characters)."""
+    return SocketId(secrets.token_urlsafe(16))
 
 
 def rooms_arg(room_or_rooms: str | Iterable[str]) -> frozenset[str]:

@@ -6,12 +6,14 @@ cancelling it shuts down gracefully (every socket gets "server shutting down", w
 
 from __future__ import annotations
 
+import inspect
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, Final, TypeVar
+from types import MappingProxyType
+from typing import Any, Final, TypeAlias, TypeVar
 
 import trio
 
@@ -40,6 +42,9 @@ __all__ = ["Server"]
 logger = logging.getLogger("trio_rooms")
 
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
+Service: TypeAlias = Callable[..., Awaitable[Any]]
+"""``async def service(*, task_status=trio.TASK_STATUS_IGNORED)``: background work of the server
+(``Server.add_service``): it calls ``task_status.started()`` once ready, then runs until cancelled."""
 
 DEFAULT_PING_INTERVAL: Final = 25.0
 DEFAULT_PING_TIMEOUT: Final = 20.0
@@ -231,6 +236,8 @@ class Server:
         self._services: trio.Nursery | None = None
         #: The cancel scopes of the adapters' ``run`` tasks (only adapters that have background work).
         self._adapter_scopes: dict[str, trio.CancelScope] = {}
+        self._service_list: list[Service] = []
+        self._namespace_hooks: list[Callable[[Namespace], Any]] = []
         self.of("/")
 
     # -- namespaces -------------------------------------------------------------------------------
@@ -254,6 +261,7 @@ class Server:
                     recovery=self.connection_state_recovery,
                 )
                 self._start_adapter(namespace)
+                self._namespace_created(namespace)
             return namespace
         if isinstance(name, re.Pattern) or callable(name):
             for parent in self._parents:
@@ -270,6 +278,46 @@ class Server:
             self._parents.append(parent)
             return parent
         raise TypeError("a namespace is a str, a compiled regex or a callable")
+
+    @property
+    def namespaces(self) -> Mapping[str, Namespace]:
+        """The namespaces of this server by name (read-only, live): those made by ``of(name)`` and
+        the children that parents made (``of(regex)`` / ``of(callable)``), not the parents."""
+        return MappingProxyType(self._namespaces)
+
+    def on_new_namespace(self, callback: Callable[[Namespace], Any]) -> Callable[[Namespace], Any]:
+        """Call ``callback(namespace)`` (a plain function, called inline) for each namespace made from
+        now on, by ``of(name)`` or as a parent's child (Node's ``new_namespace`` event); the ones that
+        exist already are in ``namespaces``. A child shares its parent's ``middlewares`` and
+        ``connection_handlers`` lists (``namespace.parent`` is set). Usable as a decorator.
+
+        Raises:
+            TypeError: ``callback`` is not a plain function.
+        """
+        if not callable(callback) or inspect.iscoroutinefunction(callback):
+            raise TypeError("a new_namespace callback is a plain function")
+        self._namespace_hooks.append(callback)
+        return callback
+
+    def _namespace_created(self, namespace: Namespace) -> None:
+        for callback in self._namespace_hooks:
+            try:
+                callback(namespace)
+            except Exception:
+                logger.exception("new_namespace callback %r failed on %r", callback, namespace)
+
+    def add_service(self, service: Service) -> None:
+        """Run ``async def service(*, task_status)`` in the server's own nursery while it runs (it is
+        started by ``serve``, ``serve_listeners`` and ``running()``, so by ``ASGIApp``'s lifespan too):
+        after the adapters, before the server takes connections; if the server is running already,
+        at once. Cancelled when the server stops; an error in it stops the server (a service that
+        must survive its own errors catches them). Each run of the server starts it anew.
+        """
+        if not callable(service):
+            raise TypeError("a service is an async function")
+        self._service_list.append(service)
+        if self._services is not None:
+            self._services.start_soon(service)
 
     def _start_adapter(self, namespace: Namespace) -> None:
         if self._services is not None and has_background_work(namespace.adapter):
@@ -318,6 +366,7 @@ class Server:
                         raise ConnectionRefused("Too many namespaces")
                     namespace = self._namespaces[name] = parent.create_child(name)
                     self._start_adapter(namespace)
+                    self._namespace_created(namespace)
                 return namespace
         return None
 
@@ -479,10 +528,10 @@ class Server:
     @asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
         """Run the server's machinery, without listeners, for the duration of the block: each
-        namespace's adapter ``run`` (started first), the heartbeat schedule, the nursery of the
-        polling sessions' hosts. ``serve_listeners`` serves inside it; so does ``ASGIApp`` between
-        an ASGI server's lifespan startup and shutdown (a connection's own tasks then live in its
-        ASGI call).
+        namespace's adapter ``run`` (started first), the services (``add_service``), the heartbeat
+        schedule, the nursery of the polling sessions' hosts. ``serve_listeners`` serves inside it;
+        so does ``ASGIApp`` between an ASGI server's lifespan startup and shutdown (a connection's
+        own tasks then live in its ASGI call).
 
         Leaving the block (or cancelling it) shuts down as cancelling ``serve`` does: every socket
         still connected is disconnected with reason "server shutting down", its handlers run within
@@ -502,6 +551,8 @@ class Server:
                     await services.start(self._run_adapter, namespace)
             if self.freeze_gc:
                 await services.start(manage_frozen_objects, self.counters, lambda: len(self.engine.sessions))
+            for service in list(self._service_list):
+                await services.start(service)
             self._services = services
             try:
                 async with self.engine.running():

@@ -9,13 +9,12 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import logging
-import secrets
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Set
 from typing import TYPE_CHECKING, Any, Final, TypeAlias, TypeVar
 
 import trio
 
-from ._util import check_async_callable, rooms_arg
+from ._util import check_async_callable, new_socket_id, rooms_arg
 from .broadcast import BroadcastOperator
 from .errors import AckTimeout, ConnectionRefused, Disconnected, DisconnectReason, LocalProtocolError
 from .hooks import CatchAllListeners, HookedEmitter, OutgoingListeners, PacketMiddleware, PacketMiddlewares
@@ -44,11 +43,6 @@ Middleware: TypeAlias = "Callable[[Socket], Awaitable[None]]"
 """``async def middleware(socket)``: raising ``ConnectionRefused`` refuses the connection."""
 ConnectionHandler: TypeAlias = "Callable[[Socket], Awaitable[Any]]"
 """``async def handler(socket)``: runs once the socket is connected."""
-
-
-def new_socket_id() -> SocketId:
-    """A fresh, random socket id of 128 bits (22 URL-safe characters)."""
-    return SocketId(secrets.token_urlsafe(16))
 
 
 class _RoomsView(Set[Room]):
@@ -85,6 +79,8 @@ class Socket(HookedEmitter):
         data: a dict for the application.
         recovered: True for a dropped socket given back by connection state recovery (the same id,
             rooms and ``data``; the broadcasts it missed were sent first).
+        conn: the Engine.IO session under it (Node's ``socket.conn``): ``conn.sid`` (sensitive: it
+            lets its holder poll the session), ``conn.transport`` ("polling", then "websocket").
     """
 
     #: Write a pre-encoded packet to this client now (never awaits; the broadcast path):
@@ -108,7 +104,7 @@ class Socket(HookedEmitter):
         self._resume_offset = ""
         self._host = host
         self._options = options
-        self._session = host.session
+        self.conn = self._session = host.session
         # A socket made before an upgrade keeps ``session.write``, which follows the upgrade.
         self.deliver = self._write = host.session.deliver
         self._any = CatchAllListeners()

@@ -28,6 +28,7 @@ from .heartbeat import Heartbeats
 from .hooks import HOOK_EVENTS, EngineHooks
 from .http import HttpRequest
 from .native import NativeFrontDoor
+from .observe import SESSION_EVENTS, SessionObservers, TrafficMeter
 from .options import EngineOptions
 from .policy import client_address
 from .polling import HeldGets
@@ -58,6 +59,14 @@ class EngineServer:
     ``fn(err)`` (a ``ConnectionErrorEvent``: ``code``, ``message``, ``request``) for every refused
     request.
 
+    Session events (plain functions, for tools that watch the server, as the Admin UI's
+    instrumentation): ``engine.on("session_open", fn)`` with ``fn(session)`` once a session is
+    opened and registered (Node's ``connection``), ``engine.on("upgrade", fn)`` with ``fn(session)``
+    once it moved from long-polling to WebSocket, ``engine.on("session_close", fn)`` with
+    ``fn(session, reason)`` when it ends. A ``Session`` has ``sid``, ``transport`` ("polling" or
+    "websocket"), ``address`` and ``secure``. ``engine.meter_traffic()`` counts the messages in and
+    out of every session opened from then on (see ``TrafficMeter``).
+
     Args:
         counters: the counters to update (the Socket.IO server shares its own).
         on_session: hosts every session instead of a ``connection`` handler (the Socket.IO server's
@@ -74,6 +83,9 @@ class EngineServer:
         self._handler: SessionHandler | None = None
         #: The application's hooks (``on("initial_headers" | "headers" | "connection_error", fn)``).
         self.hooks = EngineHooks()
+        #: The session observers (``on("session_open" | "upgrade" | "session_close", fn)``).
+        self.observers = SessionObservers()
+        self._meter: TrafficMeter | None = None
         self._sessions: dict[str, Session] = {}
         self._heartbeats = Heartbeats(self.options.heartbeat_resolution)
         self._held_gets = HeldGets()
@@ -115,21 +127,31 @@ class EngineServer:
             ValueError: an unknown event.
             TypeError: a handler of the wrong kind.
         """
-        if event != "connection" and event not in HOOK_EVENTS:
+        if event != "connection" and event not in HOOK_EVENTS and event not in SESSION_EVENTS:
             raise ValueError(
                 f'EngineServer has no event {event!r} ("connection", "initial_headers", "headers", '
-                '"connection_error")'
+                '"connection_error", "session_open", "upgrade", "session_close")'
             )
 
         def register(handler: F) -> F:
             if event == "connection":
                 check_async_callable(handler, "connection handler")
                 self._handler = handler
+            elif event in SESSION_EVENTS:
+                self.observers.add(event, handler)
             else:
                 self.hooks.add(event, handler)
             return handler
 
         return register if handler is None else register(handler)
+
+    def meter_traffic(self) -> TrafficMeter:
+        """The server's traffic meter, made on the first call: every session opened from then on
+        counts its messages in and out on it. Until then (and without it) nothing is counted and a
+        session's writes go straight to its transport."""
+        if self._meter is None:
+            self._meter = TrafficMeter()
+        return self._meter
 
     # -- serving ----------------------------------------------------------------------------------
     async def serve(
@@ -232,6 +254,10 @@ class EngineServer:
         )
         self._sessions[session.sid] = session
         self.counters.connections_total += 1
+        if self._meter is not None:
+            session.meter = self._meter
+        if self.observers:
+            self.observers.opened(session)
         nursery = self.nursery
         if self._on_session is not None:
             host = self._on_session(session, request)

@@ -25,6 +25,7 @@ from ..protocol.socketio import Packet
 from ..stats import Counters
 from ..types import Transport
 from .heartbeat import Heartbeats
+from .observe import TrafficMeter
 from .polling import HeldGets, PollBuffer
 
 __all__ = ["Receiver", "Session", "SessionState", "WebSocketSink", "new_engine_sid"]
@@ -154,6 +155,12 @@ class Session:
         self._end_callbacks: list[Callable[[], None]] = []
         self._final_delivered = False
         self._final_event: trio.Event | None = None
+        #: Counts this session's messages (set by the engine at its opening when it meters traffic;
+        #: None: nothing is counted and writes go straight to the transport).
+        self.meter: TrafficMeter | None = None
+        #: Called once when the session moves from long-polling to WebSocket (the engine's
+        #: ``upgrade`` observers), if set.
+        self.on_upgrade: Callable[[Session], None] | None = None
 
     def __repr__(self) -> str:
         return f"<Session {self.sid} {self.transport} {self.state.name} reason={self.reason}>"
@@ -216,8 +223,19 @@ class Session:
     @property
     def deliver(self) -> Callable[[Encoded, bool], bool]:
         """What writes a pre-encoded packet now (never awaits; the broadcast path): ``write`` while
-        the session polls, its WebSocket sink's ``deliver`` once it has one (one call less)."""
+        the session polls, its WebSocket sink's ``deliver`` once it has one (one call less); with a
+        traffic meter, the metered write (which follows an upgrade too)."""
+        if self.meter is not None:
+            return self._metered_write
         return self.sink.deliver if self.sink is not None else self.write
+
+    def _metered_write(self, item: Encoded, volatile: bool = False) -> bool:
+        """``write``, counting what was taken on the session's meter."""
+        sink = self.sink
+        taken = sink.deliver(item, volatile) if sink is not None else self.write(item, volatile)
+        if taken and self.meter is not None:
+            self.meter.count_out(item)
+        return taken
 
     def write(self, item: Encoded, volatile: bool = False) -> bool:
         """Send a pre-encoded packet on the current transport (never awaits); False when dropped."""
@@ -231,7 +249,7 @@ class Session:
     def send_packet(self, packet: Packet) -> bool:
         """Encode and send one Socket.IO packet (counted in the server's ``deliveries``)."""
         item = Encoded.of(packet)
-        if self.write(item):
+        if self._metered_write(item) if self.meter is not None else self.write(item):
             self.counters.delivered(1, len(item.frames))
             return True
         return False
@@ -256,6 +274,8 @@ class Session:
         kind = packet.type
         if kind is EnginePacketType.MESSAGE:
             if self.reason is None:
+                if self.meter is not None:
+                    self.meter.count_in(packet.data)
                 await self._receiver(packet.data)
             else:
                 await trio.lowlevel.checkpoint()  # the session ended: the message is moot
@@ -415,6 +435,7 @@ class Session:
         if self.poll is not None:
             for item in self.poll.take():
                 sink.deliver(item)
+        upgraded = self.transport is Transport.POLLING
         self.sink = sink
         self.transport = Transport.WEBSOCKET
         if self.state is SessionState.UPGRADING:
@@ -424,6 +445,8 @@ class Session:
             self.poll.wake()  # a GET still pending gets its noop
         if self.reason is not None:
             scope.cancel()
+        elif upgraded and self.on_upgrade is not None:
+            self.on_upgrade(self)
 
     def start_upgrade(self) -> None:
         """The probe succeeded: a pending GET (and any until the upgrade ends) gets a noop now."""

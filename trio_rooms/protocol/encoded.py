@@ -28,12 +28,13 @@ class Encoded:
             a recipient's outgoing listeners are told about, read only by a socket that has some.
     """
 
-    __slots__ = ("_polling", "_segments", "frames", "packet")
+    __slots__ = ("_polling", "_segments", "_size", "frames", "packet")
 
     def __init__(self, segments: tuple[str | bytes, ...], packet: Packet | None = None) -> None:
         self._segments = segments
         self.packet = packet
         self._polling: str | None = None
+        self._size = -1
         frames = b""
         for segment in segments:
             frames += text_frame(segment) if isinstance(segment, str) else binary_frame(segment)
@@ -51,6 +52,17 @@ class Encoded:
         """The Engine.IO packets, each as one WebSocket message's content (text or binary): what a
         transport that frames messages itself (ASGI) sends, one message each."""
         return self._segments
+
+    @property
+    def payload_size(self) -> int:
+        """The bytes of the Engine.IO packets' data (a text packet's UTF-8 bytes after its type
+        character, a binary packet's bytes): what a traffic meter counts, computed once."""
+        size = self._size
+        if size < 0:
+            size = self._size = sum(
+                len(s.encode()) - 1 if isinstance(s, str) else len(s) for s in self._segments
+            )
+        return size
 
     @property
     def polling(self) -> str:
