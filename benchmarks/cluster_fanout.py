@@ -4,7 +4,8 @@ Usage (from the repository root; needs redis-server, node, ``npm ci`` in tests/i
 benchmarks, and trio_rooms with its Redis extra)::
 
     python benchmarks/cluster_fanout.py [--clients 100] [--window 4] [--seconds 5] [--runs 3]
-                                        [--also PATH] [--out benchmarks/results-cluster.json]
+                                        [--also PATH] [--adapter redis|streams] [--recovery]
+                                        [--out benchmarks/results-cluster.json]
 
 Per run and implementation (interleaved: trio_rooms, Node, trio_rooms, ...), on a fresh key of one
 redis-server: three servers as separate processes (``tests/helpers/cluster_server.py`` with ``RedisAdapter``,
@@ -15,6 +16,11 @@ each broadcast is delivered on all three servers (two thirds of the deliveries c
 of the measured window: deliveries per second, and the CPU time (user + system, from /proc) of the
 three servers per 1000 deliveries, and of redis-server. A run whose deliveries are not exactly once
 (every acknowledged broadcast at every receiver, once) reports no figure.
+
+``--adapter streams``: the Redis Streams adapters instead (``RedisStreamsAdapter``, ``--streams``, beside
+``@socket.io/redis-streams-adapter`` 0.3): every broadcast is an XADD that each server reads back with
+XREAD. ``--recovery``: connection state recovery on in every server (``--recovery``), so that each
+broadcast carries its offset (with the streams adapters: the entry id, known once XADD answered).
 
 ``--also PATH`` runs a second trio_rooms too, interleaved with the others: the checkout at PATH (its
 ``tests/helpers/cluster_server.py``, with ``PYTHONPATH=PATH``), labelled ``trio_rooms@PATH``: a
@@ -84,6 +90,10 @@ def run_one(impl: str, redis_url: str, redis_pid: int, args: argparse.Namespace)
                 argv = [sys.executable, str(script), f"s{index}", redis_url, key]
             else:
                 argv = ["node", str(NODE_SERVER), f"n{index}", redis_url, key]
+            if args.adapter == "streams":
+                argv.append("--streams")
+            if args.recovery:
+                argv += ["--recovery", "120" if impl.startswith("trio_rooms") else "120000"]
             members.append(start_member(argv, env))
         time.sleep(0.5)  # subscriptions settle
         pids = [process.pid for process, _ in members]
@@ -143,6 +153,10 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=5.0, help="measured window (default 5)")
     parser.add_argument("--runs", type=int, default=3, help="interleaved runs per implementation (default 3)")
     parser.add_argument("--also", type=Path, help="also run the trio_rooms checkout at this path")
+    parser.add_argument("--recovery", action="store_true", help="connection state recovery on")
+    parser.add_argument(
+        "--adapter", choices=("redis", "streams"), default="redis", help="pub/sub (default) or streams"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results-cluster.json")
     args = parser.parse_args()
     redis = shutil.which("redis-server")

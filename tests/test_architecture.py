@@ -113,6 +113,7 @@ TRIO_ROOMS_EXPORTS = [
     "NamespaceRejected",
     "ProtocolError",
     "RedisAdapter",
+    "RedisStreamsAdapter",
     "RemoteProtocolError",
     "RemoteSocket",
     "Room",

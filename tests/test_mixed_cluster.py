@@ -4,9 +4,10 @@ One Redis, separate processes: ``tests/interop/node_cluster_server.mjs`` (Node, 
 ``tests/helpers/cluster_server.py`` (trio_rooms, "t0", "t1"), with the same test handlers, so that each check
 runs in both directions: driven from the Node server with the effect on trio_rooms' clients
 (``node->trio``) and driven from a trio_rooms server with the effect on Node's clients (``trio->node``).
-Every mode: classic (``createAdapter``, PUBLISH/PSUBSCRIBE on the session's redis-server) and sharded
+Every mode: classic (``createAdapter``, PUBLISH/PSUBSCRIBE on the session's redis-server), sharded
 (``createShardedAdapter``, SPUBLISH/SSUBSCRIBE on the 3-node Redis Cluster) in its three subscription
-modes. Every wait is bounded by ``trio.fail_after``.
+modes, and streams (``@socket.io/redis-streams-adapter`` 0.3 beside our ``RedisStreamsAdapter``, on the
+session's redis-server). Every wait is bounded by ``trio.fail_after``.
 
 Needs node and ``npm ci`` in tests/interop, and redis-server: without them the tests skip, except in
 CI (``CI=true``), where they fail.
@@ -24,6 +25,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
@@ -42,7 +44,7 @@ from test_redis_adapter import (
 )
 
 import trio_rooms
-from trio_rooms import RedisAdapter, Server
+from trio_rooms import RedisAdapter, RedisStreamsAdapter, Server
 from trio_rooms.adapter.redis import RedisAdapter as _RedisAdapterType
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX processes and signals")
@@ -50,7 +52,7 @@ pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX processes
 NODE_SCRIPT = INTEROP_DIR / "node_cluster_server.mjs"
 PY_SCRIPT = Path(__file__).resolve().parent / "helpers" / "cluster_server.py"
 NODE_ID_LENGTH = 20  # Node's socket ids (base64id); trio_rooms' have 22 characters
-MODES = ["classic", "sharded-dynamic", "sharded-static", "sharded-dynamic-private"]
+MODES = ["classic", "sharded-dynamic", "sharded-static", "sharded-dynamic-private", "streams"]
 
 
 def require_node() -> str:
@@ -58,7 +60,7 @@ def require_node() -> str:
     node = shutil.which("node")
     if node is None:
         missing("node is not on PATH (install Node.js >= 18)")
-    for package in ("socket.io", "@socket.io/redis-adapter", "redis"):
+    for package in ("socket.io", "@socket.io/redis-adapter", "@socket.io/redis-streams-adapter", "redis"):
         if not (INTEROP_DIR / "node_modules" / package).is_dir():
             missing(f"{INTEROP_DIR}/node_modules/{package} is missing: run `npm ci` in {INTEROP_DIR}")
     return node
@@ -80,7 +82,11 @@ class Mixed:
 
     @property
     def sharded(self) -> bool:
-        return self.mode != "classic"
+        return self.mode.startswith("sharded-")
+
+    @property
+    def streams(self) -> bool:
+        return self.mode == "streams"
 
     def drivers(self, direction: str) -> tuple[ServerProcess, ServerProcess, ServerProcess]:
         """(the server that acts, the server of the other kind, a second trio_rooms server)."""
@@ -96,6 +102,8 @@ def start_mixed(mode: str, urls: list[str]) -> Mixed:
     key = f"mixed-{uuid.uuid4().hex[:8]}"
     sharded = mode.startswith("sharded-")
     extra = ["--sharded", mode.removeprefix("sharded-")] if sharded else []
+    if mode == "streams":
+        extra = ["--streams"]
     started: list[ServerProcess] = []
     try:
         node_url = ",".join(urls) if sharded else urls[0]
@@ -116,7 +124,7 @@ def mixed(request: pytest.FixtureRequest) -> Iterator[Mixed]:
     """The mixed cluster of one mode (the Redis fixtures are requested lazily, by mode)."""
     mode: str = request.param
     require_node()
-    if mode == "classic":
+    if mode in ("classic", "streams"):
         urls = [request.getfixturevalue("redis_url")]
     else:
         urls = request.getfixturevalue("redis_cluster_urls")
@@ -220,13 +228,17 @@ async def test_fetch_sockets(mixed: Mixed, direction: str) -> None:
 async def test_fetch_sockets_handshake_of_node_sockets(mixed: Mixed) -> None:
     """Our RemoteSocket of a Node socket: id, rooms, data and the handshake, field by field."""
     r1 = room("r1")
-    factory = RedisAdapter.factory(
+    factory: Any = RedisAdapter.factory(
         mixed.urls[0],
         key=mixed.node.key,
         sharded=mixed.sharded,
         subscription_mode=mixed.mode.removeprefix("sharded-") if mixed.sharded else "dynamic",
         request_timeout=2.0,
     )
+    if mixed.streams:
+        factory = RedisStreamsAdapter.factory(
+            mixed.urls[0], stream_name=mixed.node.key, channel_prefix=mixed.node.key, request_timeout=2.0
+        )
     server = Server(adapter=factory)
     async with member(mixed.node, "n", [r1]) as n, trio.open_nursery() as nursery:
         await nursery.start(server.serve, "127.0.0.1", 0)
@@ -275,7 +287,7 @@ async def test_server_side_emit_with_and_without_ack(mixed: Mixed, direction: st
         assert not any(marker in str(event) for event in await a.call("do_server_events"))
         result = await a.call("do_server_side_emit", "hello", True, 3.0, "ack?")
         assert result == {"timeout": False, "answers": sorted([f"hello from {dst.name}", "hello from t1"])}
-        if src is mixed.node and mixed.sharded:
+        if src is mixed.node and mixed.mode != "classic":
             return  # Node's cluster adapter waits a fixed 5 s: the partial list is checked elsewhere
         with trio.fail_after(STEP):
             result = await a.call("do_server_side_emit", "silent", True, 1.0)
@@ -356,7 +368,7 @@ async def test_server_count_and_all_rooms(mixed: Mixed) -> None:
         info = await t.call("do_info")
         assert info["stats"]["connected"] == 1 and info["stats"]["invalid"] == 0
         assert {r1, n.id, t.id} <= set(info["all_rooms"])  # ALL_ROOMS (classic) / fetch (sharded)
-        if not mixed.sharded:  # Node's sharded adapter has no allRooms
+        if mixed.mode == "classic":  # Node's sharded and streams adapters have no allRooms
             assert {r1, n.id, t.id} <= set((await n.call("do_info"))["all_rooms"])
 
 

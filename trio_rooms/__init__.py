@@ -4,6 +4,7 @@ from .adapter.base import Adapter as Adapter
 from .adapter.base import RemoteSocket as RemoteSocket
 from .adapter.memory import InMemoryAdapter as InMemoryAdapter
 from .adapter.redis import RedisAdapter as RedisAdapter
+from .adapter.redis import RedisStreamsAdapter as RedisStreamsAdapter
 from .asgi import ASGIApp as ASGIApp
 from .broadcast import BroadcastOperator as BroadcastOperator
 from .client import Client as Client
@@ -54,6 +55,7 @@ __all__ = [
     "NamespaceRejected",
     "ProtocolError",
     "RedisAdapter",
+    "RedisStreamsAdapter",
     "RemoteProtocolError",
     "RemoteSocket",
     "Room",

@@ -105,7 +105,8 @@ class Server:
             on (off by default): a client that drops for a recoverable reason and comes back within
             ``max_disconnection_duration`` gets the same socket (id, rooms, ``data``,
             ``socket.recovered`` true) and the broadcasts it missed. Recovery works with an adapter
-            that stores what it needs (the in-memory adapter on one server); see the README.
+            that stores what it needs (the in-memory adapter on one server, the Redis Streams adapter
+            across servers); see the README.
         metrics: serve Prometheus metrics at ``GET /metrics`` on the port the server serves (and
             through ``ASGIApp``): False (off, the default), True, or a callable ``(request) -> bool``
             (sync or async) deciding per scrape; a refused scrape gets 403. Needs the extra

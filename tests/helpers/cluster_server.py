@@ -1,11 +1,15 @@
 """A trio_rooms server with the RedisAdapter, run as its own process by tests/test_redis_adapter.py.
 
 Usage: ``python tests/helpers/cluster_server.py NAME REDIS_URL KEY [--sharded MODE] [--namespaces
-/a,/b] [--dynamic REGEX]``; prints ``PORT <n>`` once serving. Its clients drive it with events
-("do_broadcast", "do_fetch", ...), each answered by ack, so a test can make any server act on the cluster
-and see what every client receives. Every namespace has the same handlers: "/", the ``--namespaces``,
-the children of the parent namespace ``--dynamic`` (removed once empty), those added by
-"do_add_namespace".
+/a,/b] [--dynamic REGEX] [--streams] [--recovery SECONDS] [--lag-probe PATH]``. ``--streams``: the
+RedisStreamsAdapter, on the stream KEY and the channels KEY#...; ``--recovery``: connection state
+recovery on, with that ``max_disconnection_duration`` (a recovered socket keeps its data and rooms: the
+handler sets them on a first connection only); ``--lag-probe``: log the event loop's late wake-ups and
+long task steps to PATH (see ``probe_lag``); prints ``PORT <n>`` once serving. Its clients drive it with
+events ("do_broadcast", "do_fetch", ...), each answered by ack, so a test can make any server act on the
+cluster and see what every client receives. Every namespace has the same handlers: "/", the
+``--namespaces``, the children of the parent namespace ``--dynamic`` (removed once empty), those added
+by "do_add_namespace".
 """
 
 from __future__ import annotations
@@ -13,11 +17,21 @@ from __future__ import annotations
 import contextlib
 import re
 import sys
+import time
 from typing import Any
 
 import trio
 
-from trio_rooms import AckTimeout, AdapterError, Namespace, RedisAdapter, Server, Socket
+from trio_rooms import (
+    AckTimeout,
+    AdapterError,
+    ConnectionStateRecovery,
+    Namespace,
+    RedisAdapter,
+    RedisStreamsAdapter,
+    Server,
+    Socket,
+)
 from trio_rooms.adapter.redis import RedisAdapter as _RedisAdapterType
 
 
@@ -29,16 +43,28 @@ def build(
     mode: str,
     namespaces: tuple[str, ...] = (),
     dynamic: str | None = None,
+    streams: bool = False,
+    recovery: float | None = None,
 ) -> Server:
     """The server of one cluster member named ``name``."""
-    server = Server(
-        adapter=RedisAdapter.factory(
+    factory: Any
+    if streams:
+        factory = RedisStreamsAdapter.factory(
+            url, stream_name=key, channel_prefix=key, request_timeout=2.0, reconnect_delay_max=0.5
+        )
+    else:
+        factory = RedisAdapter.factory(
             url,
             key=key,
             sharded=sharded,
             subscription_mode=mode,
             request_timeout=2.0,
             reconnect_delay_max=0.5,
+        )
+    server = Server(
+        adapter=factory,
+        connection_state_recovery=(
+            None if recovery is None else ConnectionStateRecovery(max_disconnection_duration=recovery)
         ),
         ping_interval=5,
         ping_timeout=5,
@@ -64,9 +90,10 @@ def build(
     async def connection(socket: Socket) -> None:
         ns = server.of(socket.nsp.name)  # the Namespace (a child of --dynamic included)
         auth = socket.handshake.auth
-        socket.data["name"] = auth.get("name")
-        socket.data["server"] = name
-        socket.join(auth.get("rooms") or [])
+        if not socket.recovered:  # a recovered socket has its data and rooms back
+            socket.data["name"] = auth.get("name")
+            socket.data["server"] = name
+            socket.join(auth.get("rooms") or [])
 
         @socket.on("do_broadcast")
         async def do_broadcast(rooms: list[str], except_rooms: list[str], event: str, *args: Any) -> str:
@@ -197,12 +224,60 @@ def option(flag: str) -> str | None:
     return sys.argv[sys.argv.index(flag) + 1] if flag in sys.argv else None
 
 
+async def probe_lag(path: str, every: float = 0.005, report: float = 0.02) -> None:
+    """Append ``<monotonic> <late s> <cpu s>`` to ``path`` whenever a ``every``-second sleep of the event
+    loop ends more than ``report`` s late: ``cpu`` is this thread's CPU time meanwhile (close to
+    ``late`` when the loop was held by work, near 0 when the process was not given a CPU)."""
+    with open(path, "a") as out:  # noqa: ASYNC230 - a small local file, written rarely
+
+        class LongSteps(trio.abc.Instrument):
+            """Log each task step over ``report`` s: its task and where it stopped."""
+
+            def before_task_step(self, task: trio.lowlevel.Task) -> None:
+                self.started = time.perf_counter()
+
+            def after_task_step(self, task: trio.lowlevel.Task) -> None:
+                took = time.perf_counter() - self.started
+                if took > report:
+                    frames = []
+                    coro: Any = task.coro
+                    while coro is not None and getattr(coro, "cr_frame", None) is not None:
+                        frame = coro.cr_frame
+                        frames.append(f"{frame.f_code.co_name}:{frame.f_lineno}")
+                        coro = coro.cr_await
+                    out.write(f"# step {took * 1000:.1f} ms {task.name} {' > '.join(frames[-4:])}\n")
+
+        trio.lowlevel.add_instrument(LongSteps())
+        while True:
+            start, cpu = time.monotonic(), time.thread_time()
+            await trio.sleep(every)
+            late = time.monotonic() - start - every
+            if late > report:
+                out.write(f"{time.monotonic():.6f} {late:.6f} {time.thread_time() - cpu:.6f}\n")
+                out.flush()
+
+
 async def main() -> None:
     name, url, key = sys.argv[1:4]
     mode = option("--sharded")
     namespaces = tuple(filter(None, (option("--namespaces") or "").split(",")))
-    server = build(name, url, key, mode is not None, mode or "dynamic", namespaces, option("--dynamic"))
+    streams = "--streams" in sys.argv
+    recovery = option("--recovery")
+    server = build(
+        name,
+        url,
+        key,
+        mode is not None,
+        mode or "dynamic",
+        namespaces,
+        option("--dynamic"),
+        streams,
+        None if recovery is None else float(recovery),
+    )
     async with trio.open_nursery() as nursery:
+        lag_probe = option("--lag-probe")
+        if lag_probe is not None:
+            nursery.start_soon(probe_lag, lag_probe)
         listeners = await nursery.start(server.serve, "127.0.0.1", 0)
         print(f"PORT {listeners[0].socket.getsockname()[1]}", flush=True)
 

@@ -1,17 +1,21 @@
-// A Node socket.io 4.8 server with @socket.io/redis-adapter 8.3, for the mixed-cluster tests
+// A Node socket.io 4.8 server with @socket.io/redis-adapter 8.3 (or @socket.io/redis-streams-adapter 0.3),
+// for the mixed-cluster tests
 // (tests/test_mixed_cluster.py) and examples/cluster: the same test handlers as tests/helpers/cluster_server.py,
 // so that a test can drive a Node member and a trio_rooms member of one cluster the same way.
 //
-// Usage: node node_cluster_server.mjs NAME REDIS_URL KEY [--sharded MODE] [--port N]
+// Usage: node node_cluster_server.mjs NAME REDIS_URL KEY [--sharded MODE | --streams] [--recovery MS] [--port N]
 //   classic: createAdapter(pub, sub, { key: KEY, requestsTimeout: 2000 }) on REDIS_URL
 //   sharded: createShardedAdapter(pub, sub, { channelPrefix: KEY, subscriptionMode: MODE }) on a
 //            Redis Cluster (node-redis 4 createCluster; REDIS_URL is one node, or several joined by ",")
+//   streams: @socket.io/redis-streams-adapter createAdapter(client, { streamName: KEY, channelPrefix: KEY })
+//   --recovery MS: connectionStateRecovery with maxDisconnectionDuration MS (skipMiddlewares true)
 // Prints "PORT <n>" once serving on 127.0.0.1 (port 0, i.e. a free one, unless --port).
 // Differences from the trio_rooms server, all Node's: serverSideEmitWithAck waits for the adapter's
 // own timeout (classic: requestsTimeout, 2 s here; sharded: 5 s, fixed), not the timeout argument.
 import { createServer } from "node:http";
 import { Server } from "socket.io";
 import { createAdapter, createShardedAdapter } from "@socket.io/redis-adapter";
+import { createAdapter as createStreamsAdapter } from "@socket.io/redis-streams-adapter";
 import { createClient, createCluster } from "redis";
 
 const args = process.argv.slice(2);
@@ -25,6 +29,8 @@ const option = (flag) => {
   return index >= 0 ? args[index + 1] : undefined;
 };
 const shardedMode = option("--sharded");
+const streams = args.includes("--streams");
+const recovery = option("--recovery");
 const port = Number(option("--port") ?? 0);
 
 async function adapterFactory() {
@@ -33,6 +39,11 @@ async function adapterFactory() {
     pub = createCluster({ rootNodes: redisUrl.split(",").map((url) => ({ url })) });
   } else {
     pub = createClient({ url: redisUrl });
+  }
+  if (streams) {
+    pub.on("error", (err) => console.error(`redis error: ${err.message}`));
+    await pub.connect();
+    return createStreamsAdapter(pub, { streamName: key, channelPrefix: key });
   }
   const sub = pub.duplicate();
   for (const client of [pub, sub]) {
@@ -46,7 +57,11 @@ async function adapterFactory() {
 }
 
 const httpServer = createServer();
-const io = new Server(httpServer, { adapter: await adapterFactory(), pingInterval: 5000, pingTimeout: 5000 });
+const serverOptions = { adapter: await adapterFactory(), pingInterval: 5000, pingTimeout: 5000 };
+if (recovery) {
+  serverOptions.connectionStateRecovery = { maxDisconnectionDuration: Number(recovery), skipMiddlewares: true };
+}
+const io = new Server(httpServer, serverOptions);
 const serverEvents = [];
 const sorted = (items) => [...items].map(String).sort();
 const errorText = (err) => `Error: ${err && err.message}`;
@@ -76,9 +91,12 @@ function handle(socket, event, fn) {
 
 io.on("connection", (socket) => {
   const auth = socket.handshake.auth || {};
-  socket.data.name = auth.name ?? null;
-  socket.data.server = name;
-  socket.join(auth.rooms || []);
+  if (!socket.recovered) {
+    // a recovered socket has its data and rooms back
+    socket.data.name = auth.name ?? null;
+    socket.data.server = name;
+    socket.join(auth.rooms || []);
+  }
 
   handle(socket, "do_broadcast", async (rooms, exceptRooms, event, ...rest) => {
     let operator = rooms.length ? io.of("/").to(rooms) : io.of("/").except([]);

@@ -8,6 +8,7 @@ over at 1 MB, a quadratic one cannot (issue 11: 32 KB took the JSON depth check 
 
 from __future__ import annotations
 
+import base64
 import gc
 import time
 from collections.abc import Callable
@@ -32,6 +33,7 @@ from helpers.worst_shapes import (
 from trio_rooms.errors import LocalProtocolError, RemoteProtocolError
 from trio_rooms.protocol import engineio, jsonjs
 from trio_rooms.protocol.cluster.messages import ClusterMessage, MessageError, Request, decode_any
+from trio_rooms.protocol.cluster.streams import StreamsWire, decode_session
 from trio_rooms.protocol.http1 import FALLBACK, NEED_DATA, SimpleHead, parse_simple_head
 
 from .test_proto_http1 import HEAD_LIMIT
@@ -42,6 +44,7 @@ HANG_GUARD: Final = 5.0
 MAX_PAYLOAD: Final = engineio.DEFAULT_MAX_PAYLOAD
 SIZES: Final = (1_000, 64_000, MAX_PAYLOAD)
 
+STREAMS_WIRE: Final = StreamsWire("socket.io", "/")
 CASES = [pytest.param(s, size, id=f"{s.name}-{size}") for s in SHAPES for size in SIZES]
 
 
@@ -83,6 +86,12 @@ def test_worst_case_is_decoded_or_refused_in_linear_time(shape: Shape, size: int
         check(shape.refused, guarded(lambda: decode_any(wire), (MessageError,)))
         guarded(lambda: ClusterMessage.decode(wire), (MessageError,))
         guarded(lambda: Request.decode(wire, "/"), (MessageError,))
+        # the Redis Streams adapter's entry (JSON data, or base64 of msgpack) and stored session
+        data = wire if wire[:1] == b"{" else base64.b64encode(wire)
+        fields = {b"uid": b"peer", b"nsp": b"/", b"type": b"3", b"data": data}
+        guarded(lambda: STREAMS_WIRE.decode_entry(fields), (MessageError,))
+        guarded(lambda: STREAMS_WIRE.missed_packet("1-1", fields, frozenset({"r"})), (MessageError,))
+        guarded(lambda: decode_session(base64.b64encode(wire)), (MessageError,))
 
 
 FRAME_CASES = [

@@ -146,10 +146,12 @@ class RedisAdapter(Adapter):
         self.sharded = sharded = bus.sharded
         self.request_timeout = float(request_timeout)
         self.publish_timeout = float(publish_timeout)
-        self.wire: Wire = (
-            ShardedWire(key, namespace.name, subscription_mode=subscription_mode)
-            if sharded
-            else ClassicWire(key, namespace.name, specific_response_channel=specific_response_channel)
+        self.wire: Wire = self._new_wire(
+            key,
+            namespace.name,
+            sharded=sharded,
+            subscription_mode=subscription_mode,
+            specific_response_channel=specific_response_channel,
         )
         self.uid = self.wire.uid
         name = f"{self.uid} ({namespace.name})"
@@ -179,6 +181,14 @@ class RedisAdapter(Adapter):
             self._local.on("delete-room", self._room_deleted)
         for event in sorted(ROOM_EVENTS):
             self._local.on(event, functools.partial(self.emit_room_event, event))
+
+    def _new_wire(
+        self, key: str, nsp: str, *, sharded: bool, subscription_mode: str, specific_response_channel: bool
+    ) -> Wire:
+        """The wire format of namespace ``nsp`` (a subclass with another format overrides this)."""
+        if sharded:
+            return ShardedWire(key, nsp, subscription_mode=subscription_mode)
+        return ClassicWire(key, nsp, specific_response_channel=specific_response_channel)
 
     @classmethod
     def factory(

@@ -108,6 +108,16 @@ class RedisLink(ABC):
                 counts = await self._client.pubsub_numsub(channel)
         return sum(int(value) for value in dict(counts).values())
 
+    async def call_raw(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
+        """Send ``commands`` (each ``[name, *args]``) on the publishing connection as one pipeline,
+        written at once (nothing else between them: a MULTI ... EXEC stays whole); return one reply
+        per command, an error reply as its exception.
+
+        Raises:
+            AdapterError: the pipeline as a whole failed.
+        """
+        raise AdapterError("this link runs no commands")  # pragma: no cover - sharded links
+
     @abstractmethod
     async def subscribe(self, *channels: str) -> None:
         """SUBSCRIBE (or SSUBSCRIBE) ``channels``, done when Redis has. Raises: AdapterError."""
@@ -167,6 +177,12 @@ class ClassicLink(RedisLink):
         for result in results:
             if isinstance(result, BaseException):
                 raise AdapterError(f"publish failed: {describe_error(result)}") from result
+
+    async def call_raw(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
+        client = self._client
+        with map_redis_errors(f"a pipeline of {len(commands)} commands failed"):
+            requests = [client.create_request(c[0], *c[1:], callback=_raw) for c in commands]
+            return list(await self._publisher.create_request_batch(requests))
 
     async def _command(self, command: bytes, names: Sequence[str]) -> None:
         """Send a subscription command and wait until Redis has run it (a PING answered after it)."""
@@ -254,6 +270,10 @@ class ShardedLink(RedisLink):
             if isinstance(data, str):
                 data = data.encode()
             await dispatch(None, channel, data)
+
+
+def _raw(response: Any, **_options: Any) -> Any:
+    return response
 
 
 @asynccontextmanager

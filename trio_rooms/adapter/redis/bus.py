@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Awaitable, Callable
-from typing import Final
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Final
 
 import trio
 
 from ..._backoff import Backoff
 from ...errors import AdapterError
 from .backend import RedisLink, describe_error, open_link
+from .caller import Caller
 from .publisher import Counts, Publisher
 
 __all__ = ["DEFAULT_MAX_PENDING_PUBLISHES", "BusPort", "Receiver", "RedisBus"]
@@ -70,6 +71,9 @@ class RedisBus:
         self._name = name or url
         self._publisher = Publisher(
             max_pending=max_pending_publishes, publish_timeout=publish_timeout, describe=f"Redis at {url}"
+        )
+        self._caller = Caller(
+            max_pending=max_pending_publishes, timeout=subscribe_timeout, describe=f"Redis at {url}"
         )
         self._link: RedisLink | None = None
         self._link_scope: trio.CancelScope | None = None
@@ -182,6 +186,7 @@ class RedisBus:
                         subscribed = await self._subscribe_all(link)
                         self._link = link
                         self._publisher.open()
+                        self._caller.open()
                         self._counters["connects"] += 1
                         self._backoff.reset()
                         logger.info("redis adapter %s: subscribed", self._name)
@@ -191,6 +196,7 @@ class RedisBus:
                         async with trio.open_nursery() as session:
                             session.start_soon(self._reconcile, link, subscribed)
                             session.start_soon(link.read, self._dispatch)
+                            session.start_soon(self._caller.run, link.call_raw)
                             await self._publisher.run(link.send_batch)
                 reason = "the publishing connection was lost"  # broken on purpose (_break)
                 logger.warning("redis adapter %s: %s", self._name, reason)
@@ -200,6 +206,7 @@ class RedisBus:
             finally:
                 self._link_scope = None
                 self._publisher.close(reason)
+                self._caller.close(reason)
                 lost = self._link is not None
                 if lost:
                     self._counters["disconnects"] += 1
@@ -253,6 +260,7 @@ class RedisBus:
 
     def _break(self, reason: str) -> None:
         self._publisher.close(reason)
+        self._caller.close(reason)
         if self._link_scope is not None:
             self._link_scope.cancel()
 
@@ -268,6 +276,27 @@ class RedisBus:
         with trio.move_on_after(self._publish_timeout):
             return await link.numsub(channel)
         raise AdapterError(f"PUBSUB NUMSUB took over {self._publish_timeout} s")
+
+    async def call(self, *commands: Sequence[Any], counts: Counts | None = None) -> list[Any]:
+        """Run ``commands`` (each ``[name, *args]``) together on the publishing connection and return
+        their raw replies: see ``Caller.call`` (the calls made at once share one pipeline). With
+        ``counts``, the call counts as one ``published`` or one ``publish_errors``.
+
+        Raises:
+            AdapterError: not connected, refused, or too slow.
+        """
+        link = self._link
+        if link is not None and not link.usable:
+            self._break("the publishing connection was lost")
+        try:
+            replies = await self._caller.call(commands)
+        except AdapterError:
+            if counts is not None:
+                counts.publish_errors += 1
+            raise
+        if counts is not None:
+            counts.published += 1
+        return replies
 
 
 class BusPort:
@@ -366,3 +395,7 @@ class BusPort:
     async def numsub(self, channel: str) -> int:
         """PUBSUB NUMSUB (or SHARDNUMSUB) of ``channel``. Raises: AdapterError."""
         return await self._bus.numsub(channel)
+
+    async def call(self, *commands: Sequence[Any]) -> list[Any]:
+        """``RedisBus.call``, counted in this port's counters. Raises: AdapterError."""
+        return await self._bus.call(*commands, counts=self.counts)

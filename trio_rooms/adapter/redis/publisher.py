@@ -111,6 +111,11 @@ class Publisher:
         self._queue.append((channel, data, counts))
         self._ready.set()
 
+    @property
+    def down_reason(self) -> str:
+        """Why the link went down last."""
+        return self._down_reason
+
     # -- the link side -------------------------------------------------------------------------------
     def open(self) -> None:
         """The link is up (connected and subscribed): accept emits."""

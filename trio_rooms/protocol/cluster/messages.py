@@ -44,6 +44,7 @@ __all__ = [
     "handshake_from_json",
     "has_binary",
     "import_msgpack",
+    "may_carry_binary",
     "options_from_wire",
     "options_to_wire",
     "packet_from_wire",
@@ -176,6 +177,11 @@ def has_binary(value: Any, depth: int = 0) -> bool:
     if isinstance(value, dict):
         return any(has_binary(item, depth + 1) for item in value.values())
     return False
+
+
+def may_carry_binary(kind: MessageType, data: Any) -> bool:
+    """Whether a cluster message of type ``kind`` holding ``data`` must go as msgpack (it has bytes)."""
+    return kind in _MAY_CARRY_BINARY and has_binary(data)
 
 
 # -- the parts ----------------------------------------------------------------------------------------
@@ -443,12 +449,13 @@ class ClusterMessage:
     nsp: str
     data: dict[str, Any] | None = None
 
-    def encode(self) -> bytes:
-        """JSON, or msgpack when a type that may carry binary does (as sharded-adapter.ts decides)."""
+    def encode(self, *, always_msgpack: bool = False) -> bytes:
+        """JSON, or msgpack when a type that may carry binary does (as sharded-adapter.ts decides);
+        ``always_msgpack``: msgpack whatever it holds (as the Redis Streams adapter publishes)."""
         value: dict[str, Any] = {"uid": self.uid, "nsp": self.nsp, "type": int(self.type)}
         if self.data is not None:
             value["data"] = self.data
-        if self.type in _MAY_CARRY_BINARY and has_binary(self.data):
+        if always_msgpack or may_carry_binary(self.type, self.data):
             return encode_msgpack(value)
         return encode_json(value)
 

@@ -57,7 +57,7 @@ from .wire import (
     sockets_from_wire,
 )
 
-__all__ = ["ShardedWire", "looks_like_a_socket_id"]
+__all__ = ["ShardedWire", "decode_cluster_message", "looks_like_a_socket_id"]
 
 
 def looks_like_a_socket_id(room: Room) -> bool:
@@ -105,6 +105,15 @@ class ShardedWire(Wire):
 
     # -- outbound ----------------------------------------------------------------------------------
     def encode(self, command: Command) -> tuple[str, bytes]:
+        channel, kind, data = self.encode_parts(command)
+        return channel, self._message(kind, data)
+
+    def encode_parts(self, command: Command) -> tuple[str, MessageType, dict[str, Any] | None]:
+        """``command``'s channel, message type and data (the parts of ``encode``).
+
+        Raises:
+            ValueError: the format has no such message.
+        """
         channel = self.channel
         data: dict[str, Any]
         match command:
@@ -113,36 +122,36 @@ class ShardedWire(Wire):
                     (room,) = opts.rooms
                     channel = self.room_channel(room) or channel
                 data = {"packet": packet_to_wire(packet), "opts": options_to_wire(opts)}
-                return channel, self._message(MessageType.BROADCAST, data)
+                return channel, MessageType.BROADCAST, data
             case BroadcastWithAck(request_id=request_id, packet=packet, opts=opts):
                 data = {
                     "packet": packet_to_wire(packet),
                     "requestId": request_id,
                     "opts": options_to_wire(opts),
                 }
-                return channel, self._message(MessageType.BROADCAST, data)
+                return channel, MessageType.BROADCAST, data
             case SocketsJoin(opts=opts, rooms=rooms):
                 data = {"opts": options_to_wire(opts), "rooms": list(rooms)}
-                return channel, self._message(MessageType.SOCKETS_JOIN, data)
+                return channel, MessageType.SOCKETS_JOIN, data
             case SocketsLeave(opts=opts, rooms=rooms):
                 data = {"opts": options_to_wire(opts), "rooms": list(rooms)}
-                return channel, self._message(MessageType.SOCKETS_LEAVE, data)
+                return channel, MessageType.SOCKETS_LEAVE, data
             case DisconnectSockets(opts=opts, close=close):
                 data = {"opts": options_to_wire(opts), "close": close}
-                return channel, self._message(MessageType.DISCONNECT_SOCKETS, data)
+                return channel, MessageType.DISCONNECT_SOCKETS, data
             case FetchSockets(request_id=request_id, opts=opts):
                 data = {"opts": options_to_wire(opts), "requestId": request_id}
-                return channel, self._message(MessageType.FETCH_SOCKETS, data)
+                return channel, MessageType.FETCH_SOCKETS, data
             case ServerSideEmit(event=event, args=args, request_id=request_id):
                 data = {"packet": [event, *args]}
                 if request_id is not None:
                     data["requestId"] = request_id
-                return channel, self._message(MessageType.SERVER_SIDE_EMIT, data)
+                return channel, MessageType.SERVER_SIDE_EMIT, data
             case Heartbeat(initial=initial):
                 kind = MessageType.INITIAL_HEARTBEAT if initial else MessageType.HEARTBEAT
-                return channel, self._message(kind)
+                return channel, kind, None
             case AdapterClose():
-                return channel, self._message(MessageType.ADAPTER_CLOSE)
+                return channel, MessageType.ADAPTER_CLOSE, None
             case SocketJoin() | SocketLeave() | SocketDisconnect() | SocketIds() | AllRooms():
                 raise ValueError(f"the sharded format has no {type(command).__name__}")
             case _:
@@ -175,10 +184,11 @@ class ShardedWire(Wire):
         message = ClusterMessage.decode(data)
         if channel != self._response_b and message.nsp != self.nsp:
             return None
-        return Envelope(message.uid, _decode_message(message))
+        return Envelope(message.uid, decode_cluster_message(message))
 
 
-def _decode_message(message: ClusterMessage) -> Message:
+def decode_cluster_message(message: ClusterMessage) -> Message:
+    """The model message of a decoded cluster message. Raises: MessageError (malformed data)."""
     body = message.data or {}
     request_id = body.get("requestId")
     if request_id is not None and not isinstance(request_id, str):

@@ -1,0 +1,143 @@
+"""``RedisStreamsAdapter.factory(...)``: Server's ``adapter=``, one RedisStreamsAdapter per namespace on
+one shared bus (pub/sub and commands) and one shared stream reader.
+
+Rule: as ``factory.py``: the factory owns what the server's namespaces share and the server starts its
+``run`` once, before the namespaces' adapters (``adapter.base.factory_background_work``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Final
+
+import trio
+
+from ...protocol.cluster.messages import import_msgpack
+from ..base import NamespaceView
+from .backend import import_coredis
+from .bus import DEFAULT_MAX_PENDING_PUBLISHES, RedisBus
+from .factory import (
+    DEFAULT_PUBLISH_TIMEOUT,
+    DEFAULT_RECONNECT_DELAY,
+    DEFAULT_RECONNECT_DELAY_MAX,
+    DEFAULT_REQUEST_TIMEOUT,
+    DEFAULT_URL,
+    check_options,
+)
+from .reader import DEFAULT_BLOCK_TIME, StreamReader
+
+if TYPE_CHECKING:
+    from .streams import RedisStreamsAdapter
+
+__all__ = ["RedisStreamsAdapterFactory", "check_stream_options"]
+
+DEFAULT_STREAM_NAME: Final = "socket.io"
+DEFAULT_MAX_LEN: Final = 10_000
+DEFAULT_READ_COUNT: Final = 100
+DEFAULT_SESSION_KEY_PREFIX: Final = "sio:session:"
+
+
+def check_stream_options(*, max_len: int, read_count: int, block_time: float) -> None:
+    """Raises: ValueError: an invalid stream option."""
+    if max_len < 1:
+        raise ValueError("max_len must be at least 1")
+    if read_count < 1:
+        raise ValueError("read_count must be at least 1")
+    if not block_time > 0:
+        raise ValueError("block_time must be positive")
+
+
+class RedisStreamsAdapterFactory:
+    """What ``RedisStreamsAdapter.factory(...)`` returns: ``Server``'s ``adapter=``.
+
+    Called once per namespace, it builds that namespace's ``RedisStreamsAdapter`` on the factory's
+    ``bus`` and ``reader``: a server has one publishing, one subscribing and one reading connection
+    to Redis whatever its number of namespaces. Given to several servers of one process, a namespace
+    whose name the factory serves already gets a bus and a reader of its own (as ``RedisAdapter``'s).
+
+    Args:
+        adapter_class: ``RedisStreamsAdapter`` or a subclass.
+        url: Redis URL.
+        stream_name, max_len, read_count, session_key_prefix, **options: as ``RedisStreamsAdapter``'s.
+
+    Raises:
+        ImportError: coredis or msgpack is missing (``pip install trio-rooms[redis]``).
+        ValueError: an invalid option.
+    """
+
+    def __init__(
+        self,
+        adapter_class: type[RedisStreamsAdapter],
+        url: str = DEFAULT_URL,
+        *,
+        stream_name: str = DEFAULT_STREAM_NAME,
+        max_len: int = DEFAULT_MAX_LEN,
+        read_count: int = DEFAULT_READ_COUNT,
+        session_key_prefix: str = DEFAULT_SESSION_KEY_PREFIX,
+        block_time: float = DEFAULT_BLOCK_TIME,
+        request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
+        publish_timeout: float = DEFAULT_PUBLISH_TIMEOUT,
+        reconnect_delay: float = DEFAULT_RECONNECT_DELAY,
+        reconnect_delay_max: float = DEFAULT_RECONNECT_DELAY_MAX,
+        max_pending_publishes: int = DEFAULT_MAX_PENDING_PUBLISHES,
+        **options: Any,
+    ) -> None:
+        import_coredis()
+        import_msgpack()
+        check_options(
+            subscription_mode="static",
+            request_timeout=request_timeout,
+            publish_timeout=publish_timeout,
+            reconnect_delay=reconnect_delay,
+            reconnect_delay_max=reconnect_delay_max,
+            max_pending_publishes=max_pending_publishes,
+        )
+        check_stream_options(max_len=max_len, read_count=read_count, block_time=block_time)
+        self._adapter_class = adapter_class
+        self.bus = RedisBus(
+            url,
+            sharded=False,
+            publish_timeout=float(publish_timeout),
+            subscribe_timeout=float(request_timeout),
+            reconnect_delay=reconnect_delay,
+            reconnect_delay_max=reconnect_delay_max,
+            max_pending_publishes=max_pending_publishes,
+        )
+        self.reader = StreamReader(
+            url,
+            stream_name,
+            read_count=read_count,
+            block_time=block_time,
+            reconnect_delay=reconnect_delay,
+            reconnect_delay_max=reconnect_delay_max,
+        )
+        self._options: dict[str, Any] = {
+            "url": url,
+            "stream_name": stream_name,
+            "max_len": max_len,
+            "read_count": read_count,
+            "session_key_prefix": session_key_prefix,
+            "block_time": block_time,
+            "request_timeout": request_timeout,
+            "publish_timeout": publish_timeout,
+            "reconnect_delay": reconnect_delay,
+            "reconnect_delay_max": reconnect_delay_max,
+            "max_pending_publishes": max_pending_publishes,
+            **options,
+        }
+
+    def __call__(self, namespace: NamespaceView) -> RedisStreamsAdapter:
+        """The adapter of ``namespace``: on the shared bus and reader, or on its own when they serve
+        that namespace already (the factory is another server's too)."""
+        if self.bus.serves(namespace.name) or self.reader.serves(namespace.name):
+            return self._adapter_class(namespace, **self._options)
+        return self._adapter_class(namespace, bus=self.bus, reader=self.reader, **self._options)
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Run the shared bus and stream reader: the server starts it once, before the adapters.
+
+        Reports started once both have made their first connection attempt.
+        """
+        async with trio.open_nursery() as nursery:
+            await nursery.start(self.bus.run)
+            await nursery.start(self.reader.run)
+            task_status.started()
