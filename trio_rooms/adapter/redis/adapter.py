@@ -200,7 +200,7 @@ class RedisAdapter(Adapter):
         subscription_mode: str = "dynamic",
         request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
         **options: Any,
-    ) -> RedisAdapterFactory:
+    ) -> RedisAdapterFactory[RedisAdapter]:
         """The ``adapter=`` argument of ``Server``: one RedisAdapter per namespace, on one shared bus.
 
         Args:

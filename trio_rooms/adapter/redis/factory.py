@@ -7,18 +7,16 @@ Rule: the factory owns the bus (one publishing and one subscribing connection pe
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Final
+from collections.abc import Callable
+from typing import Any, Final, Generic, TypeVar
 
 import trio
 
 from ...protocol.cluster.messages import import_msgpack
 from ...protocol.cluster.wire import SUBSCRIPTION_MODES
-from ..base import NamespaceView
+from ..base import Adapter, NamespaceView
 from .backend import import_coredis
 from .bus import DEFAULT_MAX_PENDING_PUBLISHES, RedisBus
-
-if TYPE_CHECKING:
-    from .adapter import RedisAdapter
 
 __all__ = ["RedisAdapterFactory", "check_options"]
 
@@ -56,7 +54,11 @@ def check_options(
         raise ValueError("max_pending_publishes must be at least 1")
 
 
-class RedisAdapterFactory:
+A = TypeVar("A", bound=Adapter)
+"""The adapter class a factory builds (``RedisAdapter``, or a subclass)."""
+
+
+class RedisAdapterFactory(Generic[A]):
     """What ``RedisAdapter.factory(...)`` returns: ``Server``'s ``adapter=``.
 
     Called once per namespace, it builds that namespace's ``RedisAdapter`` on the one ``bus`` of the
@@ -80,7 +82,7 @@ class RedisAdapterFactory:
 
     def __init__(
         self,
-        adapter_class: type[RedisAdapter],
+        adapter_class: Callable[..., A],
         url: str = DEFAULT_URL,
         *,
         key: str = DEFAULT_KEY,
@@ -126,7 +128,7 @@ class RedisAdapterFactory:
             **options,
         }
 
-    def __call__(self, namespace: NamespaceView) -> RedisAdapter:
+    def __call__(self, namespace: NamespaceView) -> A:
         """The adapter of ``namespace``: on the shared bus, or on a bus of its own when the shared one
         serves that namespace already (the factory is another server's too)."""
         bus = None if self.bus.serves(namespace.name) else self.bus

@@ -195,7 +195,7 @@ class RedisStreamsAdapter(RedisAdapter):
         read_count: int = DEFAULT_READ_COUNT,
         session_key_prefix: str = DEFAULT_SESSION_KEY_PREFIX,
         **options: Any,
-    ) -> RedisStreamsAdapterFactory:
+    ) -> RedisStreamsAdapterFactory[RedisStreamsAdapter]:
         """The ``adapter=`` argument of ``Server``: one RedisStreamsAdapter per namespace, on one shared
         bus and stream reader.
 

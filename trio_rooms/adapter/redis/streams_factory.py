@@ -7,12 +7,13 @@ Rule: as ``factory.py``: the factory owns what the server's namespaces share and
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Final
+from collections.abc import Callable
+from typing import Any, Final, Generic, TypeVar
 
 import trio
 
 from ...protocol.cluster.messages import import_msgpack
-from ..base import NamespaceView
+from ..base import Adapter, NamespaceView
 from .backend import import_coredis
 from .bus import DEFAULT_MAX_PENDING_PUBLISHES, RedisBus
 from .factory import (
@@ -24,9 +25,6 @@ from .factory import (
     check_options,
 )
 from .reader import DEFAULT_BLOCK_TIME, StreamReader
-
-if TYPE_CHECKING:
-    from .streams import RedisStreamsAdapter
 
 __all__ = ["RedisStreamsAdapterFactory", "check_stream_options"]
 
@@ -46,7 +44,11 @@ def check_stream_options(*, max_len: int, read_count: int, block_time: float) ->
         raise ValueError("block_time must be positive")
 
 
-class RedisStreamsAdapterFactory:
+S = TypeVar("S", bound=Adapter)
+"""The adapter class a factory builds (``RedisStreamsAdapter``, or a subclass)."""
+
+
+class RedisStreamsAdapterFactory(Generic[S]):
     """What ``RedisStreamsAdapter.factory(...)`` returns: ``Server``'s ``adapter=``.
 
     Called once per namespace, it builds that namespace's ``RedisStreamsAdapter`` on the factory's
@@ -66,7 +68,7 @@ class RedisStreamsAdapterFactory:
 
     def __init__(
         self,
-        adapter_class: type[RedisStreamsAdapter],
+        adapter_class: Callable[..., S],
         url: str = DEFAULT_URL,
         *,
         stream_name: str = DEFAULT_STREAM_NAME,
@@ -125,7 +127,7 @@ class RedisStreamsAdapterFactory:
             **options,
         }
 
-    def __call__(self, namespace: NamespaceView) -> RedisStreamsAdapter:
+    def __call__(self, namespace: NamespaceView) -> S:
         """The adapter of ``namespace``: on the shared bus and reader, or on its own when they serve
         that namespace already (the factory is another server's too)."""
         if self.bus.serves(namespace.name) or self.reader.serves(namespace.name):
