@@ -222,6 +222,37 @@ def room(label: str) -> str:
     return f"{label}-{uuid.uuid4().hex[:6]}"
 
 
+async def burst_while_redis_restarts(
+    sender: Member,
+    watcher: Member,
+    redis_server: RedisServer,
+    target: str,
+    count: int,
+    pause: float,
+    seen: int,
+) -> dict[str, Any]:
+    """``sender`` emits ``count`` "seq" events to ``target``, one per ``pause`` seconds ("do_burst");
+    once ``watcher`` (on another server) has ``seen`` of them, Redis stops for a second and starts
+    again. Returns the burst's answer (its ``raised``: the emits that raised AdapterError)."""
+    outcome: dict[str, Any] = {}
+
+    async def burst() -> None:
+        with trio.fail_after(60):
+            outcome.update(
+                await sender.client.emit_with_ack("do_burst", [target], "seq", count, pause, timeout=60)
+            )
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(burst)
+        await until(lambda: _now(len(watcher.got("seq")) >= seen))
+        try:
+            await trio.to_thread.run_sync(redis_server.stop)
+            await trio.sleep(1.0)
+        finally:
+            await trio.to_thread.run_sync(redis_server.start)
+    return outcome
+
+
 async def quiet() -> None:
     await trio.sleep(QUIET)
 
@@ -617,22 +648,7 @@ async def test_redis_stopped_mid_burst(cluster: list[ServerProcess], redis_serve
     count, pause = 2000, 0.002
     async with members((s0, "sender", []), (s0, "a", [rf]), (s1, "b", [rf])) as (sender, a, b):
         before = (await sender.call("do_stats"))["/"]
-        outcome: dict[str, Any] = {}
-
-        async def burst() -> None:
-            with trio.fail_after(60):
-                outcome.update(
-                    await sender.client.emit_with_ack("do_burst", [rf], "seq", count, pause, timeout=60)
-                )
-
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(burst)
-            await until(lambda: _now(len(b.got("seq")) >= 200))
-            try:
-                await trio.to_thread.run_sync(redis_server.stop)
-                await trio.sleep(1.0)
-            finally:
-                await trio.to_thread.run_sync(redis_server.start)
+        outcome = await burst_while_redis_restarts(sender, b, redis_server, rf, count, pause, seen=200)
         raised = outcome["raised"]
         assert raised, "no emit saw the link down"
         assert raised == list(range(raised[0], raised[-1] + 1))  # down from one emit until it is back

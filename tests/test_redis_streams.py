@@ -20,7 +20,18 @@ import pytest
 import trio
 import trio.testing
 from helpers.redis_fixtures import RedisServer
-from test_redis_adapter import STEP, ServerProcess, _empty, _now, member, members, quiet, room, until
+from test_redis_adapter import (
+    STEP,
+    ServerProcess,
+    _empty,
+    _now,
+    burst_while_redis_restarts,
+    member,
+    members,
+    quiet,
+    room,
+    until,
+)
 
 from trio_rooms import RedisStreamsAdapter, Server, Socket
 from trio_rooms.adapter.base import BroadcastFlags, BroadcastOptions
@@ -304,22 +315,7 @@ async def test_redis_stopped_mid_burst(redis_server: RedisServer) -> None:
         count, pause = 1000, 0.002
         async with members((s0, "sender", []), (s0, "a", [rf]), (s1, "b", [rf])) as (sender, a, b):
             before = (await sender.call("do_stats"))["/"]
-            outcome: dict[str, Any] = {}
-
-            async def burst() -> None:
-                with trio.fail_after(60):
-                    outcome.update(
-                        await sender.client.emit_with_ack("do_burst", [rf], "seq", count, pause, timeout=60)
-                    )
-
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(burst)
-                await until(lambda: _now(len(b.got("seq")) >= 100))
-                try:
-                    await trio.to_thread.run_sync(redis_server.stop)
-                    await trio.sleep(1.0)
-                finally:
-                    await trio.to_thread.run_sync(redis_server.start)
+            outcome = await burst_while_redis_restarts(sender, b, redis_server, rf, count, pause, seen=100)
             raised = outcome["raised"]
             assert raised, "no emit saw Redis down"
             assert raised[-1] < count - 1, "the emits succeed again once Redis is back"
