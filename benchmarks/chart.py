@@ -139,7 +139,7 @@ def rows_of(source: Source) -> list[Row]:
         names = {"default": "polling + upgrade", "websocket": "WebSocket"}
         for transport, per in doc["summary"].items():
             if "back_s" not in per:  # storm.py --connect-only: the first connect + join only
-                label = f"connect + join, {names.get(transport, transport)}: CPU, N = {n:,}"
+                label = f"connect, {names.get(transport, transport)}: CPU, N = {n:,}"
                 rows.append(Row(label, "storm.py", ratios(per.get("connect_cpu_ms_per_client"))))
                 continue
             name = f"storm of {n:,}, {names.get(transport, transport)}"
