@@ -54,6 +54,45 @@ def check_options(
         raise ValueError("max_pending_publishes must be at least 1")
 
 
+def shared_bus(
+    url: str,
+    *,
+    sharded: bool,
+    subscription_mode: str,
+    request_timeout: float,
+    publish_timeout: float,
+    reconnect_delay: float,
+    reconnect_delay_max: float,
+    max_pending_publishes: int,
+) -> RedisBus:
+    """The bus a factory shares among its server's namespaces, once the extras are importable and the
+    connection options are checked (``RedisAdapter.factory`` and ``RedisStreamsAdapter.factory``).
+
+    Raises:
+        ImportError: coredis or msgpack is missing (``pip install trio-rooms[redis]``).
+        ValueError: an invalid option.
+    """
+    import_coredis()
+    import_msgpack()
+    check_options(
+        subscription_mode=subscription_mode,
+        request_timeout=request_timeout,
+        publish_timeout=publish_timeout,
+        reconnect_delay=reconnect_delay,
+        reconnect_delay_max=reconnect_delay_max,
+        max_pending_publishes=max_pending_publishes,
+    )
+    return RedisBus(
+        url,
+        sharded=sharded,
+        publish_timeout=float(publish_timeout),
+        subscribe_timeout=float(request_timeout),
+        reconnect_delay=reconnect_delay,
+        reconnect_delay_max=reconnect_delay_max,
+        max_pending_publishes=max_pending_publishes,
+    )
+
+
 A = TypeVar("A", bound=Adapter)
 """The adapter class a factory builds (``RedisAdapter``, or a subclass)."""
 
@@ -95,22 +134,13 @@ class RedisAdapterFactory(Generic[A]):
         max_pending_publishes: int = DEFAULT_MAX_PENDING_PUBLISHES,
         **options: Any,
     ) -> None:
-        import_coredis()
-        import_msgpack()
-        check_options(
+        self._adapter_class = adapter_class
+        self.bus = shared_bus(
+            url,
+            sharded=sharded,
             subscription_mode=subscription_mode,
             request_timeout=request_timeout,
             publish_timeout=publish_timeout,
-            reconnect_delay=reconnect_delay,
-            reconnect_delay_max=reconnect_delay_max,
-            max_pending_publishes=max_pending_publishes,
-        )
-        self._adapter_class = adapter_class
-        self.bus = RedisBus(
-            url,
-            sharded=sharded,
-            publish_timeout=float(publish_timeout),
-            subscribe_timeout=float(request_timeout),
             reconnect_delay=reconnect_delay,
             reconnect_delay_max=reconnect_delay_max,
             max_pending_publishes=max_pending_publishes,

@@ -12,17 +12,15 @@ from typing import Any, Final, Generic, TypeVar
 
 import trio
 
-from ...protocol.cluster.messages import import_msgpack
 from ..base import Adapter, NamespaceView
-from .backend import import_coredis
-from .bus import DEFAULT_MAX_PENDING_PUBLISHES, RedisBus
+from .bus import DEFAULT_MAX_PENDING_PUBLISHES
 from .factory import (
     DEFAULT_PUBLISH_TIMEOUT,
     DEFAULT_RECONNECT_DELAY,
     DEFAULT_RECONNECT_DELAY_MAX,
     DEFAULT_REQUEST_TIMEOUT,
     DEFAULT_URL,
-    check_options,
+    shared_bus,
 )
 from .reader import DEFAULT_BLOCK_TIME, StreamReader
 
@@ -83,23 +81,14 @@ class RedisStreamsAdapterFactory(Generic[S]):
         max_pending_publishes: int = DEFAULT_MAX_PENDING_PUBLISHES,
         **options: Any,
     ) -> None:
-        import_coredis()
-        import_msgpack()
-        check_options(
+        check_stream_options(max_len=max_len, read_count=read_count, block_time=block_time)
+        self._adapter_class = adapter_class
+        self.bus = shared_bus(
+            url,
+            sharded=False,
             subscription_mode="static",
             request_timeout=request_timeout,
             publish_timeout=publish_timeout,
-            reconnect_delay=reconnect_delay,
-            reconnect_delay_max=reconnect_delay_max,
-            max_pending_publishes=max_pending_publishes,
-        )
-        check_stream_options(max_len=max_len, read_count=read_count, block_time=block_time)
-        self._adapter_class = adapter_class
-        self.bus = RedisBus(
-            url,
-            sharded=False,
-            publish_timeout=float(publish_timeout),
-            subscribe_timeout=float(request_timeout),
             reconnect_delay=reconnect_delay,
             reconnect_delay_max=reconnect_delay_max,
             max_pending_publishes=max_pending_publishes,
