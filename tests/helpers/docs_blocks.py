@@ -1,6 +1,6 @@
 """The Python code blocks of the documentation's pages, found and run (tests/test_docs_blocks.py).
 
-Rules (the pages are written for them; docs/guide/contributing-docs.md says the same to authors):
+Rules (the pages are written for them):
 
 - Every fenced block whose language is ``python`` (or ``py``, or a ``{code-block} python`` directive)
   in ``docs/index.md`` and ``docs/guide/*.md`` is run. Other languages (``console``, ``text``,
