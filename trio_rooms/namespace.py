@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 
 __all__ = ["Namespace", "NamespaceMatcher", "ParentNamespace"]
 NamespaceMatcher: TypeAlias = "re.Pattern[str] | Callable[[str, dict[str, Any]], bool | Awaitable[bool]]"
+"""What ``server.of`` takes for a parent namespace: a compiled regex (a full match admits a name), or
+``(name, auth) -> bool`` (plain or async) deciding per CONNECT."""
 AdapterFactory: TypeAlias = Callable[["Namespace"], Adapter]
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 

@@ -281,8 +281,10 @@ class Server:
 
     @property
     def namespaces(self) -> Mapping[str, Namespace]:
-        """The namespaces of this server by name (read-only, live): those made by ``of(name)`` and
-        the children that parents made (``of(regex)`` / ``of(callable)``), not the parents."""
+        """The namespaces of this server by name, a read-only live mapping.
+
+        It holds those made by ``of(name)`` and the children that parents made (``of(regex)`` /
+        ``of(callable)``), not the parents."""
         return MappingProxyType(self._namespaces)
 
     def on_new_namespace(self, callback: Callable[[Namespace], Any]) -> Callable[[Namespace], Any]:

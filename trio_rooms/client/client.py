@@ -62,24 +62,34 @@ class Client(HookedEmitter):
 
     Args:
         url: ``http(s)://host[:port]`` (or ``ws(s)://``), without path or query.
-        namespace: The namespace to join.
-        auth: The CONNECT payload (sent again on every reconnection).
-        transports: The first opens the session; a later ``"websocket"`` allows the upgrade.
-        reconnection: Reconnect after an unexpected loss (never after "io server disconnect").
-        reconnection_delay: The first delay, doubled per attempt up to ``reconnection_delay_max``.
-        reconnection_delay_max: The cap of the delay (seconds).
-        randomization_factor: Each delay is moved by up to this fraction, up or down.
-        reconnection_attempts: Attempts after a loss before giving up (None: no limit).
-        timeout: Seconds one attempt may take (handshake and namespace CONNECT); also bounds each
-            HTTP request and each write.
-        wait_timeout: Seconds the first connection may take, all attempts included.
-        path: The Engine.IO path. ssl_context: For ``https``/``wss``.
-        max_buffered_packets: Emits held while (re)connecting; past it ``emit`` raises.
-        max_pending_acks: ``emit_with_ack`` calls waiting at once (more wait for a slot).
-        max_handlers_in_flight: Event handlers running at once (then reading pauses).
-        max_message_size: The largest message accepted from the server, in bytes.
-        max_attachments: Binary attachments per packet. max_json_depth: JSON nesting.
-        close_timeout: Seconds each step of a close may take.
+        namespace: the namespace to join (default ``"/"``).
+        auth: the CONNECT payload, a dict (sent again on every reconnection); None sends none.
+        transports: ``("polling", "websocket")`` by default: the first opens the Engine.IO session
+            (long-polling), and a later ``"websocket"`` allows the upgrade to WebSocket;
+            ``("websocket",)`` connects over WebSocket directly, ``("polling",)`` never upgrades.
+        reconnection: reconnect after an unexpected loss (default True; never after the server's
+            "io server disconnect").
+        reconnection_delay: the first delay before reconnecting, in seconds (default 1.0), doubled
+            per attempt up to ``reconnection_delay_max``.
+        reconnection_delay_max: the cap of the delay, in seconds (default 5.0).
+        randomization_factor: each delay is moved by up to this fraction, up or down (default 0.5,
+            between 0 and 1).
+        reconnection_attempts: attempts after a loss before giving up (default None: no limit).
+        timeout: seconds one attempt may take (handshake and namespace CONNECT; default 20.0); it
+            also bounds each HTTP request and each write.
+        wait_timeout: seconds the first connection may take, all attempts included (default 20.0).
+        path: the Engine.IO path (default ``"/socket.io/"``).
+        ssl_context: the TLS context for ``https``/``wss`` (None: the default context).
+        max_buffered_packets: emits held while (re)connecting (default 1000); past it ``emit``
+            raises.
+        max_pending_acks: ``emit_with_ack`` calls waiting at once (default 1024; more wait for a
+            slot).
+        max_handlers_in_flight: event handlers running at once (default 64; then reading pauses).
+        max_message_size: the largest message accepted from the server, in bytes (default
+            10,000,000).
+        max_attachments: binary attachments per packet (default 10).
+        max_json_depth: nesting depth of a packet's JSON (default 32).
+        close_timeout: seconds each step of a close may take (default 2.0).
 
     Raises:
         ValueError: an invalid URL, namespace, transport, bound, timeout or delay.

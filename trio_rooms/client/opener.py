@@ -44,12 +44,14 @@ async def open_client(*args: Any, **kwargs: Any) -> AsyncIterator[Client]:
     closed) and cancels the handlers still running. Events that arrive before the block starts wait
     for it, so handlers registered at its top see them (and the first "connect").
 
+    The block's own exceptions propagate bare. An exception group escapes only if the block and a
+    client task fail together (client tasks do not fail by design: handler errors are logged).
+
     Raises:
         NamespaceRejected: the server refused the namespace (CONNECT_ERROR) on the first connection.
         Disconnected: no connection could be made (the message says why).
-        ValueError, TypeError: invalid arguments (see ``Client``).
-        The block's own exceptions, bare. An exception group escapes only if the block and a client
-        task fail together (client tasks do not fail by design: handler errors are logged).
+        ValueError: an invalid argument (see ``Client``).
+        TypeError: an argument of the wrong type (see ``Client``).
 
     Cancellation: the client is still disconnected, abruptly if the close cannot finish in time.
     """

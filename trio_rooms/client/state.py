@@ -30,7 +30,7 @@ class ClientDisconnectReason(StrEnum):
     """
 
     IO_SERVER_DISCONNECT = "io server disconnect"
-    """The server disconnected the namespace (a DISCONNECT packet): final, no reconnection."""
+    """The server disconnected the namespace with a DISCONNECT packet; final, no reconnection."""
     IO_CLIENT_DISCONNECT = "io client disconnect"
     """``client.disconnect()``, or the end of the ``async with`` block: final."""
     PING_TIMEOUT = "ping timeout"
@@ -38,7 +38,7 @@ class ClientDisconnectReason(StrEnum):
     TRANSPORT_CLOSE = "transport close"
     """The server closed the connection (or sent an Engine.IO CLOSE)."""
     TRANSPORT_ERROR = "transport error"
-    """The connection failed: refused, reset, an HTTP error, a deadline."""
+    """The connection failed (refused, reset, an HTTP error, a deadline)."""
     PARSE_ERROR = "parse error"
     """The server sent something malformed or out of place."""
 

@@ -112,7 +112,15 @@ class RedisAdapterFactory(Generic[A]):
     Args:
         adapter_class: ``RedisAdapter`` or a subclass.
         url: Redis URL (a cluster node's URL when ``sharded``).
-        key, sharded, subscription_mode, request_timeout, **options: as ``RedisAdapter``'s.
+        key: as ``RedisAdapter``'s.
+        sharded: as ``RedisAdapter``'s.
+        subscription_mode: as ``RedisAdapter``'s.
+        request_timeout: as ``RedisAdapter``'s.
+        publish_timeout: as ``RedisAdapter``'s.
+        reconnect_delay: as ``RedisAdapter``'s.
+        reconnect_delay_max: as ``RedisAdapter``'s.
+        max_pending_publishes: as ``RedisAdapter``'s.
+        **options: the other keyword arguments of ``RedisAdapter`` (given to each namespace's adapter).
 
     Raises:
         ImportError: coredis or msgpack is missing (``pip install trio-rooms[redis]``).

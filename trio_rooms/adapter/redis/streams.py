@@ -111,8 +111,13 @@ class RedisStreamsAdapter(RedisAdapter):
         session_key_prefix: the prefix of the sessions' keys (Node's ``sessionKeyPrefix``).
         channel_prefix: the prefix of the pub/sub channels (Node's ``channelPrefix``).
         block_time: seconds one XREAD blocks (Node's ``blockTimeInMs`` / 1000).
-        request_timeout, publish_timeout, reconnect_delay, reconnect_delay_max, max_handler_tasks,
-        max_pending_publishes, bus: as ``RedisAdapter``'s (``publish_timeout`` also bounds each XADD).
+        request_timeout: as ``RedisAdapter``'s.
+        publish_timeout: as ``RedisAdapter``'s; it also bounds each XADD.
+        reconnect_delay: as ``RedisAdapter``'s.
+        reconnect_delay_max: as ``RedisAdapter``'s.
+        max_handler_tasks: as ``RedisAdapter``'s.
+        max_pending_publishes: as ``RedisAdapter``'s.
+        bus: the server's shared bus (the factory passes it).
         reader: the server's shared stream reader (the factory passes it).
     """
 

@@ -57,7 +57,18 @@ class RedisStreamsAdapterFactory(Generic[S]):
     Args:
         adapter_class: ``RedisStreamsAdapter`` or a subclass.
         url: Redis URL.
-        stream_name, max_len, read_count, session_key_prefix, **options: as ``RedisStreamsAdapter``'s.
+        stream_name: as ``RedisStreamsAdapter``'s.
+        max_len: as ``RedisStreamsAdapter``'s.
+        read_count: as ``RedisStreamsAdapter``'s.
+        session_key_prefix: as ``RedisStreamsAdapter``'s.
+        block_time: as ``RedisStreamsAdapter``'s.
+        request_timeout: as ``RedisAdapter``'s.
+        publish_timeout: as ``RedisAdapter``'s.
+        reconnect_delay: as ``RedisAdapter``'s.
+        reconnect_delay_max: as ``RedisAdapter``'s.
+        max_pending_publishes: as ``RedisAdapter``'s.
+        **options: the other keyword arguments of ``RedisStreamsAdapter`` (given to each namespace's
+            adapter).
 
     Raises:
         ImportError: coredis or msgpack is missing (``pip install trio-rooms[redis]``).
