@@ -207,7 +207,14 @@ class TestClient:
 async def open_test_client(
     stream: trio.abc.Stream, *, answer_pings: bool = True, path: str = "/socket.io/?EIO=4&transport=websocket"
 ) -> AsyncIterator[TestClient]:
-    """A ``TestClient`` on ``stream``, handshake done; the stream is closed on exit."""
+    """A ``TestClient`` on ``stream``, handshake done; the stream is closed on exit.
+
+    Args:
+        stream: a connected stream to the server (``MemoryListener.connect()``, or
+            ``trio.open_tcp_stream``).
+        answer_pings: answer the server's Engine.IO pings (False plays a dead client).
+        path: the request target of the WebSocket handshake (the Engine.IO path and its query).
+    """
     client = TestClient(stream, answer_pings=answer_pings)
     try:
         await client.handshake(path)
