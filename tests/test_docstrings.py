@@ -10,6 +10,7 @@ from __future__ import annotations
 import inspect
 import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -119,3 +120,15 @@ def test_the_check_catches_a_stale_docstring() -> None:
     in_signature = signature_args(trio_rooms.Server)
     assert "handshake_timeout" not in in_signature
     assert [arg for arg in in_signature if arg not in documented]
+
+
+API_PAGES = Path(__file__).resolve().parent.parent / "docs" / "api"
+_DIRECTIVE = re.compile(r"^\.\. (?:auto\w+|py:\w+):: (?:trio_rooms\.)?(\w+)\b", re.MULTILINE)
+
+
+def test_the_api_reference_documents_every_public_name() -> None:
+    """Each name of ``trio_rooms.__all__`` has its entry in docs/api/*.rst (under ``trio_rooms``)."""
+    pages = sorted(API_PAGES.glob("*.rst"))
+    assert pages
+    entries = {name for page in pages for name in _DIRECTIVE.findall(page.read_text(encoding="utf-8"))}
+    assert sorted(set(trio_rooms.__all__) - entries) == []

@@ -23,11 +23,8 @@ __all__ = ["BroadcastOperator"]
 class BroadcastOperator:
     """Selects sockets by room, then acts on them. Every modifier returns a new operator.
 
-    Args:
-        adapter: the namespace's adapter.
-        rooms: target rooms (union); empty means every socket of the namespace.
-        except_rooms: rooms whose members are left out (a socket id counts as a room).
-        flags: volatile / local / timeout.
+    Made by ``to``, ``in_``, ``except_``, ``volatile``, ``local`` and ``timeout`` of a namespace, of the
+    server (its main namespace) and of a socket (which leaves itself out).
     """
 
     __slots__ = ("_adapter", "_opts")
@@ -39,6 +36,14 @@ class BroadcastOperator:
         except_rooms: frozenset[Room] = frozenset(),
         flags: BroadcastFlags | None = None,
     ) -> None:
+        """Made by the namespace's (or socket's) broadcast methods.
+
+        Args:
+            adapter: the namespace's adapter.
+            rooms: target rooms (union); empty means every socket of the namespace.
+            except_rooms: rooms whose members are left out (a socket id counts as a room).
+            flags: volatile / local / timeout.
+        """
         self._adapter = adapter
         self._opts = BroadcastOptions(rooms, except_rooms, flags or BroadcastFlags())
 

@@ -187,16 +187,19 @@ class FlaggedEmitter:
     """``socket.timeout(seconds)`` / ``socket.volatile`` (and the client's): an emit with flags.
     Every modifier returns a new emitter; the owner is not changed (unlike Node's, whose flags stick
     to the socket until its next emit).
-
-    Args:
-        target: the socket or client.
-        volatile: the packet may be dropped when it cannot go out now (a full queue, no transport).
-        timeout: the deadline of ``emit_with_ack`` in seconds (None: the owner's default).
     """
 
     __slots__ = ("_target", "_timeout", "_volatile")
 
     def __init__(self, target: Emitting, *, volatile: bool = False, timeout: float | None = None) -> None:
+        """Made by the owner's ``volatile`` and ``timeout``.
+
+        Args:
+            target: the socket or client.
+            volatile: the packet may be dropped when it cannot go out now (a full queue, no
+                transport).
+            timeout: the deadline of ``emit_with_ack`` in seconds (None: the owner's default).
+        """
         self._target = target
         self._volatile = volatile
         self._timeout = timeout

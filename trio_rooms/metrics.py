@@ -159,21 +159,25 @@ def _le(bound: float) -> str:
 
 
 class MetricsEndpoint:
-    """``GET /metrics`` of one server: its ``CollectorRegistry`` and the policy of who may scrape.
-
-    Args:
-        stats: ``Server.stats``.
-        policy: True, or a callable ``(request) -> bool`` (sync or async) deciding per request.
+    """``GET /metrics`` of one server (``server.metrics_endpoint``): its ``CollectorRegistry`` and the
+    policy of who may scrape.
 
     Attributes:
         registry: the server's own ``prometheus_client.CollectorRegistry``: the server's metrics, and
             any the application registers beside them.
 
-    Raises:
-        ImportError: ``prometheus_client`` is not installed.
     """
 
     def __init__(self, stats: StatsSource, policy: MetricsPolicy) -> None:
+        """Made by ``Server(metrics=...)``.
+
+        Args:
+            stats: ``Server.stats``.
+            policy: True, or a callable ``(request) -> bool`` (sync or async) deciding per request.
+
+        Raises:
+            ImportError: ``prometheus_client`` is not installed.
+        """
         try:
             from prometheus_client import CollectorRegistry
             from prometheus_client.exposition import choose_encoder

@@ -37,15 +37,9 @@ _CONNECTION_EVENTS = frozenset({"connection", "connect"})
 
 
 class Namespace:
-    """A Socket.IO namespace (built by ``server.of(name)``).
-
-    Args:
-        name: the namespace name, starting with "/".
-        adapter_factory: builds the namespace's adapter (given the namespace).
-        on_unused: for a child namespace of a parent, called when no socket uses it any more (the
-            server removes it then, with ``cleanup_empty_child_namespaces``).
-        counters: the server's counters (``Server.stats``); a namespace made alone counts in its own.
-        recovery: the server's connection state recovery options (None: off).
+    """A Socket.IO namespace: made by ``server.of(name)`` (the same object on every call), where
+    ``@namespace.on("connection")`` handlers and ``namespace.use`` middleware are registered, and
+    whose methods broadcast to its sockets (``namespace.to(room).emit(...)``).
 
     Attributes:
         name: the namespace name, starting with "/".
@@ -64,6 +58,17 @@ class Namespace:
         counters: Counters | None = None,
         recovery: ConnectionStateRecovery | None = None,
     ) -> None:
+        """Made by the server (``Server.of``).
+
+        Args:
+            name: the namespace name, starting with "/".
+            adapter_factory: builds the namespace's adapter (given the namespace).
+            on_unused: for a child namespace of a parent, called when no socket uses it any more
+                (the server removes it then, with ``cleanup_empty_child_namespaces``).
+            counters: the server's counters (``Server.stats``); a namespace made alone counts in its
+                own.
+            recovery: the server's connection state recovery options (None: off).
+        """
         self.name = name
         self.counters = counters if counters is not None else Counters()
         self.recovery = recovery

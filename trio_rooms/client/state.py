@@ -32,7 +32,8 @@ class ClientDisconnectReason(StrEnum):
     IO_SERVER_DISCONNECT = "io server disconnect"
     """The server disconnected the namespace with a DISCONNECT packet; final, no reconnection."""
     IO_CLIENT_DISCONNECT = "io client disconnect"
-    """``client.disconnect()``, or the end of the ``async with`` block: final."""
+    """The application disconnected (``client.disconnect()``, or the end of the ``async with``
+    block); final."""
     PING_TIMEOUT = "ping timeout"
     """No ping from the server within pingInterval + pingTimeout."""
     TRANSPORT_CLOSE = "transport close"

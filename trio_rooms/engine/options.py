@@ -16,10 +16,11 @@ from .policy import CorsOrigins, CorsPolicy
 __all__ = ["AllowRequest", "EngineOptions", "Fallback"]
 
 AllowRequest = Callable[[HttpRequest], Awaitable[bool]]
-"""``allow_request``: ``async def allow_request(request) -> bool``; False refuses a new session (403)."""
+"""What ``allow_request`` takes, ``async def allow_request(request) -> bool``. False refuses a new
+session (403)."""
 Fallback = Callable[[HttpRequest], Awaitable["HttpResponse | None"]]
-"""``fallback``: ``async def fallback(request) -> HttpResponse | None`` for the requests outside the
-Engine.IO path (None: 404)."""
+"""What ``fallback`` takes, ``async def fallback(request) -> HttpResponse | None``, which answers
+the requests outside the Engine.IO path (None: 404)."""
 
 
 @dataclass(frozen=True, slots=True)

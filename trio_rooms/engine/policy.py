@@ -18,8 +18,8 @@ __all__ = ["CorsOrigins", "CorsPolicy", "client_address"]
 
 #: None: same origin only; "*": any; a list of origins; or a callable ``(origin) -> bool``.
 CorsOrigins: TypeAlias = "str | Iterable[str] | Callable[[str], bool] | None"
-"""``cors_allowed_origins``: None (same origin only), ``"*"`` (any origin), the allowed origins, or
-``(origin) -> bool`` deciding per request."""
+"""What ``cors_allowed_origins`` takes. None (same origin only), ``"*"`` (any origin), the allowed
+origins, or ``(origin) -> bool`` deciding per request."""
 
 _PREFLIGHT_METHODS = "GET, POST, OPTIONS"
 
