@@ -21,9 +21,12 @@ from sphinx.application import Sphinx
 from sphinx.environment import BuildEnvironment
 from sphinx.errors import ConfigError
 from sphinx.ext.intersphinx import missing_reference as intersphinx_missing_reference
+from sphinx.util import logging
+from sphinx.util.inspect import signature_from_str
 
 import trio_rooms
 
+logger = logging.getLogger("trio_rooms.docs")
 DOCS = Path(__file__).resolve().parent
 sys.path.insert(0, str(DOCS))
 
@@ -193,7 +196,14 @@ def _alias_names(
             text = re.sub(rf"(?<![~\w.]){re.escape(full)}\b", "~" + full, text)
         return text
 
-    return shorten(signature), shorten(annotation)
+    signature = shorten(signature)
+    if signature:
+        try:
+            signature_from_str(signature)
+        except SyntaxError as exc:
+            # Sphinx would show such a signature as plain text without a word: say it (-W fails).
+            logger.warning("the signature of %s cannot be parsed (%s): %s", name, exc, signature)
+    return signature, shorten(annotation)
 
 
 def _forget_objects(app: Sphinx, env: BuildEnvironment, *args: object) -> None:

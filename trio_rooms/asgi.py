@@ -63,14 +63,13 @@ class ASGIApp:
     ``--graceful-timeout``); a WebSocket connection cancelled that way is disconnected with the
     same reason and closed with 1001.
 
+    A call raises ``RuntimeError`` under an ASGI server that is not Trio's, or when a request comes
+    while the server's machinery is not running (no lifespan startup); the message says what to do.
+
     Args:
         server: the ``Server`` (or ``EngineServer``) to serve.
         other_asgi_app: the application that serves every other request, and whose lifespan is
-            forwarded.
-
-    Raises (when called):
-        RuntimeError: under an ASGI server that is not Trio's, or when a request comes while the
-            server's machinery is not running (no lifespan startup): the message says what to do.
+            forwarded (default None).
     """
 
     def __init__(self, server: Server | EngineServer, other_asgi_app: ASGIApplication | None = None) -> None:
