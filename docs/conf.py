@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import inspect
 import os
 import re
 import sys
@@ -181,8 +182,8 @@ def _alias_names(
 ) -> tuple[str | None, str | None]:
     """Make signatures parseable and short: an alias of ``autodoc_type_aliases`` by its short name,
     linked (Sphinx 9 writes one in a union as ``TypeAliasForwardRef('module.Name')``, and one alone
-    by its full dotted name), a class given as a default value by its name,
-    and a dataclass field's default factory as ``...``."""
+    by its full dotted name), a class given as a default value by its name, a dataclass field's
+    default factory as ``...``, and no return annotation on an async context manager."""
 
     def shorten(text: str | None) -> str | None:
         if text is None:
@@ -203,6 +204,10 @@ def _alias_names(
         except SyntaxError as exc:
             # Sphinx would show such a signature as plain text without a word: say it (-W fails).
             logger.warning("the signature of %s cannot be parsed (%s): %s", name, exc, signature)
+    if inspect.isasyncgenfunction(getattr(obj, "__wrapped__", None)):
+        # An @asynccontextmanager: shown as ``async with f(...) as name`` (sphinxcontrib-trio); the
+        # generator's ``AsyncIterator[X]`` is no return value a caller sees.
+        return signature, None
     return signature, shorten(annotation)
 
 
