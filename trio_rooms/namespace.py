@@ -121,7 +121,8 @@ class Namespace:
 
     # -- registration -----------------------------------------------------------------------------
     def on(self, event: str) -> Callable[[F], F]:
-        """Register a handler: ``"connection"`` takes ``async def handler(socket)``.
+        """Register a handler: ``"connection"`` (or its alias ``"connect"``) takes
+        ``async def handler(socket)``.
 
         Any other (non-reserved) name receives the events of ``server_side_emit`` from the other
         servers of a cluster; its return value is the answer. It never receives a client's events
