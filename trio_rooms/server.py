@@ -68,92 +68,71 @@ DEFAULT_MAX_CHILD_NAMESPACES: Final = 10_000
 class Server:
     """A Socket.IO v5 server for Trio, on Engine.IO v4: HTTP long-polling and WebSocket, with the
     upgrade from polling to WebSocket (as the stock clients connect by default) or WebSocket at once.
-
-    Serve it with ``await nursery.start(server.serve, host, port)`` (its own HTTP/1.1 front door),
-    ``server.serve_listeners(listeners)`` (any trio listeners: TLS, memory), or inside an ASGI
-    application with ``ASGIApp(server)``. Every option is keyword-only.
+    Serve it with ``serve``, ``serve_listeners`` or ``ASGIApp(server)``. Options are keyword-only.
 
     Args:
         ping_interval: seconds between the heartbeat pings the server sends (default 25.0).
-        ping_timeout: seconds a client has to answer a ping with a pong; past it the connection is
-            closed with reason "ping timeout" (default 20.0).
+        ping_timeout: seconds a client has to answer a ping; past it the connection is closed with
+            reason "ping timeout" (default 20.0).
         max_payload: the largest WebSocket message or polling request body accepted from a client,
             in bytes (default 1,000,000); a larger one closes the connection.
         connect_timeout: seconds a connection may stay without joining a namespace (default 45.0).
-        path: the Engine.IO path the clients connect to (default ``"/socket.io/"``).
-        adapter: builds the adapter of each namespace, called once per namespace
-            (``Callable[[Namespace], Adapter]``, default ``InMemoryAdapter``); a cluster adapter's
-            ``factory(...)`` (``RedisAdapter.factory(url)``) shares one Redis connection set.
-        transports: the transports served, among ``"polling"`` and ``"websocket"`` (default both:
-            a client starts on polling and upgrades to WebSocket, or opens a WebSocket directly).
-        cors_allowed_origins: the cross-origin policy of the polling requests (``CorsOrigins``):
-            None (the default: same origin only), ``"*"`` (any origin), a list of origins, or
-            ``(origin) -> bool``.
+        path: the Engine.IO path (default ``"/socket.io/"``).
+        adapter: builds the adapter of each namespace (``Callable[[Namespace], Adapter]``, default
+            ``InMemoryAdapter``), such as ``RedisAdapter.factory(url)``.
+        transports: the transports served, among ``"polling"`` and ``"websocket"`` (default both).
+        cors_allowed_origins: None (the default: same origin only), ``"*"``, a list of origins, or
+            ``(origin) -> bool`` (``CorsOrigins``).
         cors_credentials: allow credentials (cookies) from the allowed origins; None (the default)
-            means yes, except with ``"*"``, which never allows them (True with ``"*"`` logs a
-            warning and is ignored).
-        allow_request: ``async (request: HttpRequest) -> bool`` asked before each new session
-            opens; False refuses it with 403 (default None: every session is allowed).
-        trusted_proxies: addresses or networks (``"10.0.0.0/8"``) whose ``X-Forwarded-For`` is
-            believed for the client's address (default ``()``: none).
-        fallback: ``async (request: HttpRequest) -> HttpResponse | None`` answering the requests
-            outside ``path`` on the same port (your own pages); None (its answer, or the default)
-            is a 404.
+            means yes, except with ``"*"``, which never allows them.
+        allow_request: ``async (request: HttpRequest) -> bool`` asked before each new session; False
+            refuses it with 403 (default None: every session is allowed).
+        trusted_proxies: addresses or networks whose ``X-Forwarded-For`` is believed (default none).
+        fallback: ``async (request: HttpRequest) -> HttpResponse | None`` for the requests outside
+            ``path`` on the same port (your own pages); None (its answer, or the default) is a 404.
         max_queued_bytes: per-connection bound on the outbound bytes queued (default 4 MiB); past
             it a volatile packet is dropped and any other closes the connection ("slow consumer").
         send_timeout: seconds ``socket.emit`` waits for queue space (default 10.0).
-        request_timeout: seconds one HTTP request may take to send its head and body, a WebSocket
-            handshake included (default 10.0; a slower one is cut: slowloris).
-        idle_timeout: seconds a keep-alive HTTP connection may wait for its next request (default
-            60.0).
-        upgrade_timeout: seconds a polling session's upgrade to WebSocket may take to complete
-            (default 10.0; past it the session stays on polling).
-        teardown_timeout: seconds one socket's ``disconnecting`` and ``disconnect`` handlers may
-            run (default 5.0).
+        request_timeout: seconds one HTTP request (a WebSocket handshake too) may take to send its
+            head and body (default 10.0).
+        idle_timeout: seconds a keep-alive HTTP connection may wait for its next request (default 60.0).
+        upgrade_timeout: seconds a polling session's upgrade to WebSocket may take (default 10.0;
+            past it the session stays on polling).
+        teardown_timeout: seconds a socket's ``disconnecting``/``disconnect`` handlers may run (default 5.0).
         close_timeout: seconds a closing connection has to flush its last packets (default 2.0).
-        max_events_in_flight: event handlers running at once per socket (default 16); then the
-            socket's reading pauses.
+        max_events_in_flight: event handlers running at once per socket, then reading pauses (default 16).
         max_pending_acks: ``emit_with_ack`` calls one socket may await at once (default 1024).
         max_attachments: binary attachments per packet (default 10).
         max_json_depth: nesting depth of a packet's JSON (default 32).
         max_namespaces: namespaces a connection may have joined or be joining at once (default
             32; past it the connection is closed); a CONNECT to a name that no namespace and no
-            parent accepts is refused at once ("Invalid namespace") and takes none.
-        cleanup_empty_child_namespaces: remove a child namespace of a parent (``server.of(regex)``
-            or ``server.of(callable)``) with its adapter once its last socket is gone (Node's
-            option of the same name; default False, as in Node).
-        max_child_namespaces: how many child namespaces each parent may hold at once (default
-            10,000); past it a CONNECT to a new child is refused with CONNECT_ERROR "Too many
-            namespaces" and counted in ``stats()["refused_child_namespaces"]`` (with or without the
-            cleanup).
-        freeze_gc: on by default: once a second while connections arrive, move what the cyclic GC
-            tracks out of its full scans (``gc.collect(1)`` then ``gc.freeze()``), so that full
-            collections no longer grow with the number of connections; once the connections closed
-            since then reach a quarter of the open ones, unfreeze, collect fully and freeze again
-            (so that reference cycles of the application's own objects are still collected, at
-            CPython's own cadence); unfreeze when the server stops. Process-wide; ``False`` leaves
-            the GC alone.
-        metrics: serve Prometheus metrics at ``GET /metrics`` on the port the server serves (and
-            through ``ASGIApp``): False (off, the default), True, or a callable ``(request) -> bool``
-            (sync or async) deciding per scrape; a refused scrape gets 403. Needs the extra
-            ``trio-rooms[metrics]`` (``prometheus_client``). The metrics read ``stats()`` at each
-            scrape.
-        connection_state_recovery: ``ConnectionStateRecovery(...)`` turns connection state recovery
-            on (default None: off): a client that drops for a recoverable reason and comes back
-            within ``max_disconnection_duration`` gets the same socket (id, rooms, ``data``,
-            ``socket.recovered`` true) and the broadcasts it missed. It needs an adapter that stores
-            what it needs: the in-memory adapter on one server, the Redis Streams adapter across
-            servers.
+            parent accepts is refused at once ("Invalid namespace").
+        cleanup_empty_child_namespaces: remove a child namespace of a parent (``of(regex)`` or
+            ``of(callable)``) with its adapter once its last socket is gone (default False, as Node).
+        max_child_namespaces: child namespaces each parent may hold at once (default 10,000); past
+            it a CONNECT to a new child is refused ("Too many namespaces"), counted in ``stats()``.
+        freeze_gc: on by default: move what the cyclic GC tracks out of its full scans as
+            connections arrive (``gc.collect(1)``, ``gc.freeze()``; a full collection each time the
+            connections closed since the last one reach a quarter of the open ones), so that full
+            collections do not grow with the connections; process-wide, undone when the server
+            stops. ``False`` leaves the GC alone.
+        metrics: serve Prometheus metrics at ``GET /metrics`` (natively and through ``ASGIApp``):
+            False (the default), True, or ``(request) -> bool`` (sync or async) deciding per scrape
+            (refused: 403). Needs ``trio-rooms[metrics]``; the metrics read ``stats()``.
+        connection_state_recovery: ``ConnectionStateRecovery(...)`` turns recovery on (default
+            None: off): a client back within ``max_disconnection_duration`` gets the same socket
+            and the broadcasts it missed, with the in-memory adapter on one server or the Redis
+            Streams adapter across servers.
 
     Raises:
-        ValueError: an option out of its range (a timeout that is not positive, a bound that is not
-            a positive int, an unknown transport).
+        ValueError: an option out of its range (a timeout not positive, a bound not a positive int,
+            an unknown transport).
         TypeError: ``metrics`` or ``connection_state_recovery`` of the wrong type.
 
     Attributes:
-        engine: the Engine.IO server under it (``EngineServer``), with the options above.
-        metrics_registry: the server's ``prometheus_client.CollectorRegistry`` when ``metrics`` is on
-            (the application may register its own metrics in it), else None.
+        engine: the Engine.IO server under it (``EngineServer``).
+        metrics_registry: the ``prometheus_client.CollectorRegistry`` of the server when ``metrics``
+            is on (register your own metrics in it), else None.
         metrics_endpoint: what answers ``GET /metrics`` (None when ``metrics`` is off).
     """
 
@@ -494,17 +473,13 @@ class Server:
 
     # -- observability ------------------------------------------------------------------------------
     def stats(self) -> dict[str, Any]:
-        """Counters for operators: connections, sockets per namespace, rooms, drops and errors.
-
-        ``queued_bytes`` is the sum over connections of the bytes waiting in their outbound queues;
-        ``deliveries`` counts the Socket.IO packets written to clients (a broadcast counts each
-        recipient it reached) and ``bytes_sent`` their size as WebSocket frames (``Counters``);
-        ``adapters`` holds each namespace's ``adapter.stats()`` (a cluster adapter's counters) and
-        ``adapter_errors`` the sum of their failure counters (``Adapter.error_stats``);
-        ``ack_seconds`` is the ack round-trip histogram: ``buckets`` (upper bound in seconds,
-        cumulative count), ``count`` and ``sum``. The Prometheus metrics (``metrics=``) are read
-        from this, at each scrape.
-        """
+        """Counters for operators (the Prometheus metrics read them): connections, sockets per
+        namespace, rooms, drops and errors. ``queued_bytes``: bytes waiting in outbound queues;
+        ``deliveries``: Socket.IO packets written to clients (a broadcast counts each recipient) and
+        ``bytes_sent`` their size as WebSocket frames; ``adapters``: each namespace's
+        ``adapter.stats()``, and ``adapter_errors`` the sum of their failure counters;
+        ``ack_seconds``: the ack round-trip histogram (``buckets`` of (upper bound in seconds,
+        cumulative count), ``count``, ``sum``)."""
         c = self.counters
         namespaces = self._namespaces.items()
         adapters = {name: ns.adapter.stats() for name, ns in namespaces}
@@ -570,12 +545,8 @@ class Server:
         """Run the server's machinery, without listeners, for the duration of the block: each
         namespace's adapter ``run`` (started first), the services (``add_service``), the heartbeat
         schedule, the nursery of the polling sessions' hosts. ``serve_listeners`` serves inside it;
-        so does ``ASGIApp`` between an ASGI server's lifespan startup and shutdown (a connection's
-        own tasks then live in its ASGI call).
-
-        Leaving the block (or cancelling it) shuts down as cancelling ``serve`` does: every socket
-        still connected is disconnected with reason "server shutting down", its handlers run within
-        ``teardown_timeout``, and each WebSocket gets a close frame (1001).
+        so does ``ASGIApp`` between an ASGI server's lifespan startup and shutdown. Leaving the
+        block (or cancelling it) shuts down as cancelling ``serve`` does.
 
         Raises:
             RuntimeError: the server is running already.
