@@ -55,7 +55,6 @@ myst_enable_extensions = ["colon_fence", "deflist"]
 myst_heading_anchors = 3
 
 nitpicky = True
-default_role = "py:obj"
 
 autodoc_member_order = "bysource"
 autodoc_typehints = "signature"
