@@ -378,3 +378,61 @@ async def test_a_restore_under_load_misses_nothing_and_repeats_nothing(redis_url
         offsets = [offset_key(args[-1]) for args in got]
         assert len(set(offsets)) == len(offsets) == 3 * count
         assert missed and live, "the restore happened mid-load"
+
+
+async def test_a_server_shutting_down_saves_its_sessions_for_another_server(redis_url: str) -> None:
+    """Cancelling ``serve`` tears the sockets down while the adapter's Redis link still runs: each
+    session is saved ("server shutting down" is recoverable), and a client recovers on the next server
+    (a rolling restart)."""
+    import trio_rooms
+
+    recovery = ConnectionStateRecovery()
+
+    def cluster_member() -> trio_rooms.Server:
+        server = trio_rooms.Server(
+            adapter=RedisStreamsAdapter.factory(url=redis_url), connection_state_recovery=recovery
+        )
+
+        @server.on("connection")
+        async def on_connection(socket: trio_rooms.Socket) -> None:
+            if not socket.recovered:
+                socket.join("news")
+
+        return server
+
+    first, second = cluster_member(), cluster_member()
+    scope, stopped = trio.CancelScope(), trio.Event()
+
+    async def serve_first(task_status: trio.TaskStatus[list[trio.SocketListener]]) -> None:
+        with scope:
+            await first.serve("127.0.0.1", 0, task_status=task_status)
+        stopped.set()
+
+    headlines: list[str] = []
+    first_headline = trio.Event()
+    with trio.fail_after(20):
+        async with trio.open_nursery() as servers:
+            listeners = await servers.start(serve_first)
+            port = listeners[0].socket.getsockname()[1]
+            options: dict[str, Any] = {"reconnection_delay": 0.2, "randomization_factor": 0.0}
+            async with trio_rooms.open_client(f"http://127.0.0.1:{port}", **options) as client:
+
+                @client.on("headline")
+                async def on_headline(text: str) -> None:
+                    headlines.append(text)
+                    first_headline.set()
+
+                await first.to("news").emit("headline", "one")
+                await first_headline.wait()
+                first_id = client.id
+                scope.cancel()
+                await stopped.wait()
+                await servers.start(second.serve, "127.0.0.1", port)
+                await second.to("news").emit("headline", "two")
+                while not (client.connected and (client.recovered or client.id != first_id)):  # noqa: ASYNC110
+                    await trio.sleep(0.01)  # the client's state, changed by its own tasks
+                assert client.recovered and client.id == first_id
+                while len(headlines) < 2:  # noqa: ASYNC110 - the replay follows the CONNECT
+                    await trio.sleep(0.01)
+            servers.cancel_scope.cancel()
+    assert headlines == ["one", "two"]

@@ -553,7 +553,12 @@ class Server:
         """
         if self.engine.serving:
             raise RuntimeError("the server is running already (serve, serve_listeners or running())")
-        async with trio.open_nursery() as services:
+        async with trio.open_nursery() as outer:
+            # The services (the adapters' links first) are shielded from a cancellation of the server:
+            # the sockets' teardown still needs them (a session saved for recovery in Redis, the last
+            # broadcasts); they are cancelled once the engine has shut down.
+            shield = trio.CancelScope(shield=True)
+            services: trio.Nursery = await outer.start(_host_services, shield)
             background = factory_background_work(self._adapter_factory)
             if background is not None:  # shared by the adapters: before them
                 await services.start(background)
@@ -570,7 +575,7 @@ class Server:
                     yield
             finally:
                 self._services = None
-                services.cancel_scope.cancel()
+                shield.cancel()
 
     def _open_connection(self, session: Session, request: HttpRequest) -> Connection:
         """The engine's ``on_session`` hook: the Socket.IO connection that hosts ``session``."""
@@ -597,3 +602,13 @@ class Server:
             query=dict(request.query),
             auth={},
         )
+
+
+async def _host_services(
+    shield: trio.CancelScope, *, task_status: trio.TaskStatus[trio.Nursery] = trio.TASK_STATUS_IGNORED
+) -> None:
+    """Host a server's services in a nursery under ``shield`` (until ``shield.cancel()``)."""
+    with shield:
+        async with trio.open_nursery() as services:
+            task_status.started(services)
+            await trio.sleep_forever()
