@@ -3,6 +3,8 @@ test module."""
 
 import os
 
+import pytest
+from helpers import docs_blocks
 from helpers.redis_fixtures import redis_cluster_urls as redis_cluster_urls
 from helpers.redis_fixtures import redis_server as redis_server
 from helpers.redis_fixtures import redis_url as redis_url
@@ -15,3 +17,13 @@ __all__ = ["redis_cluster_urls", "redis_server", "redis_url"]
 settings.register_profile("ci", derandomize=True, print_blob=True)
 if os.environ.get("CI") == "true":
     settings.load_profile("ci")
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Say how many Python code blocks of the documentation ran (tests/test_docs_blocks.py)."""
+    if docs_blocks.RAN:
+        total = sum(docs_blocks.RAN.values())
+        terminalreporter.write_line(
+            f"docs: {total} Python code blocks run from {len(docs_blocks.RAN)} pages "
+            + ", ".join(f"{page} {count}" for page, count in sorted(docs_blocks.RAN.items()))
+        )
