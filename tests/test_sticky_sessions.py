@@ -50,6 +50,7 @@ FRONTEND = "127.0.0.1:3000"
 BACKENDS = ("127.0.0.1:3001", "127.0.0.1:3002")
 START_TIMEOUT = 20.0
 CLIENT_TIMEOUT = 60.0
+BOUNDARY = "/__sticky_boundary__"  # sticky_client.mjs requests it before it closes its clients
 # One request in `option httplog`'s format: ... backend/server timers status bytes ... "METHOD URI HTTP/1.1"
 LOG_LINE = re.compile(
     r" trio_rooms/(?P<server>\S+) \S+ (?P<status>-?\d+) .*\"(?P<method>[A-Z]+) (?P<uri>\S+) HTTP/"
@@ -200,14 +201,25 @@ class HAProxy:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
-    def requests(self) -> list[dict[str, str]]:
-        """The logged requests: server, status, method, and the Engine.IO sid ("" for a handshake)."""
-        found = []
+    async def logged(self, text: str, timeout: float = 5.0) -> None:
+        """Wait until ``text`` is in the log (HAProxy writes a request's line as its stream ends,
+        which may be a moment after the client got the answer)."""
+        with trio.fail_after(timeout):
+            while text not in self.log():  # noqa: ASYNC110 - a file another process writes
+                await trio.sleep(0.02)
+
+    def requests(self, *, until: str | None = None) -> list[dict[str, str]]:
+        """The logged requests: server, status, method, and the Engine.IO sid ("" for a handshake);
+        with ``until``, only those logged before the first request whose URI contains it."""
+        found: list[dict[str, str]] = []
         for line in self.log().splitlines():
+            if until is not None and until in line:
+                return found
             match = LOG_LINE.search(line)
             if match is not None:
                 sid = re.search(r"[?&]sid=([^&]+)", match["uri"])
                 found.append({**match.groupdict(), "sid": sid.group(1) if sid else ""})
+        assert until is None, f"no request with {until} in HAProxy's log"
         return found
 
 
@@ -297,12 +309,15 @@ async def test_cookie_keeps_polling_clients_on_their_server(
     assert [client["transport"] for client in upgraded] == ["websocket"]
     assert {client["server"] for client in polling} == set(SERVERS), "sessions on one server only"
 
-    # HAProxy's log: no request failed, and each polling session made many round trips, every one
-    # of them answered by the server that holds it.
-    requests = proxy.requests()
+    # HAProxy's log until the clients closed (the script's boundary request): no request failed,
+    # and each polling session made many round trips, every one answered by the server that holds
+    # it. (A poll crossing its client's close may rightly be refused: the session is gone.)
+    await proxy.logged(BOUNDARY)
+    requests = proxy.requests(until=BOUNDARY)
     assert requests, proxy.log()
     statuses = Counter(request["status"] for request in requests)
     assert set(statuses) <= {"200", "101"}, (statuses, proxy.log()[-3000:])
+    assert statuses["200"] >= len(polling) * ROUNDS, statuses
     by_sid: dict[str, Counter[str]] = {}
     for request in requests:
         if request["sid"]:

@@ -9,18 +9,20 @@
 // tests/test_sticky_sessions.py runs the servers and HAProxy, then this script.
 //
 // Usage: node sticky_client.mjs URL CLIENTS ROUNDS UPGRADE
+// Before closing the clients it requests URL/__sticky_boundary__ once (a 404, logged by HAProxy).
 // Prints one line "REPORT <json>": per client its name, the server that welcomed it, the cookie it
 // held, its transport at the end, its acks, the "said" lines it received by sender, and every error
 // (connect_error, an unexpected disconnect: reason, HTTP status, response body). Exits 0 once the
-// report is printed, whatever it says (the test judges it); 3 on bad usage.
+// report is printed, whatever it says (the test judges it); 3 on bad usage, 4 when the boundary
+// request failed.
 
 import { io } from "socket.io-client";
 
-const [URL, CLIENTS, ROUNDS, UPGRADE] = process.argv.slice(2);
+const [TARGET, CLIENTS, ROUNDS, UPGRADE] = process.argv.slice(2);
 const clients = Number(CLIENTS);
 const rounds = Number(ROUNDS);
 const upgrade = Number(UPGRADE);
-if (!URL || !(clients > 0) || !(rounds > 0) || !(upgrade >= 0) || upgrade > clients) {
+if (!TARGET || !(clients > 0) || !(rounds > 0) || !(upgrade >= 0) || upgrade > clients) {
   console.error("usage: node sticky_client.mjs URL CLIENTS ROUNDS UPGRADE");
   process.exit(3);
 }
@@ -81,7 +83,7 @@ for (let index = 0; index < clients; index++) {
     errors: [],
     closing: false,
   };
-  const socket = io(URL, {
+  const socket = io(TARGET, {
     transports: polling ? ["polling"] : ["polling", "websocket"],
     withCredentials: true,
     reconnection: false,
@@ -148,6 +150,15 @@ while (Date.now() < deadline && alive.some((state) => state.socket.connected && 
   await sleep(20);
 }
 
+// A request HAProxy logs between the clients' traffic and their closing (the test checks the log up
+// to it: a poll that crosses the client's close may rightly get 400 "Session ID unknown").
+try {
+  await withTimeout(fetch(new URL("/__sticky_boundary__", TARGET)), STEP_MS, "the boundary request");
+} catch (error) {
+  console.error(`boundary request failed: ${error}`);
+  process.exit(4);
+}
+
 const report = states.map((state) => {
   state.cookie = cookieOf(state.socket);
   state.transport = state.socket.io.engine?.transport?.name ?? null;
@@ -158,4 +169,5 @@ const report = states.map((state) => {
   return rest;
 });
 console.log(`REPORT ${JSON.stringify(report)}`);
+await sleep(200); // let the close requests finish
 process.exit(0);
