@@ -8,7 +8,8 @@ long-polling, and one on the default transports that upgrades to WebSocket: each
 server HAProxy's cookie names, on both servers, through many round trips (acks, and broadcasts to a
 room that spans both), with no error. The negative control runs the same config without its two
 cookie settings: plain round robin sends a session's requests to both servers, and the same clients
-fail with 400 "Session ID unknown" (so the first test cannot pass without the cookie doing its work).
+fail with 400 "Session ID unknown" (so the first test cannot pass without the cookie doing its work),
+while clients on WebSocket only, through that same config, need no cookie.
 
 On loopback every client has the same source address, so stickiness by source hash would prove
 nothing here: the cookie is what is tested. Without haproxy, node (and ``npm ci`` in tests/interop)
@@ -263,12 +264,14 @@ def haproxy(tmp_path: Path) -> Iterator[Callable[[str, list[Member]], HAProxy]]:
 
 
 # -- the clients --------------------------------------------------------------------------------------------
-async def run_clients(url: str, clients: int, rounds: int, upgrade: int) -> list[dict[str, Any]]:
+async def run_clients(
+    url: str, clients: int, rounds: int, upgrade: int, base: str = "polling"
+) -> list[dict[str, Any]]:
     """Run sticky_client.mjs (bounded by CLIENT_TIMEOUT) and return its per-client report."""
     node = require_node_client()
     with trio.fail_after(CLIENT_TIMEOUT):
         result = await trio.run_process(
-            [node, str(CLIENT_SCRIPT), url, str(clients), str(rounds), str(upgrade)],
+            [node, str(CLIENT_SCRIPT), url, str(clients), str(rounds), str(upgrade), base],
             cwd=INTEROP_DIR,
             capture_stdout=True,
             capture_stderr=True,
@@ -346,3 +349,23 @@ async def test_without_the_cookie_polling_clients_fail(
     unknown = [e for e in errors if e["status"] == "400" and "Session ID unknown" in str(e["body"])]
     assert unknown, errors
     assert "400" in Counter(request["status"] for request in proxy.requests()), proxy.log()[-3000:]
+
+
+async def test_websocket_only_clients_need_no_cookie(
+    members: list[Member], haproxy: Callable[[str, list[Member]], HAProxy]
+) -> None:
+    """The same cookie-less config serves clients on WebSocket only (``transports: ["websocket"]``):
+    a session is one connection, which stays on the server it reached; sessions on both servers,
+    every line to every client, no error. (So the control above fails for want of stickiness, not
+    for a broken proxy.)"""
+    proxy = haproxy(without_cookie(CONFIG.read_text()), members)
+    clients, rounds = 8, 10
+    report = await run_clients(proxy.url, clients, rounds, upgrade=0, base="websocket")
+    names = [client["name"] for client in report]
+    for client in report:
+        assert client["errors"] == [], client
+        assert client["cookie"] == {}, client
+        assert client["transport"] == "websocket", client
+        assert client["acks"] == rounds, client
+        assert client["said"] == dict.fromkeys(names, rounds), client
+    assert {client["server"] for client in report} == set(SERVERS)

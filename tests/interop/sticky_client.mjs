@@ -3,12 +3,13 @@
 // their rooms through Redis), join the room "lobby", and each says ROUNDS lines, one at a time, each
 // acknowledged; every "said" broadcast is counted by its sender. The last UPGRADE clients use the
 // default transports (polling, then the upgrade to WebSocket); the others stay on HTTP long-polling,
-// where every message is an HTTP request of its own that must reach the client's server.
+// where every message is an HTTP request of its own that must reach the client's server (or, with
+// BASE "websocket", use WebSocket only: one connection per session, which needs no stickiness).
 // withCredentials: true turns on the client's cookie jar in Node (engine.io-client >= 6.5): it keeps
 // the load balancer's SERVERID cookie and sends it back with every request and the WebSocket upgrade.
 // tests/test_sticky_sessions.py runs the servers and HAProxy, then this script.
 //
-// Usage: node sticky_client.mjs URL CLIENTS ROUNDS UPGRADE
+// Usage: node sticky_client.mjs URL CLIENTS ROUNDS UPGRADE [BASE]    (BASE: polling, or websocket)
 // Before closing the clients it requests URL/__sticky_boundary__ once (a 404, logged by HAProxy).
 // Prints one line "REPORT <json>": per client its name, the server that welcomed it, the cookie it
 // held, its transport at the end, its acks, the "said" lines it received by sender, and every error
@@ -18,12 +19,13 @@
 
 import { io } from "socket.io-client";
 
-const [TARGET, CLIENTS, ROUNDS, UPGRADE] = process.argv.slice(2);
+const [TARGET, CLIENTS, ROUNDS, UPGRADE, BASE = "polling"] = process.argv.slice(2);
+const BASES = { polling: ["polling"], websocket: ["websocket"] };
 const clients = Number(CLIENTS);
 const rounds = Number(ROUNDS);
 const upgrade = Number(UPGRADE);
-if (!TARGET || !(clients > 0) || !(rounds > 0) || !(upgrade >= 0) || upgrade > clients) {
-  console.error("usage: node sticky_client.mjs URL CLIENTS ROUNDS UPGRADE");
+if (!TARGET || !(clients > 0) || !(rounds > 0) || !(upgrade >= 0) || upgrade > clients || !Object.hasOwn(BASES, BASE)) {
+  console.error("usage: node sticky_client.mjs URL CLIENTS ROUNDS UPGRADE [polling|websocket]");
   process.exit(3);
 }
 const STEP_MS = 8000;
@@ -68,11 +70,11 @@ function cookieOf(socket) {
 
 const states = [];
 for (let index = 0; index < clients; index++) {
-  const polling = index < clients - upgrade;
+  const base = index < clients - upgrade;
   const name = `c${index}`;
   const state = {
     name,
-    transports: polling ? "polling" : "default",
+    transports: base ? BASE : "default",
     server: null,
     cookie: {},
     transport: null,
@@ -84,7 +86,7 @@ for (let index = 0; index < clients; index++) {
     closing: false,
   };
   const socket = io(TARGET, {
-    transports: polling ? ["polling"] : ["polling", "websocket"],
+    transports: base ? BASES[BASE] : ["polling", "websocket"],
     withCredentials: true,
     reconnection: false,
     forceNew: true,
