@@ -10,6 +10,8 @@ from collections.abc import Callable, Generator, Iterable
 from contextlib import contextmanager
 from typing import Any
 
+import trio
+
 from .types import SocketId
 
 __all__ = ["check_async_callable", "new_socket_id", "rooms_arg", "unwrap_group"]
@@ -74,3 +76,13 @@ def unwrap_group() -> Generator[None, None, None]:
         if exc is group:
             raise
         raise exc from None
+
+
+async def host_shielded(
+    shield: trio.CancelScope, *, task_status: trio.TaskStatus[trio.Nursery] = trio.TASK_STATUS_IGNORED
+) -> None:
+    """Host a nursery under ``shield`` until ``shield.cancel()``; ``nursery.start`` returns it."""
+    with shield:
+        async with trio.open_nursery() as nursery:
+            task_status.started(nursery)
+            await trio.sleep_forever()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import time
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Protocol
@@ -21,13 +22,14 @@ from .errors import ConnectionRefused, DisconnectReason, RemoteProtocolError
 from .protocol.socketio import Decoder, Packet, PacketType
 from .socket import Socket, SocketOptions
 from .stats import Counters
-from .types import Handshake
+from .types import Handshake, js_date_string
 
 if TYPE_CHECKING:
+    from .engine.http import HttpRequest
     from .engine.session import Session
     from .namespace import Namespace
 
-__all__ = ["Connection", "ConnectionOptions", "NamespaceDirectory"]
+__all__ = ["Connection", "ConnectionOptions", "NamespaceDirectory", "handshake_of"]
 
 logger = logging.getLogger("trio_rooms")
 
@@ -298,3 +300,19 @@ class Connection:
             inbox.close()
             if self._slots.get(name) is slot:
                 del self._slots[name]
+
+
+def handshake_of(session: Session, request: HttpRequest) -> Handshake:
+    """The Socket.IO handshake of a connection: what its opening HTTP request said, now."""
+    now = time.time()
+    return Handshake(
+        headers=request.header_dict(),
+        time=js_date_string(now),
+        address=session.address,
+        xdomain=request.header("origin") is not None,
+        secure=session.secure,
+        issued=int(now * 1000),
+        url=request.target,
+        query=dict(request.query),
+        auth={},
+    )

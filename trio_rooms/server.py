@@ -9,7 +9,6 @@ from __future__ import annotations
 import inspect
 import logging
 import re
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from types import MappingProxyType
@@ -18,11 +17,11 @@ from typing import Any, Final, TypeAlias, TypeVar
 import trio
 
 from ._gc import manage_frozen_objects
-from ._util import unwrap_group
+from ._util import host_shielded, unwrap_group
 from .adapter.base import Adapter, RemoteSocket, factory_background_work, has_background_work
 from .adapter.memory import InMemoryAdapter
 from .broadcast import BroadcastOperator
-from .connection import Connection, ConnectionOptions
+from .connection import Connection, ConnectionOptions, handshake_of
 from .engine.http import HttpRequest, HttpResponse
 from .engine.native import NativeFrontDoor
 from .engine.outbound import DEFAULT_MAX_QUEUED_BYTES
@@ -35,7 +34,6 @@ from .namespace import Namespace, NamespaceMatcher, ParentNamespace
 from .recovery import ConnectionStateRecovery
 from .socket import SocketOptions
 from .stats import Counters
-from .types import Handshake, js_date_string
 
 __all__ = ["Server"]
 
@@ -558,7 +556,7 @@ class Server:
             # the sockets' teardown still needs them (a session saved for recovery in Redis, the last
             # broadcasts); they are cancelled once the engine has shut down.
             shield = trio.CancelScope(shield=True)
-            services: trio.Nursery = await outer.start(_host_services, shield)
+            services: trio.Nursery = await outer.start(host_shielded, shield)
             background = factory_background_work(self._adapter_factory)
             if background is not None:  # shared by the adapters: before them
                 await services.start(background)
@@ -581,34 +579,9 @@ class Server:
         """The engine's ``on_session`` hook: the Socket.IO connection that hosts ``session``."""
         return Connection(
             session,
-            self._handshake(session, request),
+            handshake_of(session, request),
             directory=self,
             options=self._connection_options,
             counters=self.counters,
             schedule=self.engine.heartbeats,
         )
-
-    @staticmethod
-    def _handshake(session: Session, request: HttpRequest) -> Handshake:
-        now = time.time()
-        return Handshake(
-            headers=request.header_dict(),
-            time=js_date_string(now),
-            address=session.address,
-            xdomain=request.header("origin") is not None,
-            secure=session.secure,
-            issued=int(now * 1000),
-            url=request.target,
-            query=dict(request.query),
-            auth={},
-        )
-
-
-async def _host_services(
-    shield: trio.CancelScope, *, task_status: trio.TaskStatus[trio.Nursery] = trio.TASK_STATUS_IGNORED
-) -> None:
-    """Host a server's services in a nursery under ``shield`` (until ``shield.cancel()``)."""
-    with shield:
-        async with trio.open_nursery() as services:
-            task_status.started(services)
-            await trio.sleep_forever()
