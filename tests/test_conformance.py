@@ -819,15 +819,18 @@ async def test_eio_upgrade_timeout_keeps_polling() -> None:
 
 async def test_eio_polling_max_payload() -> None:
     """A POST body over maxPayload gets 413 (as the reference server) and closes the session;
-    a body of exactly maxPayload bytes is accepted."""
+    a body of exactly maxPayload bytes is accepted. The refusal is counted."""
+    engine = echo_engine(max_payload=1000)
     with trio.fail_after(GUARD):
-        async with serving(echo_engine(max_payload=1000)) as port:
+        async with serving(engine) as port:
             sid = await open_polling(port)
             exact = await post(port, sid, "4" + "x" * 999)
             too_big = await post(port, sid, "4" + "y" * 1000)
+            refused = engine.counters.refused_requests
             after = await get(port, sid)
     assert (exact.status, exact.text) == (200, "ok")
     assert too_big.status == 413
+    assert refused == 1
     assert after.status == 400 or after.packets[-1] == "1"
 
 

@@ -14,7 +14,7 @@ import socket
 from collections.abc import Awaitable, Callable, Sequence
 from enum import Enum, auto
 from functools import partial
-from typing import Any
+from typing import Any, Final
 
 import h11
 import trio
@@ -65,6 +65,7 @@ _REQUEST_READ = (h11.DONE, h11.MUST_CLOSE)
 #: h11's state of a client whose request proposed an upgrade not answered yet (public, not in __all__).
 _MIGHT_SWITCH = h11.MIGHT_SWITCH_PROTOCOL  # type: ignore[attr-defined]
 _RECEIVE_SIZE = 64 * 1024
+_REASONS: Final = {413: b"Payload Too Large", 414: b"URI Too Long", 431: b"Request Header Fields Too Large"}
 WebSocketPhase = Callable[[], Awaitable[None]]
 """What serves a connection once it is an accepted WebSocket."""
 
@@ -165,7 +166,8 @@ class _HttpConnection:
                 counters.refused_requests += 1
                 status = exc.error_status_hint if exc.error_status_hint >= 400 else 400
                 with trio.move_on_after(opts.close_timeout):
-                    await send_response(self.stream, h11.Connection(h11.SERVER), status, b"Bad Request")
+                    reason = _REASONS.get(status, b"Bad Request")
+                    await send_response(self.stream, h11.Connection(h11.SERVER), status, reason)
                     await linger(self.stream)
                 return None
             if request is None:
@@ -490,6 +492,7 @@ class _HttpConnection:
             )
         declared = request.header("content-length")
         if declared is not None and declared.isdigit() and int(declared) > opts.max_payload:
+            self.engine.counters.refused_requests += 1
             session.close(DisconnectReason.TRANSPORT_ERROR)
             await self._send(413, b"Payload Too Large", cors, close=True)
             return After.CLOSE
@@ -512,6 +515,7 @@ class _HttpConnection:
                 session.close(DisconnectReason.TRANSPORT_ERROR)
                 if self._body_read():
                     return await self._refuse(Route.refuse(EngineErrorCode.BAD_REQUEST), cors)
+                self.engine.counters.refused_requests += 1
                 await self._send(413, b"Payload Too Large", cors, close=True)
                 return After.CLOSE
             if await feed_post(session, body) is PostOutcome.BAD_REQUEST:
