@@ -16,7 +16,7 @@ Set ``TRIO_ROOMS_DEMO_SCREENSHOT=path.png`` to save a screenshot of a page showi
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -197,20 +197,36 @@ class ChatPage:
         wait_for(self.driver, lambda _: self._by_id("text").get_attribute("value") == "", "the message sent")
 
 
-def _bundle_or_missing() -> Path:
+@pytest.fixture
+def client_dist() -> Path:
+    """The bundle's directory (skip when missing; fail when CI=true)."""
     found = find_client_dist()
     if found is None:
         missing(f"the socket.io-client bundle is missing: run `{INSTALL}`")
     return found
 
 
-async def test_two_browsers_chat_in_a_room() -> None:
-    client_dist = _bundle_or_missing()
+# Sync fixtures: a missing browser skips (or fails) with its reason, outside the test's nursery.
+@pytest.fixture
+def two_browsers() -> Iterator[tuple[Any, Any]]:
+    """Two headless Chromiums (the first one's window sized for the screenshot)."""
+    with open_chromium(width=1000, height=620) as first, open_chromium() as second:
+        yield first, second
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    """A headless Chromium."""
+    with open_chromium() as driver:
+        yield driver
+
+
+async def test_two_browsers_chat_in_a_room(client_dist: Path, two_browsers: tuple[Any, Any]) -> None:
+    alice_driver, bob_driver = two_browsers
     with trio.fail_after(BROWSER_TIMEOUT):
         async with page_server(client_dist) as (server, port):
             url = f"http://127.0.0.1:{port}/"
-            with open_chromium(width=1000, height=620) as alice_driver, open_chromium() as bob_driver:
-                await _chat(server, port, ChatPage(alice_driver, url), ChatPage(bob_driver, url))
+            await _chat(server, port, ChatPage(alice_driver, url), ChatPage(bob_driver, url))
 
 
 async def _chat(server: trio_rooms.Server, port: int, alice: ChatPage, bob: ChatPage) -> None:
@@ -253,18 +269,18 @@ async def _chat(server: trio_rooms.Server, port: int, alice: ChatPage, bob: Chat
         await run(alice.driver.save_screenshot, screenshot)
 
 
-async def test_without_the_bundle_the_browser_page_says_how_to_install_it() -> None:
+async def test_without_the_bundle_the_browser_page_says_how_to_install_it(browser: Any) -> None:
+    driver = browser
     with trio.fail_after(BROWSER_TIMEOUT):
         async with page_server(None) as (_, port):
-            with open_chromium() as driver:
 
-                def notice() -> str:
-                    driver.get(f"http://127.0.0.1:{port}/")
-                    wait_for(driver, lambda d: d.find_element("id", "missing").is_displayed(), "the notice")
-                    assert not driver.find_element("id", "connect-form").is_displayed()
-                    errors = console_errors(driver)
-                    assert [error for error in errors if f"/{BUNDLE} " in error and "404" in error], errors
-                    return page_text(driver)
+            def notice() -> str:
+                driver.get(f"http://127.0.0.1:{port}/")
+                wait_for(driver, lambda d: d.find_element("id", "missing").is_displayed(), "the notice")
+                assert not driver.find_element("id", "connect-form").is_displayed()
+                errors = console_errors(driver)
+                assert [error for error in errors if f"/{BUNDLE} " in error and "404" in error], errors
+                return page_text(driver)
 
-                text = await trio.to_thread.run_sync(notice)
+            text = await trio.to_thread.run_sync(notice)
     assert INSTALL in text and "socket.io-client" in text and "is not installed" in text

@@ -1,9 +1,10 @@
 """A real headless Chromium under selenium, for the tests of pages (the Admin UI's, the demo's chat).
 
 Needs Debian's ``chromium`` and ``chromium-driver`` (``/usr/bin/chromedriver``) and selenium: without
-them ``open_chromium`` skips the test, except in CI (CI=true), where it fails. Selenium's calls block:
-a Trio test makes them with ``trio.to_thread.run_sync``; each one is bounded by ``PAGE_TIMEOUT`` (the
-page loads, the waits).
+them ``open_chromium`` skips the test, except in CI (CI=true), where it fails; open it in a sync
+fixture, so that the reason is reported (raised inside a Trio test's nursery, a skip loses it).
+Selenium's calls block: a Trio test makes them with ``trio.to_thread.run_sync``; each one is bounded
+by ``PAGE_TIMEOUT`` (the page loads, the waits).
 """
 
 from __future__ import annotations
