@@ -5,9 +5,9 @@ the ``dist`` directory given (bounded), and a plain-words install hint when it i
 headless Chromium (``helpers.browser``; the stock ``socket.io-client`` bundle of
 ``npm ci --prefix examples/browser``, or of tests/interop): two pages join a room, one says something
 and the other shows it; each page lists both members and shows the WebSocket transport once upgraded;
-a private message reaches its target only; a departure updates the member list; without the bundle
-the page says which command installs it. Without chromium, its driver, selenium or the bundle the
-browser tests skip, except in CI (CI=true), where they fail.
+a private message reaches its target only; a departure or a leave updates the member list; without
+the bundle the page says which command installs it. Without chromium, its driver, selenium or the
+bundle the browser tests skip, except in CI (CI=true), where they fail.
 
 Set ``TRIO_ROOMS_DEMO_SCREENSHOT=path.png`` to save a screenshot of a page showing a conversation
 (docs/demo-page.png is one).
@@ -172,6 +172,10 @@ class ChatPage:
         self._by_id("join").click()
         self._wait_text("current-room", room)
 
+    def leave(self, room: str) -> None:
+        self.driver.find_element("css selector", f"#rooms li[data-room='{room}'] .leave").click()
+        wait_for(self.driver, lambda _: not self.driver.find_elements("css selector", "#rooms li"), "no room")
+
     def members(self) -> list[str]:
         return [item.text for item in self.driver.find_elements("css selector", "#members li")]
 
@@ -267,6 +271,11 @@ async def _chat(server: trio_rooms.Server, port: int, alice: ChatPage, bob: Chat
     screenshot = os.environ.get("TRIO_ROOMS_DEMO_SCREENSHOT")
     if screenshot:
         await run(alice.driver.save_screenshot, screenshot)
+    # bob leaves the room: alice's page sees it go.
+    await run(bob.leave, "lobby")
+    await run(alice.wait_members, ["alice (you)"])
+    await run(alice.wait_log, "bob left (leave)")
+    assert await run(bob.members) == []
 
 
 async def test_without_the_bundle_the_browser_page_says_how_to_install_it(browser: Any) -> None:
