@@ -12,13 +12,12 @@ Set ``TRIO_ROOMS_ADMIN_SCREENSHOT=path.png`` to save a screenshot of the sockets
 from __future__ import annotations
 
 import os
-import shutil
-from collections.abc import Callable
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import trio
+from helpers.browser import open_chromium, page_text, wait_for
 from helpers.interop_harness import missing
 from test_admin import load_admin_app
 
@@ -26,61 +25,30 @@ import trio_rooms
 from trio_rooms.admin import ui_files
 from trio_rooms.client import Client, open_client
 
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
-PAGE_TIMEOUT = 20.0  # seconds, for each wait on the page
-
 
 @pytest.fixture
-def browser() -> Any:
+def browser() -> Iterator[Any]:
     """A headless Chromium under selenium (skip when missing; fail when CI=true)."""
-    try:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
-    except ImportError:
-        missing("selenium is not installed (pip install selenium)")
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None or not CHROMEDRIVER.is_file():
-        missing("chromium and chromium-driver are not installed (apt-get install chromium chromium-driver)")
     if not load_admin_app().UI_DIST.is_dir():
         missing("@socket.io/admin-ui is missing: run `npm ci` in tests/interop")
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1400,800"):
-        options.add_argument(argument)
-    options.page_load_strategy = "eager"  # the CDN stylesheets may never load offline
-    driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
-    driver.set_page_load_timeout(PAGE_TIMEOUT)
-    try:
+    with open_chromium() as driver:
         yield driver
-    finally:
-        driver.quit()
-
-
-def _wait(driver: Any, condition: Callable[[Any], Any], what: str) -> Any:
-    from selenium.common.exceptions import TimeoutException
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    try:
-        return WebDriverWait(driver, PAGE_TIMEOUT, poll_frequency=0.1).until(condition)
-    except TimeoutException:
-        text = driver.find_element("tag name", "body").text
-        raise AssertionError(
-            f"the page did not show {what} within {PAGE_TIMEOUT} s; it shows:\n{text}"
-        ) from None
 
 
 def _log_in(driver: Any, page_url: str, server_url: str, username: str, password: str) -> None:
     from selenium.webdriver.common.by import By
 
     driver.get(page_url)
-    _wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, ".v-dialog input[type=password]"), "the login")
+    wait_for(
+        driver, lambda d: d.find_elements(By.CSS_SELECTOR, ".v-dialog input[type=password]"), "the login"
+    )
     server_field, username_field = driver.find_elements(By.CSS_SELECTOR, ".v-dialog input[type=text]")[:2]
     server_field.clear()
     server_field.send_keys(server_url)
     username_field.send_keys(username)
     driver.find_element(By.CSS_SELECTOR, ".v-dialog input[type=password]").send_keys(password)
     driver.find_element(By.CSS_SELECTOR, ".v-dialog button.primary").click()
-    _wait(driver, lambda d: not d.find_elements(By.CSS_SELECTOR, ".v-dialog--active"), "the dialog closed")
+    wait_for(driver, lambda d: not d.find_elements(By.CSS_SELECTOR, ".v-dialog--active"), "the dialog closed")
 
 
 def _show(driver: Any, route: str, texts: list[str]) -> str:
@@ -88,10 +56,10 @@ def _show(driver: Any, route: str, texts: list[str]) -> str:
     driver.execute_script(f"window.location.hash = '#/{route}/'")
 
     def shown(d: Any) -> str | None:
-        text: str = d.find_element("tag name", "body").text
+        text = page_text(d)
         return text if all(t in text for t in texts) else None
 
-    result: str = _wait(driver, shown, f"{texts} on #/{route}/")
+    result: str = wait_for(driver, shown, f"{texts} on #/{route}/")
     return result
 
 
@@ -149,8 +117,8 @@ async def _drive_the_page(
             await trio.sleep(0.05)
 
     def bob_gone(d: Any) -> bool:
-        return bob_id not in d.find_element("tag name", "body").text
+        return bob_id not in page_text(d)
 
     # The click reaches the row too, which opens bob's details: back to the list, where bob is gone.
     await trio.to_thread.run_sync(_show, driver, "sockets", [alice.id])
-    await trio.to_thread.run_sync(_wait, driver, bob_gone, "bob gone from the sockets")
+    await trio.to_thread.run_sync(wait_for, driver, bob_gone, "bob gone from the sockets")

@@ -1,11 +1,11 @@
 """The examples and the demo entry point, run as a user runs them: real processes on 127.0.0.1.
 
 Covers ``examples/echo.py demo``, ``examples/chat.py demo``, ``examples/admin_ui.py demo``, and
-``python -m trio_rooms --port 0`` served as a separate process, checked with the echo client and the
-chat demo's clients, then stopped with SIGINT or SIGTERM: it must exit 0 without a traceback. The
-ASGI examples (``examples/asgi_starlette.py``, ``examples/asgi_quart_trio.py``) run under
-``hypercorn -k trio`` as examples/README.md says, with their routes and the chat demo's clients, then
-SIGTERM.
+``python -m trio_rooms --port 0`` served as a separate process, checked with the echo client, the
+chat demo's clients and a GET of its chat page, then stopped with SIGINT or SIGTERM: it must exit 0
+without a traceback. The ASGI examples (``examples/asgi_starlette.py``,
+``examples/asgi_quart_trio.py``) run under ``hypercorn -k trio`` as examples/README.md says, with
+their routes and the chat demo's clients, then SIGTERM.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from helpers.interop_harness import missing
 from helpers.raw_clients import request
 
 import trio_rooms
+from trio_rooms.chat_page import BUNDLE, find_client_dist
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -121,6 +122,17 @@ async def test_python_m_trio_rooms(tmp_path: Path, stop: signal.Signals) -> None
             metrics = await request(int(url.rsplit(":", 1)[1]), "GET", "/metrics")
             assert metrics.status == 200
             assert re.search(r"^trio_rooms_deliveries_total [1-9]", metrics.text, re.MULTILINE), metrics.text
+            # The chat page at / (tests/test_demo_page.py drives it in Chromium), with the bundle the
+            # checkout has, or a 404 that says how to install it.
+            port = int(url.rsplit(":", 1)[1])
+            page = await request(port, "GET", "/")
+            assert page.status == 200 and "<title>trio_rooms chat</title>" in page.text
+            bundle = await request(port, "GET", "/socket.io.min.js")
+            client_dist = find_client_dist()
+            if client_dist is None:
+                assert bundle.status == 404 and "npm ci --prefix examples/browser" in bundle.text
+            else:
+                assert (bundle.status, bundle.body) == (200, (client_dist / BUNDLE).read_bytes())
             process.send_signal(stop)
             code = await process.wait()
         finally:
