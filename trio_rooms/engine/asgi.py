@@ -306,6 +306,7 @@ class ASGIFrontDoor:
             return
         declared = request.header("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
+            self._engine.counters.refused_requests += 1
             session.close(DisconnectReason.TRANSPORT_ERROR)
             await _respond(send, 413, b"Payload Too Large", cors, close=True)
             return
@@ -324,6 +325,7 @@ class ASGIFrontDoor:
                 chunk = bytes(message.get("body") or b"")
                 size += len(chunk)
                 if size > limit:
+                    self._engine.counters.refused_requests += 1
                     session.close(DisconnectReason.TRANSPORT_ERROR)
                     await _respond(send, 413, b"Payload Too Large", cors, close=True)
                     return
