@@ -215,3 +215,16 @@ async def test_a_private_message_needs_a_socket_of_the_namespace_sharing_a_room(
                 received = await seen.wait_for("private", lambda _: True)
                 assert received["text"] == longest
                 assert len(seen.seen["private"]) == 1
+
+
+async def test_a_socket_joins_a_bounded_number_of_chat_rooms(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(demo, "MAX_ROOMS", 3)
+    with trio.fail_after(TIMEOUT):
+        async with demo_server() as (server, url), open_client(url, auth={"name": "dan"}) as dan:
+            for room in ("a", "b", "c"):
+                assert "error" not in await dan.emit_with_ack("join", room)
+            assert await dan.emit_with_ack("join", "d") == {"error": "a socket is in at most 3 chat rooms"}
+            assert await dan.emit_with_ack("join", "a") == {"rooms": ["a", "b", "c"]}  # already in: fine
+            await dan.emit_with_ack("leave", "a")
+            assert await dan.emit_with_ack("join", "d") == {"rooms": ["b", "c", "d"]}
+            assert len(server.of("/").adapter.rooms) == 4  # three chat rooms and dan's own

@@ -67,6 +67,7 @@ MAX_ROOM_NAME: Final = 64
 MAX_NAME: Final = 32
 MAX_TEXT: Final = 2000
 MAX_MEMBERS: Final = 100
+MAX_ROOMS: Final = 32  # chat rooms one socket may be in
 MAX_SOCKET_ID: Final = 64
 
 
@@ -92,6 +93,8 @@ def _room_error(socket: Socket, room: object) -> str | None:
         return f"a room is a string of 1 to {MAX_ROOM_NAME} characters"
     if room in socket.nsp.sockets:
         return "a socket id is not a chat room"  # or anyone could read another socket's private room
+    if room not in socket.rooms and len(socket.rooms) > MAX_ROOMS:  # its own id-room is one of them
+        return f"a socket is in at most {MAX_ROOMS} chat rooms"
     return None
 
 
