@@ -18,6 +18,7 @@ from typing import Final
 
 import trio
 
+from ._util import unwrap_group
 from .server import Server
 
 __all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "run", "serve_until_signal", "server_url"]
@@ -97,22 +98,7 @@ def run(
     ``serve_until_signal`` for what is printed. Raises ``OSError`` when it cannot listen.
     """
     try:
-        trio.run(partial(serve_until_signal, server, host, port, title=title))
+        with unwrap_group():  # a group of one (the listen's OSError, a KeyboardInterrupt): that one
+            trio.run(partial(serve_until_signal, server, host, port, title=title))
     except KeyboardInterrupt:  # a Ctrl-C before the signal receiver was installed
         pass
-    except BaseExceptionGroup as group:
-        kept = group.subgroup(lambda exc: not isinstance(exc, KeyboardInterrupt))
-        if kept is None:
-            return
-        leaves = list(_leaves(kept))
-        if len(leaves) == 1 and isinstance(leaves[0], OSError):
-            raise leaves[0] from None  # the listen failed: the plain error, not a group of one
-        raise
-
-
-def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
-    """The exceptions of ``group`` and of the groups nested in it."""
-    found: list[BaseException] = []
-    for exc in group.exceptions:
-        found.extend(_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
-    return found

@@ -69,7 +69,7 @@ def shared_bus(
     connection options are checked (``RedisAdapter.factory`` and ``RedisStreamsAdapter.factory``).
 
     Raises:
-        ImportError: coredis or msgpack is missing (``pip install trio-rooms[redis]``).
+        ImportError: coredis or msgpack is missing (the ``redis`` extra: the message says how to get it).
         ValueError: an invalid option.
     """
     import_coredis()
@@ -115,7 +115,7 @@ class RedisAdapterFactory(Generic[A]):
         key, sharded, subscription_mode, request_timeout, **options: as ``RedisAdapter``'s.
 
     Raises:
-        ImportError: coredis or msgpack is missing (``pip install trio-rooms[redis]``).
+        ImportError: coredis or msgpack is missing (the ``redis`` extra: the message says how to get it).
         ValueError: an invalid option.
     """
 

@@ -60,7 +60,7 @@ class RedisStreamsAdapterFactory(Generic[S]):
         stream_name, max_len, read_count, session_key_prefix, **options: as ``RedisStreamsAdapter``'s.
 
     Raises:
-        ImportError: coredis or msgpack is missing (``pip install trio-rooms[redis]``).
+        ImportError: coredis or msgpack is missing (the ``redis`` extra: the message says how to get it).
         ValueError: an invalid option.
     """
 
