@@ -23,6 +23,10 @@ TEST_DEPS = [
     # The Admin UI (trio-rooms[admin]) and the real page in headless Chromium.
     "bcrypt>=4.1",
     "selenium>=4.20",
+    # tests/test_packaging.py: python -m build --no-isolation (setuptools of PEP 639), twine check.
+    "setuptools>=77",
+    "build>=1.2",
+    "twine>=6.1",
 ]
 
 
