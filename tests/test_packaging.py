@@ -143,7 +143,7 @@ def test_the_sdist_builds_the_tests_and_holds_no_junk(dist: Path) -> None:
         assert needed in names
     assert {name for name in names if name.startswith("trio_rooms/")} >= _source_files()
     assert {"tests/conftest.py", "tests/helpers/interop_harness.py", "tests/interop/package.json"} <= names
-    assert "examples/echo.py" in names
+    assert {"examples/echo.py", "examples/client.py", "examples/raw_client.py"} <= names
     junk = re.compile(r"(^|/)(node_modules|__pycache__|_build|benchmarks)(/|$)|\.(pyc|whl)$")
     assert sorted(name for name in names if junk.search(name)) == []
 
