@@ -199,3 +199,12 @@ def test_the_demo_says_it_cannot_listen(capsys: pytest.CaptureFixture[str]) -> N
 def test_server_url() -> None:
     assert trio_rooms.runner.server_url("127.0.0.1", 3000) == "http://127.0.0.1:3000"
     assert trio_rooms.runner.server_url("::1", 80) == "http://[::1]:80"
+
+
+def test_the_demo_help_says_both_transports(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        demo_main(["--help"])
+    assert exited.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    assert "Socket.IO v5 over Engine.IO v4, HTTP long-polling and WebSocket" in text
+    assert "Ctrl-C or SIGTERM stops it gracefully" in text
