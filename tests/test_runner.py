@@ -208,3 +208,9 @@ def test_the_demo_help_says_both_transports(capsys: pytest.CaptureFixture[str]) 
     text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
     assert "Socket.IO v5 over Engine.IO v4, HTTP long-polling and WebSocket" in text
     assert "Ctrl-C or SIGTERM stops it gracefully" in text
+
+
+async def test_serve_until_signal_raises_a_bare_oserror() -> None:
+    busy, port = _busy_port()
+    with busy, trio.fail_after(5), pytest.raises(OSError, match=r"(?i)address already in use"):
+        await trio_rooms.serve_until_signal(trio_rooms.Server(), "127.0.0.1", port)

@@ -53,10 +53,10 @@ async def serve_until_signal(
     then this returns. A second signal during that shutdown ends the process at once
     (``os._exit(128 + signal number)``: 130 for Ctrl-C), for a handler that takes too long.
 
-    It must run in the main thread (Trio receives signals there). Raises ``OSError`` when it cannot
-    listen (the address is in use, the host unknown).
+    It must run in the main thread (Trio receives signals there). Raises ``OSError`` (bare, not in an
+    exception group) when it cannot listen (the address is in use, the host unknown).
     """
-    with trio.open_signal_receiver(*STOP_SIGNALS) as signals:
+    with trio.open_signal_receiver(*STOP_SIGNALS) as signals, unwrap_group():  # bare errors, as serve's
         async with trio.open_nursery() as nursery:
             stop = trio.CancelScope()
 
