@@ -12,15 +12,7 @@ from typing import Any
 
 from .types import SocketId
 
-__all__ = ["check_async_callable", "install_hint", "new_socket_id", "rooms_arg", "unwrap_group"]
-
-
-def install_hint(extra: str) -> str:
-    """How to install the optional dependencies of ``extra`` (the package is not on PyPI yet)."""
-    return (
-        f"pip install -e '.[{extra}]' in a checkout of trio_rooms"
-        f" (pip install 'trio-rooms[{extra}]' once it is published)"
-    )
+__all__ = ["check_async_callable", "new_socket_id", "rooms_arg", "unwrap_group"]
 
 
 def new_socket_id() -> SocketId:

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any, Final, TypeAlias
 
 import trio
 
-from ._util import install_hint
 from .engine.http import HttpRequest, HttpResponse
+from .errors import install_hint
 
 if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric

@@ -15,7 +15,7 @@ from typing import Any, Final
 
 import trio
 
-from .._util import install_hint
+from ..errors import install_hint
 
 __all__ = ["BasicAuth", "FailedLogins", "SessionIds", "check_auth_option"]
 

@@ -25,7 +25,7 @@ from functools import cache
 from types import ModuleType
 from typing import Any, Final
 
-from ..._util import install_hint
+from ...errors import install_hint
 from ...types import BroadcastFlags, BroadcastOptions, Handshake, Room
 from ..jsonjs import cyclic_gc_paused
 from ..socketio import Packet, PacketType
