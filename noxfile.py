@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import nox
 
 nox.options.sessions = ["tests", "lint", "typecheck", "docs"]
@@ -23,13 +26,40 @@ TEST_DEPS = [
     # The Admin UI (trio-rooms[admin]) and the real page in headless Chromium.
     "bcrypt>=4.1",
     "selenium>=4.20",
+    # tests/test_packaging.py: python -m build --no-isolation (setuptools of PEP 639), twine check.
+    "setuptools>=77",
+    "build>=1.2",
+    "twine>=6.1",
 ]
+
+
+# The npm projects the tests use: the JavaScript clients and Node servers of the interop tests, and the
+# examples' own packages. `nox -s tests` runs `npm ci` in each that has a package-lock.json.
+NPM_PROJECTS = ("tests/interop", "examples/cluster", "examples/browser")
+
+
+def npm_ci(session: nox.Session) -> None:
+    """``npm ci`` in each of NPM_PROJECTS present; without npm, say which tests will not run."""
+    projects = [project for project in NPM_PROJECTS if Path(project, "package-lock.json").is_file()]
+    if shutil.which("npm") is None:
+        session.warn(
+            f"npm is not on PATH: no `npm ci` in {', '.join(projects)}. The tests that need Node.js and "
+            "these packages are skipped, each with its reason (they fail when CI=true). "
+            "Install Node.js >= 18 with npm to run them."
+        )
+        return
+    for project in projects:
+        session.run("npm", "ci", "--no-audit", "--no-fund", "--prefix", project, external=True)
 
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """Run the test suite (needs node + npm ci in tests/interop for the interop tests)."""
+    """Run the test suite, after ``npm ci`` for the interop tests and the examples (when npm exists).
+
+    pytest runs with ``-ra`` (pyproject.toml): the summary gives the reason of every skip.
+    """
     session.install("-e", ".", *TEST_DEPS)
+    npm_ci(session)
     session.run("pytest", *session.posargs)
 
 

@@ -3,7 +3,7 @@
 Usage::
 
     python examples/chat.py server [--host 127.0.0.1] [--port 3000]
-    python examples/chat.py demo [--url ws://127.0.0.1:3000]
+    python examples/chat.py demo [--url http://127.0.0.1:3000]
 
 The server side is ``trio_rooms.__main__.add_chat`` (``python -m trio_rooms`` serves it too):
 
@@ -14,29 +14,34 @@ The server side is ``trio_rooms.__main__.add_chat`` (``python -m trio_rooms`` se
 - on disconnect, the ``"disconnecting"`` handler (rooms still there) sends ``"left"`` with the
   disconnect reason to each of the socket's rooms.
 
-``demo`` runs three hand-framed clients (``RawClient`` from ``examples/echo.py``) against a server
-of its own on a free loopback port, or against ``--url``. alice and bob join room "a", carol joins
-"b"; it checks that what is said in "a" reaches alice and bob exactly once and carol never, and that
-bob's departure reaches alice and not carol. It exits 0 when every check passes, 1 otherwise.
+``demo`` runs three ``trio_rooms`` clients (``open_chat_user``: a ``trio_rooms.Client`` that records
+the chat events it receives) against a server of its own on a free loopback port, or against
+``--url``. alice and bob join room "a", carol joins "b"; it checks that what is said in "a" reaches
+alice and bob exactly once and carol never, and that bob's departure reaches alice and not carol. It
+exits 0 when every check passes, 1 otherwise.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from typing import Any, Final
 
 import trio
-import trio_websocket
-from echo import Event, RawClient, open_raw_client
 
 import trio_rooms
 from trio_rooms.__main__ import add_chat, configure_logging, run_server
 
-__all__ = ["build_server", "run_chat_demo"]
+__all__ = ["ChatUser", "build_server", "open_chat_user", "run_chat_demo"]
 
 DEMO_TIMEOUT: Final = 15.0
+ACK_TIMEOUT: Final = 5.0
+CHAT_EVENTS: Final = ("joined", "left", "said")
+
+Event = tuple[str, list[Any]]
+"""A received event: its name and its arguments."""
 
 
 def build_server() -> trio_rooms.Server:
@@ -44,6 +49,43 @@ def build_server() -> trio_rooms.Server:
     server = trio_rooms.Server()
     add_chat(server.of("/"))
     return server
+
+
+class ChatUser:
+    """A chat user: its ``trio_rooms.Client`` and every chat event it received, in arrival order."""
+
+    def __init__(self, client: trio_rooms.Client) -> None:
+        self.client = client
+        self.events: list[Event] = []
+        self._arrived = trio.Event()
+        for event in CHAT_EVENTS:
+            client.on(event)(self._recorder(event))
+
+    def _recorder(self, event: str) -> Callable[..., Any]:
+        async def record(*args: Any) -> None:
+            self.events.append((event, list(args)))
+            self._arrived.set()  # wake whoever waits, then arm a new one
+            self._arrived = trio.Event()
+
+        return record
+
+    async def call(self, event: str, *args: Any) -> Any:
+        """Emit ``event`` and return the server's ack."""
+        return await self.client.emit_with_ack(event, *args, timeout=ACK_TIMEOUT)
+
+    async def wait_until(self, done: Callable[[list[Event]], bool]) -> None:
+        """Wait until ``done(self.events)`` is true."""
+        while not done(self.events):
+            await self._arrived.wait()
+
+
+@asynccontextmanager
+async def open_chat_user(url: str, name: str) -> AsyncIterator[ChatUser]:
+    """A user named ``name`` connected to the chat at ``url``; it leaves (DISCONNECT) when the block ends."""
+    client = trio_rooms.Client(url, auth={"name": name}, reconnection=False)
+    user = ChatUser(client)  # the handlers are registered before connecting
+    async with client:
+        yield user
 
 
 def said(events: list[Event]) -> list[tuple[str, str, str]]:
@@ -74,10 +116,10 @@ class Checks:
             print(f"FAIL {name}: got {got!r}, expected {expected!r}")
 
 
-async def say(client: RawClient, room: str, text: str) -> None:
+async def say(user: ChatUser, room: str, text: str) -> None:
     """Say ``text`` in ``room`` and wait for the ack (so the broadcast has been handed to every member)."""
-    ack = await client.call("say", {"room": room, "text": text})
-    if ack != [{"ok": True}]:
+    ack = await user.call("say", {"room": room, "text": text})
+    if ack != {"ok": True}:
         raise DemoError(f"say {text!r} in {room!r} refused: {ack!r}")
 
 
@@ -85,20 +127,20 @@ async def run_chat_demo(url: str) -> bool:
     """The demo's scenario against the chat server at ``url``; True when every check passed."""
     checks = Checks()
     async with (
-        open_raw_client(url, auth={"name": "alice"}) as alice,
-        open_raw_client(url, auth={"name": "carol"}) as carol,
+        open_chat_user(url, "alice") as alice,
+        open_chat_user(url, "carol") as carol,
     ):
-        async with open_raw_client(url, auth={"name": "bob"}) as bob:
+        async with open_chat_user(url, "bob") as bob:
             # Each ack comes after the server handed the broadcasts to every recipient, and each
             # connection receives in order: a duplicate or stray copy would arrive before the
             # marker message a client then waits for.
-            checks.equal("alice joins a", await alice.call("join", "a"), [{"rooms": ["a"]}])
-            checks.equal("bob joins a", await bob.call("join", "a"), [{"rooms": ["a"]}])
-            checks.equal("carol joins b", await carol.call("join", "b"), [{"rooms": ["b"]}])
+            checks.equal("alice joins a", await alice.call("join", "a"), {"rooms": ["a"]})
+            checks.equal("bob joins a", await bob.call("join", "a"), {"rooms": ["a"]})
+            checks.equal("carol joins b", await carol.call("join", "b"), {"rooms": ["b"]})
             checks.equal(
                 "say needs membership",
                 await carol.call("say", {"room": "a", "text": "let me in"}),
-                [{"error": "join the room first"}],
+                {"error": "join the room first"},
             )
             await say(alice, "a", "hello a")
             await say(bob, "a", "bye a")  # the marker for alice and bob
@@ -126,7 +168,7 @@ async def run_chat_demo(url: str) -> bool:
         await say(carol, "b", "still here")  # the marker: a "left" for carol would come first
         await carol.wait_until(lambda events: ("b", "carol", "still here") in said(events))
         checks.equal("carol hears no departure from a", named(carol.events, "left"), [])
-        checks.equal("alice leaves a", await alice.call("leave", "a"), [{"rooms": []}])
+        checks.equal("alice leaves a", await alice.call("leave", "a"), {"rooms": []})
         checks.equal(
             "alice's leave was told to room a",
             named(alice.events, "left")[-1],
@@ -149,9 +191,9 @@ async def demo(url: str | None) -> int:
                         build_server().serve, "127.0.0.1", 0
                     )
                     port = listeners[0].socket.getsockname()[1]
-                    ok = await run_chat_demo(f"ws://127.0.0.1:{port}")
+                    ok = await run_chat_demo(f"http://127.0.0.1:{port}")
                     nursery.cancel_scope.cancel()  # graceful shutdown of the server
-        except (OSError, trio_websocket.HandshakeError, trio_rooms.TrioRoomsError, DemoError) as exc:
+        except (OSError, ValueError, trio_rooms.TrioRoomsError, DemoError) as exc:
             print(f"chat demo failed: {type(exc).__name__}: {exc}", file=sys.stderr)
             return 1
         print("chat demo: OK" if ok else "chat demo: FAILED")

@@ -1,193 +1,60 @@
-"""WebSocket echo: a trio_rooms server with an "echo" event, and a hand-framed client for it.
+"""Echo: a trio_rooms server with an "echo" event, and a client for it on ``trio_rooms.open_client``.
 
 Usage::
 
     python examples/echo.py server [--host 127.0.0.1] [--port 3000]
-    python examples/echo.py client --url ws://127.0.0.1:3000
+    python examples/echo.py client --url http://127.0.0.1:3000
     python examples/echo.py demo          # both in one process, on a free port
 
 The server side is ``trio_rooms.__main__.add_echo`` (the demo of ``python -m trio_rooms`` serves the
 same event): ``"echo", *args`` is emitted back to the sender, and acked with the same arguments.
 
-The client is built on trio-websocket and speaks Engine.IO v4 / Socket.IO v5 by hand with the sans-IO
-``trio_rooms.protocol`` package: it reads the OPEN packet, answers pings, CONNECTs to "/", emits
-"echo" with an ack id and checks that both the echoed event and the ack carry what it sent (a str,
-a nested object and bytes, which travel as a binary attachment). It exits 0 on success, 1 on a
-mismatch, an error or a 10 s timeout. ``RawClient`` is reused by ``examples/chat.py``.
+The client connects with ``trio_rooms.open_client`` (long-polling, then the upgrade to WebSocket),
+emits "echo" with an ack and checks that both the echoed event and the ack carry what it sent (a
+str, a nested object and bytes, which travel as a binary attachment). It exits 0 on success, 1 on a
+mismatch, an error or a 10 s timeout. ``examples/raw_client.py`` does the same with the protocol
+framed by hand.
 """
 
 from __future__ import annotations
 
 import argparse
-import itertools
 import sys
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from typing import Any, Final
-from urllib.parse import urlsplit, urlunsplit
 
 import trio
-import trio_websocket
 
 import trio_rooms
 from trio_rooms.__main__ import add_echo, configure_logging, run_server
-from trio_rooms.protocol import (
-    Decoder,
-    EnginePacket,
-    EnginePacketType,
-    Packet,
-    PacketType,
-    decode_ws,
-    encode,
-    encode_ws,
-    parse_open,
-)
 
-__all__ = ["CLIENT_TIMEOUT", "Event", "RawClient", "build_server", "open_raw_client", "run_echo_client"]
+__all__ = ["CLIENT_TIMEOUT", "build_server", "run_echo_client"]
 
 CLIENT_TIMEOUT: Final = 10.0
 ECHO_ARGS: Final[tuple[Any, ...]] = ("hello", {"n": 1, "nested": [1, 2.5, None, True]}, b"\x00\xffbytes")
 
-Event = tuple[str, list[Any]]
-"""A received EVENT: its name and its arguments."""
-
-
-def engineio_url(url: str, path: str = "/socket.io/") -> str:
-    """``ws://host:port`` (or ``http://...``) -> the Engine.IO v4 WebSocket URL on ``path``."""
-    parts = urlsplit(url)
-    scheme = {"http": "ws", "https": "wss"}.get(parts.scheme, parts.scheme)
-    if scheme not in ("ws", "wss"):
-        raise ValueError(f"expected a ws://, wss://, http:// or https:// URL, got {url!r}")
-    return urlunsplit((scheme, parts.netloc, path, "EIO=4&transport=websocket", ""))
-
-
-class RawClient:
-    """A minimal Socket.IO client of one namespace over one WebSocket, framed by hand.
-
-    It is pull-based: Engine.IO pings are answered while the application waits in ``next_event``,
-    ``call`` or ``wait_until`` (fine for short scripts; a real client answers from a reader task).
-    Every EVENT received is appended to ``events``, in arrival order.
-    """
-
-    def __init__(self, ws: trio_websocket.WebSocketConnection, nsp: str = "/") -> None:
-        self.ws = ws
-        self.nsp = nsp
-        self.sid: str | None = None
-        self.events: list[Event] = []
-        self._decoder = Decoder()
-        self._ack_ids = itertools.count(1)
-        self._acks: dict[int, list[Any]] = {}
-
-    # -- sending ------------------------------------------------------------------------------
-    async def send(self, packet: Packet) -> None:
-        """Send one Socket.IO packet: its text, then each binary attachment, as Engine.IO MESSAGEs."""
-        text, attachments = encode(packet)
-        await self.ws.send_message(encode_ws(EnginePacket(EnginePacketType.MESSAGE, text)))
-        for attachment in attachments:
-            await self.ws.send_message(encode_ws(EnginePacket(EnginePacketType.MESSAGE, attachment)))
-
-    async def emit(self, event: str, *args: Any) -> None:
-        """Send ``event`` with ``args``, asking for no ack."""
-        await self.send(Packet(PacketType.EVENT, self.nsp, [event, *args]))
-
-    async def call(self, event: str, *args: Any) -> list[Any]:
-        """Send ``event`` with an ack id and return the arguments of the server's ACK."""
-        ack_id = next(self._ack_ids)
-        await self.send(Packet(PacketType.EVENT, self.nsp, [event, *args], ack_id))
-        while ack_id not in self._acks:
-            await self._receive()
-        return self._acks.pop(ack_id)
-
-    # -- receiving ----------------------------------------------------------------------------
-    async def _receive(self) -> Packet:
-        """Read until one Socket.IO packet is complete (answering pings), and account for it."""
-        while True:
-            try:
-                message = await self.ws.get_message()
-            except trio_websocket.ConnectionClosed as exc:
-                raise trio_rooms.Disconnected(f"transport close ({exc.reason})") from None
-            engine = decode_ws(message)
-            if engine.type is EnginePacketType.PING:
-                await self.ws.send_message(encode_ws(EnginePacket(EnginePacketType.PONG, engine.data)))
-            elif engine.type is EnginePacketType.CLOSE:
-                raise trio_rooms.Disconnected("transport close")
-            elif engine.type is EnginePacketType.MESSAGE:
-                packet = self._decoder.feed(engine.data)
-                if packet is not None:
-                    break
-        if packet.nsp == self.nsp:
-            if packet.type is PacketType.EVENT:
-                self.events.append((packet.data[0], packet.data[1:]))
-            elif packet.type is PacketType.ACK and packet.ack_id is not None:
-                self._acks[packet.ack_id] = packet.data
-            elif packet.type is PacketType.DISCONNECT:
-                raise trio_rooms.Disconnected("io server disconnect")
-        return packet
-
-    async def open(self) -> None:
-        """Read the Engine.IO OPEN packet (the handshake)."""
-        engine = decode_ws(await self.ws.get_message())
-        if engine.type is not EnginePacketType.OPEN or not isinstance(engine.data, str):
-            raise trio_rooms.RemoteProtocolError(f"expected an OPEN packet, got {engine.type.name}")
-        parse_open(engine.data)  # sid, pingInterval, pingTimeout, maxPayload: checked, unused here
-
-    async def connect(self, auth: dict[str, Any] | None = None) -> str:
-        """CONNECT to the namespace (with ``auth``) and return the socket id the server gave."""
-        await self.send(Packet(PacketType.CONNECT, self.nsp, auth))
-        while True:
-            packet = await self._receive()
-            if packet.nsp != self.nsp:
-                continue
-            if packet.type is PacketType.CONNECT:
-                self.sid = str(packet.data["sid"])
-                return self.sid
-            if packet.type is PacketType.CONNECT_ERROR:
-                message = packet.data.get("message") if isinstance(packet.data, dict) else packet.data
-                raise trio_rooms.NamespaceRejected(str(message), packet.data)
-
-    async def next_event(self) -> Event:
-        """Wait for the next EVENT (it is also recorded in ``events``)."""
-        seen = len(self.events)
-        while len(self.events) == seen:
-            await self._receive()
-        return self.events[seen]
-
-    async def wait_until(self, done: Callable[[list[Event]], bool]) -> None:
-        """Receive until ``done(self.events)`` is true."""
-        while not done(self.events):
-            await self._receive()
-
-    async def disconnect(self) -> None:
-        """Leave the namespace (DISCONNECT: the server's reason is "client namespace disconnect")."""
-        await self.send(Packet(PacketType.DISCONNECT, self.nsp))
-
-
-@asynccontextmanager
-async def open_raw_client(url: str, *, auth: dict[str, Any] | None = None) -> AsyncIterator[RawClient]:
-    """Connect to the server at ``url`` (``ws://host:port``) and to its main namespace.
-
-    On a normal exit the client sends DISCONNECT, then the WebSocket is closed.
-    """
-    async with trio_websocket.open_websocket_url(engineio_url(url)) as ws:
-        client = RawClient(ws)
-        await client.open()
-        await client.connect(auth)
-        yield client
-        if not ws.closed:
-            await client.disconnect()
-
 
 async def run_echo_client(url: str, *, args: Sequence[Any] = ECHO_ARGS) -> bool:
-    """Emit "echo" with ``args`` and an ack id; check the echoed event and the ack. True when both match."""
+    """Emit "echo" with ``args`` and an ack; check the echoed event and the ack. True when both match."""
     expected = list(args)
-    async with open_raw_client(url) as client:
-        print(f"connected to {url} as {client.sid}")
-        ack = await client.call("echo", *args)
-        print(f"echo ack: {ack!r}")
-        await client.wait_until(lambda events: any(name == "echo" for name, _ in events))
-        echoed = next(event_args for name, event_args in client.events if name == "echo")
-        print(f"echo event: {echoed!r}")
-    ok = ack == expected and echoed == expected
+    echoed: list[list[Any]] = []
+    got_echo = trio.Event()
+    client = trio_rooms.Client(url, reconnection=False)
+
+    @client.on("echo")  # registered before connecting: nothing can arrive unhandled
+    async def on_echo(*event_args: Any) -> None:
+        echoed.append(list(event_args))
+        got_echo.set()
+
+    async with client:
+        print(f"connected to {url} as {client.id} ({client.transport})")
+        ack = await client.emit_with_ack("echo", *args, timeout=CLIENT_TIMEOUT)
+        # An ack of one argument is that value, of several a tuple (of none: None).
+        acked = list(ack) if isinstance(ack, tuple) else [] if ack is None else [ack]
+        print(f"echo ack: {acked!r}")
+        await got_echo.wait()
+        print(f"echo event: {echoed[0]!r}")
+    ok = acked == expected and echoed[0] == expected
     if not ok:
         print(f"MISMATCH: sent {expected!r}", file=sys.stderr)
     return ok
@@ -198,7 +65,7 @@ async def client_main(url: str) -> int:
     with trio.move_on_after(CLIENT_TIMEOUT):
         try:
             return 0 if await run_echo_client(url) else 1
-        except (OSError, trio_websocket.HandshakeError, trio_rooms.TrioRoomsError) as exc:
+        except (OSError, ValueError, trio_rooms.TrioRoomsError) as exc:
             print(f"echo client failed: {type(exc).__name__}: {exc}", file=sys.stderr)
             return 1
     print(f"echo client: no complete echo within {CLIENT_TIMEOUT} s", file=sys.stderr)
@@ -217,20 +84,20 @@ async def demo() -> int:
     async with trio.open_nursery() as nursery:
         listeners: list[trio.SocketListener] = await nursery.start(build_server().serve, "127.0.0.1", 0)
         port = listeners[0].socket.getsockname()[1]
-        code = await client_main(f"ws://127.0.0.1:{port}")
+        code = await client_main(f"http://127.0.0.1:{port}")
         nursery.cancel_scope.cancel()  # graceful shutdown of the server
     print("echo demo: OK" if code == 0 else "echo demo: FAILED")
     return code
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="trio_rooms WebSocket echo example")
+    parser = argparse.ArgumentParser(description="trio_rooms echo example")
     commands = parser.add_subparsers(dest="command", required=True)
     server = commands.add_parser("server", help="serve the echo event until Ctrl-C")
     server.add_argument("--host", default="127.0.0.1")
     server.add_argument("--port", type=int, default=3000)
     client = commands.add_parser("client", help="echo once against a running server")
-    client.add_argument("--url", default="ws://127.0.0.1:3000")
+    client.add_argument("--url", default="http://127.0.0.1:3000")
     commands.add_parser("demo", help="server and client in one process")
     args = parser.parse_args(argv)
     if args.command == "server":

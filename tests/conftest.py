@@ -1,5 +1,5 @@
 """Shared fixtures: the real Redis servers of tests/helpers/redis_fixtures.py, re-exported for every
-test module."""
+test module; and the hook that keeps the reason of a skip inside a Trio test (helpers/skip_reasons.py)."""
 
 import os
 
@@ -8,9 +8,10 @@ from helpers import docs_blocks
 from helpers.redis_fixtures import redis_cluster_urls as redis_cluster_urls
 from helpers.redis_fixtures import redis_server as redis_server
 from helpers.redis_fixtures import redis_url as redis_url
+from helpers.skip_reasons import pytest_runtest_makereport as pytest_runtest_makereport
 from hypothesis import settings
 
-__all__ = ["redis_cluster_urls", "redis_server", "redis_url"]
+__all__ = ["pytest_runtest_makereport", "redis_cluster_urls", "redis_server", "redis_url"]
 
 # On CI, the property tests draw the same examples every run (a failure there is reproducible, never a
 # flake); elsewhere they explore anew each time.

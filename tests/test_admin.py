@@ -245,6 +245,14 @@ def test_instrument_checks_its_options() -> None:
         instrument(server)
 
 
+def test_without_bcrypt_basic_auth_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    good = bcrypt.hashpw(b"pw", bcrypt.gensalt(rounds=4)).decode()
+    monkeypatch.setitem(sys.modules, "bcrypt", None)
+    with pytest.raises(ImportError, match=re.escape("pip install -e '.[admin]' in a checkout")):
+        instrument(trio_rooms.Server(), auth={"type": "basic", "username": "a", "password": good})
+    instrument(trio_rooms.Server())  # no auth: not needed
+
+
 async def test_bcrypt_runs_in_a_thread_and_the_loop_keeps_going() -> None:
     hashed = bcrypt.hashpw(b"right", bcrypt.gensalt(rounds=12))  # ~0.2-0.5 s of CPU
     auth = BasicAuth("admin", hashed)

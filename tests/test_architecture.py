@@ -122,6 +122,8 @@ TRIO_ROOMS_EXPORTS = [
     "SocketId",
     "TrioRoomsError",
     "open_client",
+    "run",
+    "serve_until_signal",
 ]
 
 ENGINE_EXPORTS = [

@@ -1,11 +1,12 @@
 """The examples and the demo entry point, run as a user runs them: real processes on 127.0.0.1.
 
-Covers ``examples/echo.py demo``, ``examples/chat.py demo``, ``examples/admin_ui.py demo``, and
+Covers ``examples/echo.py demo``, ``examples/chat.py demo``, ``examples/client.py demo`` (the tour of
+``trio_rooms.open_client``), ``examples/raw_client.py demo``, ``examples/admin_ui.py demo``, and
 ``python -m trio_rooms --port 0`` served as a separate process, checked with the echo client, the
-chat demo's clients and a GET of its chat page, then stopped with SIGINT or SIGTERM: it must exit 0
-without a traceback. The ASGI examples (``examples/asgi_starlette.py``,
-``examples/asgi_quart_trio.py``) run under ``hypercorn -k trio`` as examples/README.md says, with
-their routes and the chat demo's clients, then SIGTERM.
+chat demo's clients, the client tour, the hand-framed client and a GET of its chat page, then stopped
+with SIGINT or SIGTERM: it must exit 0 without a traceback. The ASGI examples
+(``examples/asgi_starlette.py``, ``examples/asgi_quart_trio.py``) run under ``hypercorn -k trio`` as
+examples/README.md says, with their routes and the chat demo's clients, then SIGTERM.
 """
 
 from __future__ import annotations
@@ -75,6 +76,22 @@ async def test_chat_demo() -> None:
     assert b"chat demo: OK" in result.stdout
 
 
+async def test_client_tour_demo() -> None:
+    result = await _run(str(EXAMPLES / "client.py"), "demo")
+    assert result.returncode == 0, _explain(result)
+    assert b"FAIL" not in result.stdout
+    assert b"ok   alice hears bob's line" in result.stdout
+    assert b"ok   alice hears bob leave" in result.stdout
+    assert b"client demo: OK" in result.stdout
+
+
+async def test_raw_client_demo() -> None:
+    result = await _run(str(EXAMPLES / "raw_client.py"), "demo")
+    assert result.returncode == 0, _explain(result)
+    assert b"echo ack: ['hello'" in result.stdout
+    assert b"raw client demo: OK" in result.stdout
+
+
 async def test_admin_ui_demo() -> None:
     """examples/admin_ui.py demo: the demo server instrumented for the Admin UI, the page played by
     the trio_rooms client, and the page's own files served (after ``npm ci`` in tests/interop)."""
@@ -119,6 +136,12 @@ async def test_python_m_trio_rooms(tmp_path: Path, stop: signal.Signals) -> None
             chat = await _run(str(EXAMPLES / "chat.py"), "demo", "--url", url)
             assert chat.returncode == 0, _explain(chat)
             assert b"chat demo: OK" in chat.stdout
+            tour = await _run(str(EXAMPLES / "client.py"), "demo", "--url", url)
+            assert tour.returncode == 0, _explain(tour)
+            assert b"client demo: OK" in tour.stdout
+            raw = await _run(str(EXAMPLES / "raw_client.py"), "client", "--url", url)
+            assert raw.returncode == 0, _explain(raw)
+            assert b"echo ack: ['hello'" in raw.stdout
             metrics = await request(int(url.rsplit(":", 1)[1]), "GET", "/metrics")
             assert metrics.status == 200
             assert re.search(r"^trio_rooms_deliveries_total [1-9]", metrics.text, re.MULTILINE), metrics.text

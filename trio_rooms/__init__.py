@@ -24,6 +24,8 @@ from .errors import RemoteProtocolError as RemoteProtocolError
 from .errors import TrioRoomsError as TrioRoomsError
 from .namespace import Namespace as Namespace
 from .recovery import ConnectionStateRecovery as ConnectionStateRecovery
+from .runner import run as run
+from .runner import serve_until_signal as serve_until_signal
 from .server import Server as Server
 from .socket import Socket as Socket
 from .types import BroadcastOptions as BroadcastOptions
@@ -64,4 +66,6 @@ __all__ = [
     "SocketId",
     "TrioRoomsError",
     "open_client",
+    "run",
+    "serve_until_signal",
 ]

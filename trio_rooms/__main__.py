@@ -33,10 +33,8 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
 from collections.abc import Sequence
-from functools import partial
 from pathlib import Path
 from typing import Any, Final
 
@@ -44,6 +42,7 @@ import trio
 
 from .chat_page import BUNDLE, INSTALL_HINT, chat_page, find_client_dist
 from .namespace import Namespace
+from .runner import run, serve_until_signal
 from .server import Server
 from .socket import Socket
 from .types import SocketId
@@ -248,41 +247,14 @@ def build_demo_server(**options: Any) -> Server:
     return server
 
 
-def _url(host: str, port: int) -> str:
-    """The URL a Socket.IO client takes (``io("http://...")``)."""
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
-
-
-async def serve_until_signal(server: Server, host: str, port: int, *, title: str = "trio_rooms demo") -> None:
-    """Serve ``server`` on ``host``:``port`` until SIGINT or SIGTERM, then shut down gracefully.
-
-    Prints one line with the URL (the real port when ``port`` is 0) once listening.
-    """
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async with trio.open_nursery() as nursery:
-            listeners: list[trio.SocketListener] = await nursery.start(server.serve, host, port)
-            bound_port = listeners[0].socket.getsockname()[1]
-            print(
-                f"{title} listening on {_url(host, bound_port)} (path {server.path}); Ctrl-C to stop",
-                flush=True,
-            )
-            async for signum in signals:
-                logger.info("%s: shutting down", signal.Signals(signum).name)
-                nursery.cancel_scope.cancel()
-                break
-
-
 def run_server(server: Server, host: str, port: int, *, title: str = "trio_rooms demo") -> int:
-    """``trio.run(serve_until_signal, ...)``; returns the exit code (0, or 1 when it cannot listen)."""
-    code = 0
+    """``trio_rooms.run(server, host, port)``; returns the exit code (0, or 1 when it cannot listen)."""
     try:
-        trio.run(partial(serve_until_signal, server, host, port, title=title))
-    except* OSError as group:  # the listen failed (address in use, unknown host, ...)
-        print(f"{title}: cannot serve on {host}:{port}: {group.exceptions[0]}", file=sys.stderr)
-        code = 1
-    except* KeyboardInterrupt:  # a Ctrl-C before the signal receiver was installed
-        pass
-    return code
+        run(server, host, port, title=title)
+    except OSError as exc:  # the listen failed (address in use, unknown host, ...)
+        print(f"{title}: cannot serve on {host}:{port}: {exc}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def configure_logging(level: str) -> None:
@@ -293,7 +265,11 @@ def configure_logging(level: str) -> None:
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m trio_rooms",
-        description="Serve the trio_rooms demo (echo + room chat, in-memory adapter) over WebSocket.",
+        description=(
+            "Serve the trio_rooms demo (echo + room chat, in-memory adapter): Socket.IO v5 over Engine.IO v4,"
+            " HTTP long-polling and WebSocket with the upgrade between them. Ctrl-C or SIGTERM stops it"
+            " gracefully; a second one exits at once."
+        ),
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
     parser.add_argument(
@@ -302,7 +278,8 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--metrics",
         action="store_true",
-        help="serve Prometheus metrics at GET /metrics (needs prometheus_client: trio-rooms[metrics])",
+        help="serve Prometheus metrics at GET /metrics (needs prometheus_client: "
+        "pip install -e '.[metrics]' from a checkout)",
     )
     parser.add_argument(
         "--client-dist",

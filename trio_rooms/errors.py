@@ -22,6 +22,7 @@ __all__ = [
     "ProtocolError",
     "RemoteProtocolError",
     "TrioRoomsError",
+    "install_hint",
     "reraise_as_remote",
 ]
 
@@ -119,3 +120,11 @@ def reraise_as_remote() -> Iterator[None]:
         yield
     except LocalProtocolError as exc:
         raise RemoteProtocolError(exc.message) from None
+
+
+def install_hint(extra: str) -> str:
+    """How to install the optional dependencies of ``extra`` (the package is not on PyPI yet)."""
+    return (
+        f"pip install -e '.[{extra}]' in a checkout of trio_rooms"
+        f" (pip install 'trio-rooms[{extra}]' once it is published)"
+    )

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeAlias
 import trio
 
 from .engine.http import HttpRequest, HttpResponse
+from .errors import install_hint
 
 if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric
@@ -33,9 +34,7 @@ MetricsPolicy: TypeAlias = bool | Callable[[HttpRequest], bool | Awaitable[bool]
 """``Server(metrics=...)``: False (off), True (every scrape answered), or a callable deciding per
 request (``request -> bool``, or an async one), e.g. by the peer's address or a token header."""
 
-INSTALL_HINT: Final = (
-    "Server(metrics=...) needs prometheus_client: pip install 'trio-rooms[metrics]' (or prometheus_client)"
-)
+INSTALL_HINT: Final = f"Server(metrics=...) needs prometheus_client: {install_hint('metrics')}"
 
 StatsSource: TypeAlias = Callable[[], Mapping[str, Any]]
 

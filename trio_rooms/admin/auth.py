@@ -15,6 +15,8 @@ from typing import Any, Final
 
 import trio
 
+from ..errors import install_hint
+
 __all__ = ["BasicAuth", "FailedLogins", "SessionIds", "check_auth_option"]
 
 #: A bcrypt hash: "$2a$", "$2b$" or "$2y$", two digits of cost, 53 characters of salt and digest.
@@ -28,7 +30,7 @@ def check_auth_option(auth: Mapping[str, Any] | None) -> tuple[str, bytes] | Non
 
     Raises:
         ValueError: not None and not ``{"type": "basic", "username": str, "password": bcrypt_hash}``.
-        ImportError: bcrypt is not installed (``pip install trio-rooms[admin]``).
+        ImportError: bcrypt is not installed (the ``admin`` extra).
     """
     if auth is None:
         return None
@@ -41,8 +43,8 @@ def check_auth_option(auth: Mapping[str, Any] | None) -> tuple[str, bytes] | Non
         raise ValueError("auth: the password must be a bcrypt hash (bcrypt.hashpw(...).decode())")
     try:
         import bcrypt  # noqa: F401
-    except ImportError as exc:  # pragma: no cover - the extra is installed in the tests
-        raise ImportError("the Admin UI's basic auth needs bcrypt: pip install trio-rooms[admin]") from exc
+    except ImportError as exc:
+        raise ImportError(f"the Admin UI's basic auth needs bcrypt: {install_hint('admin')}") from exc
     return username, password.encode("ascii")
 
 

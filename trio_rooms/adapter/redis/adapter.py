@@ -79,7 +79,8 @@ class RedisAdapter(Adapter):
     which the server runs once; each adapter's ``run()`` holds the handling of the other servers'
     requests and its subscriptions (dropped when it ends: a removed namespace unsubscribes).
     Built alone (no ``bus``), an adapter has a bus of its own, run by its ``run()``.
-    Needs the extra: ``pip install trio-rooms[redis]``.
+    Needs the ``redis`` extra: ``pip install -e '.[redis]'`` in a checkout of trio_rooms
+    (``pip install 'trio-rooms[redis]'`` once it is published).
 
     An emit (``broadcast``, ``add_sockets``, ``del_sockets``, ``disconnect_sockets``,
     ``server_side_emit`` without ack) acts on this server first, then queues its message and
@@ -212,7 +213,7 @@ class RedisAdapter(Adapter):
             **options: the other keyword arguments of ``RedisAdapter``.
 
         Raises:
-            ImportError: coredis or msgpack is missing (``pip install trio-rooms[redis]``).
+            ImportError: coredis or msgpack is missing (the ``redis`` extra: the message says how to get it).
             ValueError: an invalid option.
         """
         return RedisAdapterFactory(

@@ -42,7 +42,7 @@ def import_coredis() -> ModuleType:
     """The coredis module.
 
     Raises:
-        ImportError: coredis is not installed (the message says ``pip install trio-rooms[redis]``).
+        ImportError: coredis is not installed (the message says what to install).
     """
     try:
         import coredis

@@ -69,7 +69,7 @@ def shared_bus(
     connection options are checked (``RedisAdapter.factory`` and ``RedisStreamsAdapter.factory``).
 
     Raises:
-        ImportError: coredis or msgpack is missing (``pip install trio-rooms[redis]``).
+        ImportError: coredis or msgpack is missing (the ``redis`` extra: the message says how to get it).
         ValueError: an invalid option.
     """
     import_coredis()
@@ -123,7 +123,7 @@ class RedisAdapterFactory(Generic[A]):
         **options: the other keyword arguments of ``RedisAdapter`` (given to each namespace's adapter).
 
     Raises:
-        ImportError: coredis or msgpack is missing (``pip install trio-rooms[redis]``).
+        ImportError: coredis or msgpack is missing (the ``redis`` extra: the message says how to get it).
         ValueError: an invalid option.
     """
 

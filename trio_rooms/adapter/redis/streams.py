@@ -95,7 +95,7 @@ class RedisStreamsAdapter(RedisAdapter):
 
     Build it with ``Server(adapter=RedisStreamsAdapter.factory(url, ...))``: every namespace's adapter
     then shares the factory's ``RedisBus`` (one publishing and one subscribing connection) and its
-    ``StreamReader`` (one connection blocked on ``XREAD``). Needs ``pip install trio-rooms[redis]``.
+    ``StreamReader`` (one connection blocked on ``XREAD``). Needs the ``redis`` extra (see ``RedisAdapter``).
 
     With ``Server(connection_state_recovery=...)``, a broadcast's stream entry id is appended to its
     arguments (the client's offset), sessions are stored under ``session_key_prefix + pid`` for
@@ -213,7 +213,7 @@ class RedisStreamsAdapter(RedisAdapter):
             **options: the other keyword arguments of ``RedisStreamsAdapter``.
 
         Raises:
-            ImportError: coredis or msgpack is missing (``pip install trio-rooms[redis]``).
+            ImportError: coredis or msgpack is missing (the ``redis`` extra: the message says how to get it).
             ValueError: an invalid option.
         """
         return RedisStreamsAdapterFactory(

@@ -71,7 +71,7 @@ class RedisStreamsAdapterFactory(Generic[S]):
             adapter).
 
     Raises:
-        ImportError: coredis or msgpack is missing (``pip install trio-rooms[redis]``).
+        ImportError: coredis or msgpack is missing (the ``redis`` extra: the message says how to get it).
         ValueError: an invalid option.
     """
 

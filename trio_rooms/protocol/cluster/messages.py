@@ -25,6 +25,7 @@ from functools import cache
 from types import ModuleType
 from typing import Any, Final
 
+from ...errors import install_hint
 from ...types import BroadcastFlags, BroadcastOptions, Handshake, Room
 from ..jsonjs import cyclic_gc_paused
 from ..socketio import Packet, PacketType
@@ -51,7 +52,7 @@ __all__ = [
     "packet_to_wire",
 ]
 
-INSTALL_HINT: Final = "the Redis adapter needs coredis and msgpack: pip install trio-rooms[redis]"
+INSTALL_HINT: Final = f"the Redis adapter needs coredis and msgpack: {install_hint('redis')}"
 _GC_PAUSE_BYTES: Final = 65_536
 
 
@@ -109,7 +110,7 @@ def import_msgpack() -> ModuleType:
     """The msgpack module.
 
     Raises:
-        ImportError: msgpack is not installed (the message says ``pip install trio-rooms[redis]``).
+        ImportError: msgpack is not installed (the message says what to install).
     """
     try:
         import msgpack  # type: ignore[import-untyped,unused-ignore]
