@@ -55,14 +55,28 @@ async def test_each_block_prints_what_the_page_shows(page: str) -> None:
     namespace: dict[str, Any] = {"__name__": "__docs__", "__file__": str(docs_blocks.DOCS / page)}
     checked = 0
     with trio.fail_after(60):
-        for block in docs_blocks.python_blocks(page):
-            source = "\n" * (block.line - 1) + block.source
-            code = compile(source, str(docs_blocks.DOCS / page), "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
-            captured = io.StringIO()
-            with contextlib.redirect_stdout(captured):
-                result = eval(code, namespace)
-                if inspect.iscoroutine(result):
-                    await result
-            assert captured.getvalue() == expected.get(block.line, ""), f"{page}:{block.line}"
-            checked += block.line in expected
+        try:
+            for block in docs_blocks.python_blocks(page):
+                source = "\n" * (block.line - 1) + block.source
+                flags = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
+                code = compile(source, str(docs_blocks.DOCS / page), "exec", flags=flags)
+                captured = io.StringIO()
+                with contextlib.redirect_stdout(captured):
+                    result = eval(code, namespace)
+                    if inspect.iscoroutine(result):
+                        await result
+                assert captured.getvalue() == expected.get(block.line, ""), f"{page}:{block.line}"
+                checked += block.line in expected
+        except BaseException:
+            await close_sessions(namespace)
+            raise
     assert checked == len(expected)
+
+
+async def close_sessions(namespace: dict[str, Any]) -> None:
+    """A page that failed half-way may have left its REPL-like session open (an ``AsyncExitStack``
+    holding a serving nursery and clients): close it, so that the failure is reported as itself
+    rather than as a corrupted cancel scope stack."""
+    for value in namespace.values():
+        if isinstance(value, contextlib.AsyncExitStack):
+            await value.aclose()  # no scope of its own: the stack's nurseries are exited in order
