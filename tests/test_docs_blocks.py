@@ -50,3 +50,21 @@ def test_blocks_are_found_with_their_lines_and_options() -> None:
     assert found[1].source == "```python\nnot_run = 1\n```\n"
     assert found[2].source == "y = x + 1\n"
     assert found[3].is_foreign and found[3].source == "\nimport socketio\n"
+
+
+def test_a_text_block_right_after_a_python_block_is_its_output() -> None:
+    outputs = docs_blocks.expected_outputs("guide/quickstart.md")
+    assert list(outputs.values()) == ["bob heard 'hello' from alice: True\n"]
+
+
+GOOD = '# p\n```python\nprint("x is", x)\n```\n\n```text\nx is 2\n```\n'
+
+
+async def test_a_block_prints_what_the_page_shows_or_fails() -> None:
+    _, ran = await docs_blocks.run_blocks("guide/sample.md", {"x": 2}, text=GOOD)
+    assert ran == 1
+    with pytest.raises(AssertionError, match=r"sample.md:3 printed 'x is 3\\n', the page shows 'x is 2\\n'"):
+        await docs_blocks.run_blocks("guide/sample.md", {"x": 3}, text=GOOD)
+    more = GOOD + '\n```python\nprint("more")\n```\n'
+    with pytest.raises(AssertionError, match=r"sample.md:11 printed 'more\\n', the page shows ''"):
+        await docs_blocks.run_blocks("guide/sample.md", {"x": 2}, text=more)

@@ -1,33 +1,22 @@
-"""docs/guide/scaling.md: what its Python blocks print is what the page shows, and its HAProxy
-configuration is the tested one (tests/test_sticky_sessions.py runs examples/cluster/haproxy.cfg).
-
-The page's blocks start two servers on the session's redis-server, connect Trio clients to them, and
-print what crossed servers; each ``text`` block after them is the expected output, and the output of
-the whole page must be those blocks, in order.
-"""
+"""docs/guide/scaling.md: its blocks start two servers on the session's redis-server and print what
+crossed servers (the harness checks each output against the page: tests/test_docs_blocks.py); its
+HAProxy configuration is the tested one (tests/test_sticky_sessions.py runs
+examples/cluster/haproxy.cfg)."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 import re
 
-import pytest
-import trio
 from helpers import docs_blocks
 
 PAGE = "guide/scaling.md"
 
 
-async def test_the_page_prints_what_it_shows(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("REDIS_URL", redis_url)
-    shown = "".join(block.source for block in docs_blocks.blocks(PAGE) if block.info == "text")
-    printed = io.StringIO()
-    with trio.fail_after(60), contextlib.redirect_stdout(printed):
-        namespace, ran = await docs_blocks.run_blocks(PAGE)
-    assert ran == len(docs_blocks.python_blocks(PAGE)) >= 5
-    assert printed.getvalue() == shown
-    assert namespace["REDIS_URL"] == redis_url
+def test_every_text_block_is_an_output() -> None:
+    """Each ``text`` block of the page is the output of the Python block before it (which the
+    harness checks when it runs the page, tests/test_docs_blocks.py)."""
+    shown = [block for block in docs_blocks.blocks(PAGE) if block.info == "text"]
+    assert len(docs_blocks.expected_outputs(PAGE)) == len(shown) >= 3
 
 
 def test_the_page_includes_the_tested_haproxy_config() -> None:

@@ -12,6 +12,9 @@ Rules (the pages are written for them):
   run by the harness (a page's own test may run ``main``).
 - ``REDIS_URL`` is set to a real redis-server's URL when a page mentions it (blocks read it with
   ``os.environ.get("REDIS_URL", "redis://localhost:6379")``).
+- A ``text`` block that directly follows a Python block (nothing but blank lines between them) is
+  that block's output: what the block prints must equal it, and a block with no such text block
+  prints nothing. So a printed line in the guide cannot drift from the code.
 - Code of another library shown for comparison (python-socketio's, in the migration page only) is
   written as a ``{code-block} python`` directive with the option ``:class: foreign``: shown and
   counted, never run.
@@ -20,7 +23,10 @@ Rules (the pages are written for them):
 from __future__ import annotations
 
 import ast
+import contextlib
 import inspect
+import io
+import itertools
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,30 +105,68 @@ def parse_blocks(page: str, text: str) -> list[Block]:
     return found
 
 
-def python_blocks(page: str) -> list[Block]:
-    """The Python blocks of ``page``."""
-    return [block for block in blocks(page) if block.is_python]
+def python_blocks(page: str, text: str | None = None) -> list[Block]:
+    """The Python blocks of ``page`` (of ``text`` given as its content)."""
+    found = blocks(page) if text is None else parse_blocks(page, text)
+    return [block for block in found if block.is_python]
 
 
-async def run_blocks(page: str, namespace: dict[str, Any] | None = None) -> tuple[dict[str, Any], int]:
-    """Run the Python blocks of ``page`` in order in one namespace; return it and how many ran.
+def expected_outputs(page: str, text: str | None = None) -> dict[int, str]:
+    """The text block that directly follows each Python block of ``page`` (of ``text`` given as its
+    content), by the block's first line."""
+    if text is None:
+        text = (DOCS / page).read_text(encoding="utf-8")
+    lines = text.splitlines()
+    outputs: dict[int, str] = {}
+    for block, after in itertools.pairwise(parse_blocks(page, text)):
+        if block.is_python and after.info == "text":
+            closing = block.line - 1 + block.source.count("\n")  # the closing fence, 0-based
+            if not any(line.strip() for line in lines[closing + 1 : after.line - 2]):
+                outputs[block.line] = after.source
+    return outputs
 
-    A block's code keeps its line numbers in the page, so a traceback points into the page.
+
+async def run_blocks(
+    page: str, namespace: dict[str, Any] | None = None, *, text: str | None = None
+) -> tuple[dict[str, Any], int]:
+    """Run the Python blocks of ``page`` in order in one namespace, each printing what the page shows
+    after it; return the namespace and how many blocks ran. ``text``: the page's content, when it is
+    not read from docs/.
+
+    A block's code keeps its line numbers in the page, so a traceback points into the page. A page
+    that fails half-way may leave its REPL-like session open (an ``AsyncExitStack`` holding a serving
+    nursery and clients): it is closed, so that the failure is reported as itself.
     """
     if namespace is None:
         namespace = {"__name__": "__docs__", "__file__": str(DOCS / page)}
+    expected = expected_outputs(page, text)
     ran = 0
-    for block in python_blocks(page):
-        if block.is_foreign:
-            if page not in FOREIGN_PAGES:
-                raise AssertionError(f"{page}:{block.line}: a foreign block outside {sorted(FOREIGN_PAGES)}")
-            continue
-        source = "\n" * (block.line - 1) + block.source
-        code = compile(source, str(DOCS / page), "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
-        result = eval(code, namespace)
-        if inspect.iscoroutine(result):
-            await result
-        ran += 1
+    try:
+        for block in python_blocks(page, text):
+            if block.is_foreign:
+                if page not in FOREIGN_PAGES:
+                    raise AssertionError(
+                        f"{page}:{block.line}: a foreign block outside {sorted(FOREIGN_PAGES)}"
+                    )
+                continue
+            source = "\n" * (block.line - 1) + block.source
+            code = compile(source, str(DOCS / page), "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+            printed = io.StringIO()
+            with contextlib.redirect_stdout(printed):
+                result = eval(code, namespace)
+                if inspect.iscoroutine(result):
+                    await result
+            if printed.getvalue() != expected.get(block.line, ""):
+                raise AssertionError(
+                    f"{page}:{block.line} printed {printed.getvalue()!r}, "
+                    f"the page shows {expected.get(block.line, '')!r}"
+                )
+            ran += 1
+    except BaseException:
+        for value in list(namespace.values()):
+            if isinstance(value, contextlib.AsyncExitStack):
+                await value.aclose()  # no scope of its own: the stack's nurseries are exited in order
+        raise
     return namespace, ran
 
 
