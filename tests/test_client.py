@@ -648,3 +648,35 @@ def test_invalid_options() -> None:
         client.on("newListener")
     with pytest.raises(TypeError, match="async def"):
         client.on("x")(lambda: None)  # type: ignore[type-var]
+
+
+@pytest.mark.parametrize("transports", [("polling",), ("polling", "websocket"), ("websocket",)])
+async def test_a_server_shutting_down_closes_each_transport_cleanly(transports: tuple[str, ...]) -> None:
+    """Cancelling ``serve`` answers a held long-polling GET with the close packet (as Node's server
+    does), and closes a WebSocket with its close frame: the client is told "transport close", never
+    "transport error", however it is connected."""
+    server = trio_rooms.Server()
+    reasons: list[str] = []
+    serving = trio.CancelScope()
+
+    async def serve(task_status: trio.TaskStatus[list[trio.SocketListener]]) -> None:
+        with serving:
+            await server.serve("127.0.0.1", 0, task_status=task_status)
+
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            listeners = await nursery.start(serve)
+            url = f"http://127.0.0.1:{listeners[0].socket.getsockname()[1]}"
+            async with trio_rooms.open_client(url, transports=transports, reconnection=False) as client:
+                gone = trio.Event()
+
+                @client.on("disconnect")
+                async def on_disconnect(reason: Any) -> None:
+                    reasons.append(str(reason))
+                    gone.set()
+
+                await until(lambda: client.transport is not None and client.transport.value == transports[-1])
+                await trio.sleep(0.05)  # a GET is held (polling) or the WebSocket is idle
+                serving.cancel()
+                await gone.wait()
+    assert reasons == ["transport close"]

@@ -44,11 +44,12 @@ async def test_the_quick_start_program_chats_and_stops_on_ctrl_c(tmp_path: Path)
                     said.append((sid, text))
                     heard.set()
 
-                assert await alice.emit_with_ack("join", "lobby") == sorted(["lobby", alice.id])
+                alice_id = alice.id
+                assert alice_id is not None
+                assert await alice.emit_with_ack("join", "lobby") == sorted(["lobby", alice_id])
                 await bob.emit_with_ack("join", "lobby")
                 await alice.emit("say", "lobby", "hello")
                 await heard.wait()
-                alice_id = alice.id
             process.send_signal(signal.SIGINT)
             code = await process.wait()
             await lines.rest()

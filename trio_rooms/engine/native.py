@@ -426,7 +426,16 @@ class _HttpConnection:
                 Route.refuse(refusal), cors, request if poll_refusal_reported(refusal) else None
             )
         self.pipelined = False
-        body = await hold_get(session, partial(self._hold, session))
+        try:
+            body = await hold_get(session, partial(self._hold, session))
+        except trio.Cancelled:
+            # The server shuts down and closes its sessions: this GET carries the session's last
+            # packets and its close packet (as Node's server answers it), within the close deadline.
+            with trio.CancelScope(shield=True), trio.move_on_after(self.options.close_timeout):
+                await session.wait_closed()
+                headers = self.engine.hooks.response_headers(request, cors, handshake=False)
+                await self._send(200, session.polling_answer().encode(), headers, close=True)
+            raise
         if body is None:
             return After.CLOSE  # the client went away while we held its GET
         # Pipelining (a request sent while its GET was held): answer this one, then close.
