@@ -60,8 +60,10 @@ async def healthy_client(port: int) -> AsyncIterator[list[float]]:
 
             nursery.start_soon(loop)
             yield rtts
-            nursery.cancel_scope.cancel()
         finally:
+            # The loop first: a failure of the scenario is then reported as itself, not as the loop
+            # writing to the client closed under it.
+            nursery.cancel_scope.cancel()
             await client_cm.__aexit__(None, None, None)
 
 
