@@ -297,9 +297,12 @@ class _HttpConnection:
                 await self._send_error(decision.error, decision.status, (), close=False)
                 return After.KEEP_ALIVE
             return await self._refuse(decision, cors, request)
-        if action in (Action.OPEN_POLLING, Action.OPEN_WEBSOCKET) and not await engine.allowed(request):
-            return await self._refuse(Route.refuse(EngineErrorCode.FORBIDDEN, 403), cors, request)
-        address = engine.client_address(_peer_address(self.stream), request)
+        address = ""
+        if action in (Action.OPEN_POLLING, Action.OPEN_WEBSOCKET):
+            address = engine.client_address(_peer_address(self.stream), request)
+            request = dataclasses.replace(request, address=address)  # as allow_request sees it
+            if not await engine.allowed(request):
+                return await self._refuse(Route.refuse(EngineErrorCode.FORBIDDEN, 403), cors, request)
         if action in (Action.OPEN_WEBSOCKET, Action.UPGRADE):
             extra = hooks.response_headers(request, (), handshake=action is Action.OPEN_WEBSOCKET)
             trailing = await self._accept_websocket(request, extra)
