@@ -55,8 +55,13 @@ class Socket(HookedEmitter):
         data: a dict for the application.
         recovered: True for a dropped socket given back by connection state recovery (the same id,
             rooms and ``data``; the broadcasts it missed were sent first).
-        conn: the Engine.IO session under it (Node's ``socket.conn``): ``conn.sid`` (sensitive: it
-            lets its holder poll the session), ``conn.transport`` ("polling", then "websocket").
+        conn: the Engine.IO connection under it (Node's ``socket.conn``), shared by the client's
+            sockets in every namespace: ``conn.sid`` (sensitive: it lets its holder poll the
+            session), ``conn.transport`` ("polling", then "websocket"), and ``conn.close()``,
+            Node's forced close: synchronous, it ends the connection at once (as a network failure
+            would; no DISCONNECT packet is sent), and each of its sockets disconnects with the
+            reason "forced close". The client reconnects, and connection state recovery, when on,
+            gives it its sockets back. ``disconnect(close=True)`` is the clean way out.
     """
 
     #: Write a pre-encoded packet to this client now (never awaits; the broadcast path):
