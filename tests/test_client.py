@@ -411,6 +411,41 @@ async def test_server_disconnect_does_not_reconnect(transports: tuple[str, ...],
 
 
 @pytest.mark.parametrize("transports", TRANSPORTS)
+async def test_conn_close_is_a_forced_close_the_client_reconnects_after(transports: tuple[str, ...]) -> None:
+    # Node's socket.conn.close(), as the Socket docstring tells it: the connection ends at once, its
+    # socket disconnects with "forced close", and the client comes back (a new socket: recovery is
+    # off); another client's connection, here to another namespace, is untouched.
+    server = trio_rooms.Server()
+    sockets: list[trio_rooms.Socket] = []
+    reasons: list[tuple[str, str]] = []
+    for name in ("/", "/chat"):
+
+        @server.of(name).on("connection")
+        async def on_connection(socket: trio_rooms.Socket) -> None:
+            sockets.append(socket)
+
+            @socket.on("disconnect")
+            async def disconnect(reason: str) -> None:
+                reasons.append((socket.nsp.name, reason))
+
+    with trio.fail_after(10):
+        async with (
+            serving(server) as running,
+            connect(running.url, transports) as client,
+            connect(running.url, transports, namespace="/chat") as chat,
+        ):
+            await until(lambda: len(sockets) == 2 and client.transport == transports[-1])
+            first = sockets[0]
+            assert first.conn.transport == transports[-1]
+            first.conn.close()
+            await until(lambda: len(reasons) == 1)
+            assert reasons == [("/", "forced close")]
+            await until(lambda: len(sockets) == 3 and client.connected)
+            assert sockets[2].id != first.id and not first.connected
+            assert chat.connected  # another connection: untouched
+
+
+@pytest.mark.parametrize("transports", TRANSPORTS)
 async def test_reconnects_after_the_transport_drops_and_flushes_buffered_emits(
     transports: tuple[str, ...],
 ) -> None:

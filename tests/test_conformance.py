@@ -1011,6 +1011,51 @@ async def test_trusted_proxy_forwarded_address(
     assert addresses == [expected, expected]
 
 
+@pytest.mark.parametrize(
+    ("trusted", "forwarded", "expected"),
+    [
+        (("127.0.0.1",), "203.0.113.7", "203.0.113.7"),
+        ((), "203.0.113.7", "127.0.0.1"),  # no trusted proxy: the peer
+    ],
+)
+async def test_allow_request_sees_the_client_address(
+    trusted: tuple[str, ...], forwarded: str, expected: str
+) -> None:
+    # As Node's allowRequest (req.socket.remoteAddress): the address socket.handshake.address gets,
+    # so that a request can be refused by its address; the refused one's connection_error sees it.
+    seen: list[str] = []
+    handshakes: list[str] = []
+    refused_addresses: list[str] = []
+
+    async def allow(request: HttpRequest) -> bool:
+        seen.append(request.address)
+        return request.query.get("blocked") is None
+
+    server = trio_rooms.Server(**TIMINGS, trusted_proxies=trusted, allow_request=allow)
+    server.engine.on("connection_error", lambda err: refused_addresses.append(err.request.address))
+
+    @server.on("connection")
+    async def on_connection(socket: trio_rooms.Socket) -> None:
+        handshakes.append(socket.handshake.address)
+
+    forwarded_for = [("x-forwarded-for", forwarded)]
+    with trio.fail_after(GUARD):
+        async with serving(server) as port:
+            client = await WsClient.connect(port, websocket(path=SIO_PATH), forwarded_for)
+            await client.recv()
+            await client.send("40")
+            assert str(await client.recv_app()).startswith("40{")
+            await client.aclose()
+            sid = await open_polling(port, SIO_PATH, headers=forwarded_for)
+            await post(port, sid, "40", SIO_PATH)
+            assert (await get(port, sid, SIO_PATH)).text.startswith("40{")
+            refused = await request(port, "GET", polling(path=SIO_PATH) + "&blocked=1", headers=forwarded_for)
+    assert_engine_error(refused, 403, 4, ERRORS[4])
+    assert handshakes == [expected, expected]
+    assert seen == [expected, expected, expected]
+    assert refused_addresses == [expected]
+
+
 # ================================================================================================
 # Socket.IO v5
 # ================================================================================================

@@ -76,6 +76,7 @@ async def test_the_page_files_and_their_headers(tmp_path: Path) -> None:
                 b"",
                 "text/html; charset=utf-8",
             )
+            assert head.headers["content-length"] == str(len(page.body))  # the GET's (RFC 9110 9.3.2)
             for method in ("POST", "PUT", "DELETE"):
                 refused = await request(port, method, "/chat.js", "x")
                 assert (refused.status, refused.headers["allow"]) == (405, "GET, HEAD")
@@ -85,6 +86,41 @@ async def test_the_page_files_and_their_headers(tmp_path: Path) -> None:
                 assert (await request(port, "GET", path)).status == 404, path
             # The Socket.IO path is still the server's.
             assert (await request(port, "GET", "/socket.io/?EIO=4&transport=polling")).status == 200
+
+
+async def read_to_eof(stream: trio.SocketStream) -> bytes:
+    data = b""
+    while chunk := await stream.receive_some(65536):
+        data += chunk
+    return data
+
+
+@pytest.mark.parametrize("path", ["/", "/chat.js", f"/{BUNDLE}"])
+async def test_a_head_has_the_gets_length_and_no_body(tmp_path: Path, path: str) -> None:
+    # Raw bytes, on both of the native door's HTTP paths: the lean one (an HTTP/1.1 head, then a GET
+    # on the same connection, which would read a stray body as its answer's start) and h11's (HTTP/1.0).
+    (tmp_path / BUNDLE).write_bytes(b"/* the bundle */")
+    with trio.fail_after(TIMEOUT):
+        async with page_server(tmp_path) as (_, port):
+            get = await request(port, "GET", path)
+            stream = await trio.open_tcp_stream("127.0.0.1", port)
+            async with stream:
+                await stream.send_all(
+                    f"HEAD {path} HTTP/1.1\r\nHost: x\r\n\r\n"
+                    f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
+                )
+                lean = await read_to_eof(stream)
+            stream = await trio.open_tcp_stream("127.0.0.1", port)
+            async with stream:
+                await stream.send_all(f"HEAD {path} HTTP/1.0\r\n\r\n".encode())
+                old = await read_to_eof(stream)
+    length = f"content-length: {len(get.body)}\r\n".encode()
+    head, rest = lean.split(b"\r\n\r\n", 1)
+    assert head.startswith(b"HTTP/1.1 200 ") and length in head.lower() + b"\r\n"
+    assert rest.startswith(b"HTTP/1.1 200 ") and rest.endswith(b"\r\n\r\n" + get.body)
+    head, rest = old.split(b"\r\n\r\n", 1)
+    assert head.startswith(b"HTTP/1.1 200 ") and length in head.lower() + b"\r\n"
+    assert rest == b""
 
 
 async def test_without_the_bundle_the_page_says_how_to_install_it() -> None:

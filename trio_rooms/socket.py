@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Set
+from collections.abc import Awaitable, Callable, Iterable, Set
 from typing import TYPE_CHECKING, Any, Final, TypeAlias, TypeVar
 
 import trio
@@ -22,7 +22,7 @@ from .protocol.encoded import Encoded
 from .protocol.socketio import Packet, PacketType, ack_args, ack_value, event_packet
 from .recovery import RECOVERABLE_REASONS, PersistedSession
 from .socket_context import SocketHost, SocketNamespace, SocketOptions
-from .types import Handshake, Room, SocketId
+from .types import Handshake, Room, RoomsView, SocketId
 
 if TYPE_CHECKING:
     from .recovery import RestoredSession
@@ -45,30 +45,6 @@ ConnectionHandler: TypeAlias = "Callable[[Socket], Awaitable[Any]]"
 """``async def handler(socket)``: runs once the socket is connected."""
 
 
-class _RoomsView(Set[Room]):
-    """Live, read-only view of a socket's rooms."""
-
-    __slots__ = ("_socket",)
-
-    def __init__(self, socket: Socket) -> None:
-        self._socket = socket
-
-    def _rooms(self) -> Set[Room]:
-        return self._socket.nsp.adapter.sids.get(self._socket.id, frozenset())
-
-    def __contains__(self, room: object) -> bool:
-        return room in self._rooms()
-
-    def __iter__(self) -> Iterator[Room]:
-        return iter(list(self._rooms()))
-
-    def __len__(self) -> int:
-        return len(self._rooms())
-
-    def __repr__(self) -> str:
-        return f"{{{', '.join(sorted(map(repr, self._rooms())))}}}"
-
-
 class Socket(HookedEmitter):
     """A client connected to a namespace (created by the server, one per connection and namespace).
 
@@ -79,8 +55,13 @@ class Socket(HookedEmitter):
         data: a dict for the application.
         recovered: True for a dropped socket given back by connection state recovery (the same id,
             rooms and ``data``; the broadcasts it missed were sent first).
-        conn: the Engine.IO session under it (Node's ``socket.conn``): ``conn.sid`` (sensitive: it
-            lets its holder poll the session), ``conn.transport`` ("polling", then "websocket").
+        conn: the Engine.IO connection under it (Node's ``socket.conn``), shared by the client's
+            sockets in every namespace: ``conn.sid`` (sensitive: it lets its holder poll the
+            session), ``conn.transport`` ("polling", then "websocket"), and ``conn.close()``,
+            Node's forced close: synchronous, it ends the connection at once (as a network failure
+            would; no DISCONNECT packet is sent), and each of its sockets disconnects with the
+            reason "forced close". The client reconnects, and connection state recovery, when on,
+            gives it its sockets back. ``disconnect(close=True)`` is the clean way out.
     """
 
     #: Write a pre-encoded packet to this client now (never awaits; the broadcast path):
@@ -105,6 +86,9 @@ class Socket(HookedEmitter):
         self._pid: str | None = new_socket_id() if namespace.recovery is not None else None
         # A restored session whose socket has not connected yet (saved again if it drops meanwhile).
         self._restoring: RestoredSession | None = None
+        # Until the CONNECT ack, the rooms joined (True) or left (False) in middleware, last call
+        # last; applied when the socket connects, dropped if it does not (None from then on).
+        self._early: dict[Room, bool] | None = {}
         self._resume_offset = ""
         self._host = host
         self._options = options
@@ -137,20 +121,38 @@ class Socket(HookedEmitter):
 
     @property
     def rooms(self) -> Set[Room]:
-        """The rooms this socket is in (read-only, live), its own id included."""
-        return _RoomsView(self)
+        """The rooms this socket is in (read-only, live), its own id included once connected; in
+        middleware, the rooms it will be in. ``-``, ``&``, ``|`` and ``^`` give a frozenset."""
+        return RoomsView(self._room_set)
+
+    def _room_set(self) -> Set[Room]:
+        early = self._early
+        if early is None:
+            return self.nsp.adapter.sids.get(self.id, frozenset())
+        kept = self._restoring.rooms if self._restoring is not None else ()
+        return frozenset((*(r for r in kept if early.get(r, True)), *(r for r, j in early.items() if j)))
 
     def join(self, room_or_rooms: str | Iterable[str]) -> None:
-        """Join ``room_or_rooms`` (a str is one room). After a disconnect, nothing happens."""
+        """Join ``room_or_rooms`` (a str is one room). In middleware, the socket is in them once
+        it connects (not at all if it is refused). After a disconnect, nothing happens."""
         rooms = rooms_arg(room_or_rooms)
-        if self._connected:
+        if self._early is not None:
+            for room in rooms:
+                self._early.pop(room, None)
+                self._early[room] = True
+        elif self._connected:
             self.nsp.adapter.add_all(self.id, rooms)
 
     def leave(self, room: str) -> None:
-        """Leave ``room`` (nothing happens if this socket is not in it)."""
+        """Leave ``room`` (nothing happens if this socket is not in it); in middleware, undo a
+        ``join`` there (or a recovered room) before the socket connects."""
         if not isinstance(room, str):
             raise TypeError(f"a room is a str, not {type(room).__name__}")
-        self.nsp.adapter.remove(self.id, room)
+        if self._early is not None:
+            self._early.pop(room, None)
+            self._early[room] = False
+        else:
+            self.nsp.adapter.remove(self.id, room)
 
     # -- handlers ---------------------------------------------------------------------------------
     def on(self, event: str) -> Callable[[H], H]:
@@ -442,13 +444,16 @@ class Socket(HookedEmitter):
         return True
 
     def _connect(self, restored: RestoredSession | None) -> None:
-        """Join the namespace (and the restored rooms), answer the CONNECT, then write the missed
-        packets: all at once, so that no broadcast can come between them."""
+        """Join the namespace (its own room, the restored rooms, then those joined in middleware),
+        answer the CONNECT, then write the missed packets: all at once, so that no broadcast can
+        come between them."""
         nsp = self.nsp
         nsp.socket_connected(self)
         self._connected = True
         self._restoring = None
-        nsp.adapter.add_all(self.id, (self.id,) if restored is None else (self.id, *restored.rooms))
+        early, self._early = self._early or {}, None
+        kept = (r for r in (restored.rooms if restored is not None else ()) if early.get(r, True))
+        nsp.adapter.add_all(self.id, (self.id, *kept, *(room for room, joined in early.items() if joined)))
         answer = {"sid": self.id} if self._pid is None else {"sid": self.id, "pid": self._pid}
         self._session.send_packet(Packet(PacketType.CONNECT, nsp.name, answer))
         for packet in restored.missed_packets if restored is not None else ():
@@ -553,6 +558,7 @@ class Socket(HookedEmitter):
     async def _teardown(self) -> None:
         was_connected = self._connected
         self._connected = False
+        self._early = None  # joins in middleware of a socket that never connected are dropped
         reason = self._reason or self._host.reason or DisconnectReason.SERVER_SHUTTING_DOWN
         self._reason = reason
         for _answer, gone in list(self._acks.values()):

@@ -7,15 +7,17 @@ reaches. No behaviour that needs another module of trio_rooms.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterable, Iterator, Set
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, NewType, TypeAlias
+from typing import Any, NewType, TypeAlias, TypeVar
 
 __all__ = [
     "BroadcastFlags",
     "BroadcastOptions",
     "Handshake",
     "Room",
+    "RoomsView",
     "SocketId",
     "Transport",
     "js_date_string",
@@ -26,6 +28,35 @@ SocketId = NewType("SocketId", str)
 
 Room: TypeAlias = str
 """A room name."""
+
+_T = TypeVar("_T")
+
+
+class RoomsView(Set[Room]):
+    """A live, read-only view of the rooms ``rooms()`` returns each time it is read (a socket's
+    ``rooms``). The set operators (``-``, ``&``, ``|``, ``^``) return a plain ``frozenset``."""
+
+    __slots__ = ("_rooms",)
+
+    def __init__(self, rooms: Callable[[], Set[Room]]) -> None:
+        self._rooms = rooms
+
+    @classmethod
+    def _from_iterable(cls, items: Iterable[_T], /) -> frozenset[_T]:
+        """What the set operators build their result with (``collections.abc.Set``'s hook)."""
+        return frozenset(items)
+
+    def __contains__(self, room: object) -> bool:
+        return room in self._rooms()
+
+    def __iter__(self) -> Iterator[Room]:
+        return iter(list(self._rooms()))
+
+    def __len__(self) -> int:
+        return len(self._rooms())
+
+    def __repr__(self) -> str:
+        return f"{{{', '.join(sorted(map(repr, self._rooms())))}}}"
 
 
 class Transport(StrEnum):

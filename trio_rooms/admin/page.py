@@ -53,6 +53,6 @@ def ui_files(
             return HttpResponse(404, b"not found")
         body = await trio.Path(file).read_bytes()
         kind = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
-        return HttpResponse(200, b"" if request.method == "HEAD" else body, content_type=kind)
+        return HttpResponse(200, body, content_type=kind)  # to a HEAD, the server sends no body
 
     return serve

@@ -10,7 +10,6 @@ reaches the file system; only GET and HEAD are answered; every file is bounded i
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Awaitable, Callable, Iterable
 from importlib.resources import files
 from pathlib import Path
@@ -132,6 +131,6 @@ def chat_page(client_dist: str | Path | None) -> Fallback:
             response = HttpResponse(200, body, content_type, headers)
         else:
             response = await _read_bundle(bundle)
-        return dataclasses.replace(response, body=b"") if request.method == "HEAD" else response
+        return response  # to a HEAD, the server sends the headers of this answer, not its body
 
     return serve

@@ -12,6 +12,7 @@ pipelining and WebSocket framing are its business.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from functools import partial
@@ -212,10 +213,11 @@ class ASGIFrontDoor:
                 await self._refuse(send, decision, cors, request)
             return
         if action is Action.OPEN_POLLING:
+            address = engine.client_address(_peer(scope), request)
+            request = dataclasses.replace(request, address=address)  # as allow_request sees it
             if not await engine.allowed(request):
                 await self._refuse(send, Route.refuse(EngineErrorCode.FORBIDDEN, 403), cors, request)
                 return
-            address = engine.client_address(_peer(scope), request)
             session, _host = engine.open_session(Transport.POLLING, request, address, _secure(scope))
             headers = engine.hooks.response_headers(request, cors, handshake=True)
             await _respond(send, 200, str(encode_ws(session.open_packet())).encode(), headers)
@@ -353,8 +355,12 @@ class ASGIFrontDoor:
             await _deny(scope, send, exc.status, str(exc).encode(), _TEXT)
             return
         decision = engine.route(request, websocket=True)
-        if decision.action is Action.OPEN_WEBSOCKET and not await engine.allowed(request):
-            decision = Route.refuse(EngineErrorCode.FORBIDDEN, 403)
+        address = ""
+        if decision.action is Action.OPEN_WEBSOCKET:
+            address = engine.client_address(_peer(scope), request)
+            request = dataclasses.replace(request, address=address)  # as allow_request sees it
+            if not await engine.allowed(request):
+                decision = Route.refuse(EngineErrorCode.FORBIDDEN, 403)
         if decision.action is Action.REFUSE:
             assert decision.error is not None
             engine.counters.refused_requests += 1
@@ -372,7 +378,6 @@ class ASGIFrontDoor:
         reader = ASGIWebSocketReader(receive, max_message=options.max_payload)
         host = None
         if decision.action is Action.OPEN_WEBSOCKET:
-            address = engine.client_address(_peer(scope), request)
             session, host = engine.open_session(Transport.WEBSOCKET, request, address, _secure(scope))
         else:
             assert decision.session is not None

@@ -135,11 +135,13 @@ async def send_response(
     extra_headers: Iterable[tuple[str, str]] = (),
     close: bool = True,
     keep_alive: float | None = None,
+    head: bool = False,
 ) -> None:
     """Send a complete response; ``close`` marks the connection to close after it. Otherwise
     ``keep_alive`` (the server's idle timeout, seconds) is announced in a ``Keep-Alive: timeout=N``
     header, as Node's server does, so that a client's connection pool closes an idle connection
-    before the server does instead of sending a request on a connection being closed."""
+    before the server does instead of sending a request on a connection being closed. ``head``:
+    the answer to a HEAD, whose Content-Length is ``body``'s but which sends no body."""
     headers = response_headers(
         len(body),
         content_type=content_type,
@@ -148,7 +150,7 @@ async def send_response(
         keep_alive=keep_alive if conn.their_state is not h11.MUST_CLOSE else None,  # (asked to close)
     )
     data = conn.send(h11.Response(status_code=status, headers=headers)) or b""
-    if body:
+    if body and not head:
         data += conn.send(h11.Data(data=body)) or b""
     data += conn.send(h11.EndOfMessage()) or b""
     await stream.send_all(data)

@@ -51,8 +51,10 @@ class HttpRequest:
         query: the query parameters (the last value wins for a repeated name).
         headers: header names lower-cased, values decoded as latin-1, in arrival order.
         address: the client's address as the server sees it (the peer, or a trusted proxy's
-            ``X-Forwarded-For``, as ``handshake.address``), in the requests a ``fallback`` and the
-            metrics policy get; empty in the Engine.IO requests (their session has it).
+            ``X-Forwarded-For``, as ``handshake.address``), in the requests ``allow_request``, a
+            ``fallback`` and the metrics policy get (and the ``connection_error`` hooks, for a
+            request ``allow_request`` refused); empty in the other Engine.IO requests (their
+            session has it).
     """
 
     method: str

@@ -146,6 +146,8 @@ class _HttpConnection:
         self.upgrade = False
         #: The client sent more while its GET was held (pipelining): close after the answer.
         self.pipelined = False
+        #: The current request is a HEAD: its answer has the GET's headers and no body.
+        self.head = False
 
     async def serve(self) -> WebSocketPhase | None:
         """Serve HTTP requests until the connection closes (None) or becomes a WebSocket (returned,
@@ -281,6 +283,7 @@ class _HttpConnection:
     # -- answers -------------------------------------------------------------------------------------
     async def _answer(self, request: HttpRequest) -> After | WebSocketPhase:
         engine = self.engine
+        self.head = request.method == "HEAD"
         decision = engine.route(request, websocket=valid_websocket_request(request))
         action = decision.action
         if action is Action.FALLBACK:
@@ -297,9 +300,12 @@ class _HttpConnection:
                 await self._send_error(decision.error, decision.status, (), close=False)
                 return After.KEEP_ALIVE
             return await self._refuse(decision, cors, request)
-        if action in (Action.OPEN_POLLING, Action.OPEN_WEBSOCKET) and not await engine.allowed(request):
-            return await self._refuse(Route.refuse(EngineErrorCode.FORBIDDEN, 403), cors, request)
-        address = engine.client_address(_peer_address(self.stream), request)
+        address = ""
+        if action in (Action.OPEN_POLLING, Action.OPEN_WEBSOCKET):
+            address = engine.client_address(_peer_address(self.stream), request)
+            request = dataclasses.replace(request, address=address)  # as allow_request sees it
+            if not await engine.allowed(request):
+                return await self._refuse(Route.refuse(EngineErrorCode.FORBIDDEN, 403), cors, request)
         if action in (Action.OPEN_WEBSOCKET, Action.UPGRADE):
             extra = hooks.response_headers(request, (), handshake=action is Action.OPEN_WEBSOCKET)
             trailing = await self._accept_websocket(request, extra)
@@ -327,6 +333,8 @@ class _HttpConnection:
         close: bool,
         content_type: str = "text/plain; charset=UTF-8",
     ) -> None:
+        """Write a complete answer (every answer of this connection but the 101 goes through here).
+        To a HEAD, the headers are those of ``body`` (its Content-Length) and no body is sent."""
         if self.http is not None:
             await send_response(
                 self.stream,
@@ -337,13 +345,15 @@ class _HttpConnection:
                 extra_headers=headers,
                 close=close,
                 keep_alive=self.options.idle_timeout,
+                head=self.head,
             )
             return
         keep_alive = self.options.idle_timeout if self.keep_alive else None
         fields = response_headers(
             len(body), content_type=content_type, extra_headers=headers, close=close, keep_alive=keep_alive
         )
-        await self._write(simple_response(status, fields, body, request_keep_alive=self.keep_alive))
+        data = simple_response(status, fields, body, request_keep_alive=self.keep_alive)
+        await self._write(data[: len(data) - len(body)] if self.head else data)
 
     async def _write(self, data: bytes) -> None:
         """Send ``data`` (one non-blocking ``send`` on plain TCP when the kernel takes it all)."""

@@ -20,7 +20,8 @@ AllowRequest = Callable[[HttpRequest], Awaitable[bool]]
 session (403)."""
 Fallback = Callable[[HttpRequest], Awaitable["HttpResponse | None"]]
 """What ``fallback`` takes, ``async def fallback(request) -> HttpResponse | None``, which answers
-the requests outside the Engine.IO path (None: 404)."""
+the requests outside the Engine.IO path (None: 404). To a HEAD, answer as to the GET: the server
+sends that answer's headers, its Content-Length included, and no body (RFC 9110, 9.3.2)."""
 
 
 @dataclass(frozen=True, slots=True)
