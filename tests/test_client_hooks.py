@@ -32,9 +32,9 @@ FAST: dict[str, Any] = {
 }
 
 
-def build_server(received: list[Any]) -> trio_rooms.Server:
+def build_server(received: list[Any], **options: Any) -> trio_rooms.Server:
     """A server whose sockets record what they receive in ``received``, and push on demand."""
-    server = trio_rooms.Server()
+    server = trio_rooms.Server(**options)
 
     @server.on("connection")
     async def on_connection(socket: trio_rooms.Socket) -> None:
@@ -213,3 +213,54 @@ async def test_volatile_is_dropped_while_disconnected_and_buffered_emits_are_tol
             await client.emit_with_ack("echo", "last")
     assert ["echo", "volatile"] not in received
     assert out == [["drop"], ["echo", "buffered"], ["echo", "last"]]
+
+
+@pytest.mark.parametrize("transports", TRANSPORTS)
+async def test_catch_all_listeners_never_see_the_reserved_events(transports: tuple[str, ...]) -> None:
+    """As socket.io-client's ``onAny``: "connect", "disconnect" and "connect_error" reach their
+    handlers only, never ``on_any``/``prepend_any`` (whether the connection was lost, an attempt
+    failed, or the client left), and the outgoing listeners see only what was emitted."""
+    refusing = False
+
+    async def allow_request(request: trio_rooms.HttpRequest) -> bool:
+        await trio.lowlevel.checkpoint()
+        return not refusing
+
+    handled: list[Any] = []
+    caught: list[Any] = []
+    out: list[Any] = []
+    with trio.fail_after(GUARD):
+        async with serving(build_server([], allow_request=allow_request)) as url:
+            async with open_client(url, transports=transports, **FAST) as client:
+
+                @client.on("connect")
+                async def on_connect() -> None:
+                    handled.append("connect")
+
+                @client.on("disconnect")
+                async def on_disconnect(reason: str) -> None:
+                    handled.append("disconnect")
+
+                @client.on("connect_error")
+                async def on_connect_error(error: Any) -> None:
+                    handled.append("connect_error")
+
+                async def catch(event: str, *args: Any) -> None:
+                    caught.append(event)
+
+                client.on_any(catch)
+                client.prepend_any(catch)
+                client.on_any_outgoing(lambda event, *args: out.append(event))
+                await client.emit_with_ack("push", "before", 1)
+                refusing = True  # the reconnection attempts fail (403) until allowed again
+                await client.emit("drop")
+                await eventually(lambda: "connect_error" in handled)
+                refusing = False
+                await eventually(lambda: handled.count("connect") == 2 and client.connected)
+                await client.emit_with_ack("push", "after", 2)
+                await eventually(lambda: caught.count("after") == 2)
+            assert handled[0] == "connect" and handled[-1] == "disconnect"  # the block's end: awaited
+    assert set(handled) == {"connect", "disconnect", "connect_error"}
+    assert handled.count("disconnect") == 2
+    assert caught == ["before", "before", "after", "after"]
+    assert out == ["push", "drop", "push"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import math
 import ssl
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from functools import partial
 from types import TracebackType
@@ -24,7 +24,7 @@ from ..hooks import CatchAllListeners, HookedEmitter, OutgoingListeners
 from ..protocol.socketio import Decoder, Packet, PacketType, ack_args, encode, event_packet
 from ..types import Transport
 from .handlers import H, HandlerRunner, HandlerTable
-from .http import EngineClosed, TransportOptions, parse_target
+from .http import EngineClosed, TransportOptions, parse_target, request_extras
 from .pending import Ack, Outbox, PendingAcks
 from .state import FINAL_REASONS, ClientDisconnectReason, ClientState, ConnectionState, RecoveryState
 from .transport import Engine
@@ -67,6 +67,10 @@ class Client(HookedEmitter):
         transports: ``("polling", "websocket")`` by default: the first opens the Engine.IO session
             (long-polling), and a later ``"websocket"`` allows the upgrade to WebSocket;
             ``("websocket",)`` connects over WebSocket directly, ``("polling",)`` never upgrades.
+        headers: extra HTTP headers for every Engine.IO request (polling GET and POST, WebSocket
+            handshake and upgrade), reconnections included (Node's ``extraHeaders``).
+        query: extra query parameters for those requests (Node's ``query``). Both printable ASCII,
+            not the client's own (``Host``, ``Sec-WebSocket-*``, ``EIO``, ``sid``...), 8 KiB in all.
         reconnection: reconnect after an unexpected loss (default True; never after the server's
             "io server disconnect").
         reconnection_delay: the first delay before reconnecting, in seconds (default 1.0), doubled
@@ -92,8 +96,8 @@ class Client(HookedEmitter):
         close_timeout: seconds each step of a close may take (default 2.0).
 
     Raises:
-        ValueError: an invalid URL, namespace, transport, bound, timeout or delay.
-        TypeError: ``auth`` is not a dict.
+        ValueError: an invalid URL, namespace, transport, bound, timeout, delay, header or query.
+        TypeError: ``auth`` is not a dict, or ``headers``/``query`` not a mapping of str to str.
 
     Attributes:
         namespace: The namespace this client joins.
@@ -113,6 +117,8 @@ class Client(HookedEmitter):
         namespace: str = "/",
         auth: dict[str, Any] | None = None,
         transports: Sequence[str] = DEFAULT_TRANSPORTS,
+        headers: Mapping[str, str] | None = None,
+        query: Mapping[str, str] | None = None,
         reconnection: bool = True,
         reconnection_delay: float = 1.0,
         reconnection_delay_max: float = 5.0,
@@ -146,10 +152,12 @@ class Client(HookedEmitter):
             raise ValueError("the max_* bounds must be positive ints")
         self.namespace = namespace if namespace.startswith("/") else "/" + namespace
         self._url = url
-        self._target = parse_target(url, path)
+        extra_headers, extra_query = request_extras(headers, query)
+        self._target = parse_target(url, path, extra_query)
         self._auth = auth
         self._options = TransportOptions(
             transports=tuple(Transport(name) for name in names),
+            headers=extra_headers,
             ssl_context=ssl_context,
             connect_timeout=timeout,
             request_timeout=timeout,

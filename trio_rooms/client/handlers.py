@@ -86,7 +86,8 @@ class HandlerTable:
 
 class HandlerRunner:
     """Runs the handlers of ``table`` as tasks of the client's nursery, in the order events arrive;
-    the ``catch_all`` listeners first, in the event's task (for every event, handled or not).
+    the ``catch_all`` listeners first, in the event's task (for every event from the server, handled
+    or not; never for the reserved events, as socket.io-client's ``onAny``).
 
     At most ``max_in_flight`` run at once: past it the caller (the reader) waits for a slot. Events
     wait for ``open()`` (the start of the ``async with`` block), so that handlers registered at the
@@ -122,7 +123,8 @@ class HandlerRunner:
     async def fire(self, event: str, *args: Any) -> None:
         """Start a reserved event's handler, if any, as a task, in order with events.
 
-        Only "connect" waits for ``open()`` (no other handler exists before).
+        Only "connect" waits for ``open()`` (no other handler exists before). The catch-all
+        listeners are not told: only the server's events reach them.
         """
         if event == "connect":
             await self._ready.wait()
@@ -130,7 +132,7 @@ class HandlerRunner:
         if handler is not None and self._nursery is not None:
             await self._slots.acquire()
             with trio.CancelScope(shield=True):  # started is its first step: this cannot block
-                await self._nursery.start(self._run, handler, event, args, None)
+                await self._nursery.start(self._run, handler, event, args, None, False)
 
     async def dispatch(self, event: object, args: Sequence[Any], answer: Answer | None) -> None:
         """Start the handler of a server's event as a task; it runs up to its first checkpoint before
@@ -141,7 +143,7 @@ class HandlerRunner:
             return
         assert self._nursery is not None
         await self._slots.acquire()
-        await self._nursery.start(self._run, handler, event, args, answer)
+        await self._nursery.start(self._run, handler, event, args, answer, True)
 
     async def _run(
         self,
@@ -149,12 +151,13 @@ class HandlerRunner:
         event: object,
         args: Sequence[Any],
         answer: Answer | None,
+        from_server: bool,
         *,
         task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:
         task_status.started()
         try:
-            if self._any and isinstance(event, str):
+            if from_server and self._any and isinstance(event, str):
                 await self._any.run(event, list(args), "the client")
             if handler is None:
                 return

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import ssl
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 from urllib.parse import quote, urlsplit
@@ -22,12 +23,15 @@ from ..types import Transport
 from .state import ClientDisconnectReason
 
 __all__ = [
+    "MAX_EXTRA_FIELDS",
+    "MAX_EXTRAS_SIZE",
     "MAX_RESPONSE_HEAD",
     "EngineClosed",
     "HttpConnection",
     "Target",
     "TransportOptions",
     "parse_target",
+    "request_extras",
 ]
 
 logger = logging.getLogger("trio_rooms.client")
@@ -35,6 +39,19 @@ logger = logging.getLogger("trio_rooms.client")
 #: Largest HTTP response head (status line and headers) accepted from the server (exactly: h11 is
 #: driven by ``Http11Connection``, which also keeps h11 in linear time on a chunked body).
 MAX_RESPONSE_HEAD: Final = 16 * 1024
+#: The application's extra headers and query parameters (``Client(headers=, query=)``), together, at
+#: most (bytes as written: ``name: value\r\n`` and ``&name=value``), well under a server's head limit.
+MAX_EXTRAS_SIZE: Final = 8 * 1024
+#: At most this many extra headers, and as many extra query parameters.
+MAX_EXTRA_FIELDS: Final = 32
+#: Headers the client writes itself (the framing, the connection, the WebSocket handshake).
+OWNED_HEADERS: Final = frozenset(
+    {"host", "accept", "content-length", "content-type", "transfer-encoding", "connection", "keep-alive"}
+    | {"upgrade", "te", "trailer", "proxy-connection", "http2-settings"}
+)
+#: Query parameters Engine.IO uses (``t`` is socket.io-client's cache buster).
+RESERVED_QUERY: Final = frozenset({"EIO", "transport", "sid", "t"})
+_TOKEN: Final = frozenset("!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
 
 
 class EngineClosed(TrioRoomsError):  # noqa: N818 - an internal signal, not a public error
@@ -53,12 +70,14 @@ class EngineClosed(TrioRoomsError):  # noqa: N818 - an internal signal, not a pu
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """Where the Engine.IO server is: scheme, host, port and path."""
+    """Where the Engine.IO server is: scheme, host, port and path; ``query``: the application's
+    parameters, encoded (``&name=value``...), added to every request target."""
 
     secure: bool
     host: str
     port: int
     path: str
+    query: str = ""
 
     @property
     def host_header(self) -> str:
@@ -69,15 +88,16 @@ class Target:
     def target(self, transport: Transport, sid: str | None = None) -> str:
         """The request target (path and query) for ``transport``, with the session id if any."""
         query = f"{self.path}?EIO=4&transport={transport}"
-        return query if sid is None else f"{query}&sid={quote(sid, safe='')}"
+        return (query if sid is None else f"{query}&sid={quote(sid, safe='')}") + self.query
 
     def ws_url(self, sid: str | None = None) -> str:
         """The WebSocket URL, with the session id for an upgrade."""
         return f"{'wss' if self.secure else 'ws'}://{self.host_header}{self.target(Transport.WEBSOCKET, sid)}"
 
 
-def parse_target(url: str, path: str) -> Target:
-    """Read ``http(s)://`` or ``ws(s)://`` ``url`` (no path, query or fragment) and the Engine.IO path.
+def parse_target(url: str, path: str, query: str = "") -> Target:
+    """Read ``http(s)://`` or ``ws(s)://`` ``url`` (no path, query or fragment) and the Engine.IO path;
+    ``query`` is the application's, encoded (see ``request_extras``).
 
     Raises:
         ValueError: another scheme, no host, or a path/query in the URL (use ``namespace=``/``path=``).
@@ -90,7 +110,67 @@ def parse_target(url: str, path: str) -> Target:
     if parts.path not in ("", "/") or parts.query or parts.fragment:
         raise ValueError(f"{url!r}: give the namespace as namespace= and the Engine.IO path as path=")
     secure = parts.scheme in ("https", "wss")
-    return Target(secure, parts.hostname, parts.port or (443 if secure else 80), "/" + path.strip("/") + "/")
+    port = parts.port or (443 if secure else 80)
+    return Target(secure, parts.hostname, port, "/" + path.strip("/") + "/", query)
+
+
+def _printable(text: object, what: str) -> str:
+    if not isinstance(text, str):
+        raise TypeError(f"{what} must be a str, not {type(text).__name__}")
+    if not all(" " <= char <= "~" or char == "\t" for char in text):
+        raise ValueError(f"{what} must be printable ASCII (no CR, LF, NUL or non-ASCII)")
+    return text
+
+
+def _fields(mapping: Mapping[str, str] | None, what: str) -> list[tuple[str, str]]:
+    if mapping is None:
+        return []
+    if not isinstance(mapping, Mapping):
+        raise TypeError(f"{what} must be a mapping of str to str or None")
+    if len(mapping) > MAX_EXTRA_FIELDS:
+        raise ValueError(f"at most {MAX_EXTRA_FIELDS} {what} fields, not {len(mapping)}")
+    return [
+        (_printable(k, f"the {what} name {k!r}"), _printable(v, f"the {what} value of {k!r}"))
+        for k, v in mapping.items()
+    ]
+
+
+def request_extras(
+    headers: Mapping[str, str] | None, query: Mapping[str, str] | None
+) -> tuple[tuple[tuple[str, str], ...], str]:
+    """Check and freeze ``Client``'s ``headers`` and ``query``: the header pairs, and the query's
+    encoded tail (``&name=value``..., percent-encoded) for ``Target.query``.
+
+    Raises:
+        TypeError: not a mapping of str to str.
+        ValueError: a name or value that is not printable ASCII (CR, LF, NUL, non-ASCII), a header
+            name that is not an HTTP token or one the client writes itself (``OWNED_HEADERS``,
+            ``Sec-WebSocket-*``), one given twice (in any case), a value with spaces around it, an
+            empty or reserved query name (``RESERVED_QUERY``), more than ``MAX_EXTRA_FIELDS`` of
+            either, or more than ``MAX_EXTRAS_SIZE`` bytes together.
+    """
+    header_fields = _fields(headers, "header")
+    seen: set[str] = set()
+    for name, value in header_fields:
+        lower = name.lower()
+        if not name or not set(name) <= _TOKEN:
+            raise ValueError(f"{name!r} is not an HTTP header name")
+        if lower in OWNED_HEADERS or lower.startswith("sec-websocket-"):
+            raise ValueError(f"the client writes the {name!r} header itself")
+        if lower in seen:
+            raise ValueError(f"the header {name!r} is given twice")
+        if value != value.strip(" \t"):
+            raise ValueError(f"the value of header {name!r} has spaces around it")
+        seen.add(lower)
+    query_fields = _fields(query, "query")
+    for name, _ in query_fields:
+        if not name or name in RESERVED_QUERY:
+            raise ValueError(f"the query parameter {name!r} is empty or reserved ({sorted(RESERVED_QUERY)})")
+    tail = "".join(f"&{quote(name, safe='')}={quote(value, safe='')}" for name, value in query_fields)
+    size = sum(len(name) + len(value) + 4 for name, value in header_fields) + len(tail)
+    if size > MAX_EXTRAS_SIZE:
+        raise ValueError(f"the extra headers and query take {size} bytes, more than {MAX_EXTRAS_SIZE}")
+    return tuple(header_fields), tail
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,9 +180,11 @@ class TransportOptions:
     Attributes:
         transports: The transports' names (``Transport`` values), in order: the first opens the
             session, a later ``"websocket"`` allows the upgrade.
+        headers: The application's extra headers, sent with every request (``request_extras``).
     """
 
     transports: tuple[str, ...]
+    headers: tuple[tuple[str, str], ...] = ()
     ssl_context: ssl.SSLContext | None = None
     connect_timeout: float = 20.0
     request_timeout: float = 20.0
@@ -181,7 +263,7 @@ class HttpConnection:
         self, stream: trio.abc.Stream, method: str, path: str, body: bytes
     ) -> tuple[int, bytes]:
         conn = self._h11
-        headers = [("Host", self._target.host_header), ("Accept", "*/*")]
+        headers = [("Host", self._target.host_header), ("Accept", "*/*"), *self._options.headers]
         if method == "POST":
             headers += [("Content-Type", "text/plain;charset=UTF-8"), ("Content-Length", str(len(body)))]
         data = conn.send(h11.Request(method=method, target=path, headers=headers))

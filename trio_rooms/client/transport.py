@@ -177,7 +177,12 @@ async def _host_websocket(
     try:
         async with trio.open_nursery() as nursery:
             ws = await trio_websocket.connect_websocket_url(
-                nursery, url, ssl_context, message_queue_size=4, max_message_size=options.max_message_size
+                nursery,
+                url,
+                ssl_context,
+                extra_headers=[(name.encode(), value.encode()) for name, value in options.headers],
+                message_queue_size=4,
+                max_message_size=options.max_message_size,
             )
             started = True
             task_status.started(ws)
