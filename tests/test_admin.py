@@ -18,8 +18,7 @@ import re
 import shutil
 import sys
 import time
-from collections.abc import AsyncIterator, MutableMapping
-from contextlib import asynccontextmanager
+from collections.abc import MutableMapping
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -29,6 +28,7 @@ import pytest
 import trio
 import trio.testing
 from helpers.interop_harness import INTEROP_DIR, Run, check_run, missing
+from helpers.serving import serving_url
 
 import trio_rooms
 from trio_rooms.admin import instrument, ui_files
@@ -96,14 +96,6 @@ def test_admin_protocol_with_the_js_client(node: str, mode: str) -> None:
 # -- the hooks ------------------------------------------------------------------------------------------
 
 
-@asynccontextmanager
-async def serving(server: trio_rooms.Server) -> AsyncIterator[str]:
-    async with trio.open_nursery() as nursery:
-        listeners = await nursery.start(server.serve, "127.0.0.1", 0)
-        yield f"http://127.0.0.1:{listeners[0].socket.getsockname()[1]}"
-        nursery.cancel_scope.cancel()
-
-
 async def _until(predicate: Any) -> None:
     """Poll ``predicate`` (the caller's ``fail_after`` bounds the wait)."""
     while True:
@@ -131,7 +123,10 @@ async def test_session_events_and_the_traffic_meter() -> None:
             return text
 
     with trio.fail_after(10):
-        async with serving(server) as url, open_client(url, transports=["polling", "websocket"]) as client:
+        async with (
+            serving_url(server) as url,
+            open_client(url, transports=["polling", "websocket"]) as client,
+        ):
             await _until(lambda: any(kind == "upgrade" for kind, _, _ in seen))
             assert await client.emit_with_ack("echo", "é" * 10) == "é" * 10
             (socket,) = sockets
@@ -159,7 +154,7 @@ async def test_no_meter_no_wrapper_on_the_broadcast_path() -> None:
         sockets.append(socket)
 
     with trio.fail_after(10):
-        async with serving(server) as url, open_client(url, transports=["websocket"]):
+        async with serving_url(server) as url, open_client(url, transports=["websocket"]):
             await _until(lambda: bool(sockets))
             session = server.engine.sessions[sockets[0].conn.sid]
             # Without a meter the socket writes straight to its WebSocket sink (no per-recipient work).
@@ -188,7 +183,7 @@ async def test_on_new_namespace_and_namespaces() -> None:
     server.of("/a")
     server.of(re.compile(r"/dyn-\d+"))
     with trio.fail_after(10):
-        async with serving(server) as url, open_client(url, namespace="/dyn-7", transports=["websocket"]):
+        async with serving_url(server) as url, open_client(url, namespace="/dyn-7", transports=["websocket"]):
             pass
     assert made == ["/a", "/dyn-7"]
     assert set(server.namespaces) == {"/", "/a", "/dyn-7"}
@@ -222,7 +217,7 @@ async def test_services_run_in_the_servers_nursery() -> None:
             server.add_service(late_service)
             await _until(lambda: bool(late))
         assert runs == ["started", "stopped"]
-        async with serving(server):  # each run starts the services anew
+        async with serving_url(server):  # each run starts the services anew
             assert runs == ["started", "stopped", "started"]
 
 
@@ -357,7 +352,7 @@ async def test_event_sent_listeners_only_while_an_admin_listens() -> None:
         sockets.append(socket)
 
     with trio.fail_after(10):
-        async with serving(server) as url, open_client(url, transports=["websocket"]):
+        async with serving_url(server) as url, open_client(url, transports=["websocket"]):
             await _until(lambda: bool(sockets))
             (socket,) = sockets
             assert socket.deliver == socket.conn.deliver  # the session's (metered) write, no listener

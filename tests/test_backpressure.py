@@ -12,20 +12,13 @@ import pytest
 import trio
 import trio.lowlevel
 import trio.testing
+from helpers.serving import serving_port
 
 import trio_rooms
 from trio_rooms.protocol import PacketType
 from trio_rooms.testing import TestClient, open_test_client
 
 PAYLOAD = "x" * 2000
-
-
-@asynccontextmanager
-async def serving(server: trio_rooms.Server) -> AsyncIterator[int]:
-    async with trio.open_nursery() as nursery:
-        listeners = await nursery.start(server.serve, "127.0.0.1", 0)
-        yield listeners[0].socket.getsockname()[1]
-        nursery.cancel_scope.cancel()
 
 
 @asynccontextmanager
@@ -42,7 +35,7 @@ async def test_order_holds_across_fast_and_channel_lanes() -> None:
     server = trio_rooms.Server(max_queued_bytes=64 * 1024 * 1024)
     count = 3000
     with trio.fail_after(30):
-        async with serving(server) as port, small_window_client(port) as client:
+        async with serving_port(server) as port, small_window_client(port) as client:
             await server.emit("n", -1, "first")
             assert server.stats()["queued_bytes"] == 0  # went out at once on the fast lane
             for i in range(count):
@@ -69,7 +62,7 @@ async def test_slow_consumer_is_closed_and_others_keep_receiving() -> None:
             reasons.append(reason)
 
     with trio.fail_after(30):
-        async with serving(server) as port, small_window_client(port) as stalled:
+        async with serving_port(server) as port, small_window_client(port) as stalled:
             healthy_stream = await trio.open_tcp_stream("127.0.0.1", port)
             async with open_test_client(healthy_stream) as healthy:
                 await healthy.connect()
@@ -102,7 +95,7 @@ async def test_slow_consumer_is_closed_and_others_keep_receiving() -> None:
 async def test_volatile_packets_are_dropped_not_fatal() -> None:
     server = trio_rooms.Server(max_queued_bytes=64 * 1024)
     with trio.fail_after(30):
-        async with serving(server) as port, small_window_client(port) as client:
+        async with serving_port(server) as port, small_window_client(port) as client:
             for i in range(3000):
                 await server.volatile.emit("v", i, PAYLOAD)
             stats = server.stats()

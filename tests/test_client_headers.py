@@ -9,13 +9,13 @@ Real sockets, so real time: every I/O test runs under ``trio.fail_after``.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 import trio
+from helpers.serving import serving_url
 
 import trio_rooms
 from trio_rooms.client import Client, open_client
@@ -96,14 +96,6 @@ class Gate:
         )
 
 
-@asynccontextmanager
-async def serving(server: trio_rooms.Server) -> AsyncIterator[str]:
-    async with trio.open_nursery() as nursery:
-        listeners = await nursery.start(server.serve, "127.0.0.1", 0)
-        yield f"http://127.0.0.1:{listeners[0].socket.getsockname()[1]}"
-        nursery.cancel_scope.cancel()
-
-
 async def eventually(condition: Callable[[], bool]) -> None:
     """Wait until ``condition()`` holds (polled; the test's ``fail_after`` bounds the wait)."""
     for _ in range(2000):
@@ -122,7 +114,7 @@ async def test_headers_and_query_reach_every_request_across_upgrade_and_reconnec
     GETs and POSTs, the WebSocket handshake or upgrade), before and after a reconnection."""
     gate = Gate()
     with trio.fail_after(GUARD):
-        async with serving(gate.server) as url:
+        async with serving_url(gate.server) as url:
             with pytest.raises(trio_rooms.Disconnected):  # without them: refused (403)
                 async with open_client(url, transports=transports, reconnection=False):
                     pytest.fail("admitted without the key")
@@ -171,7 +163,7 @@ async def test_the_options_are_copied_when_the_client_is_made() -> None:
     gate = Gate()
     headers, query = {"X-Api-Key": KEY}, {"token": TOKEN}
     with trio.fail_after(GUARD):
-        async with serving(gate.server) as url:
+        async with serving_url(gate.server) as url:
             client = Client(url, headers=headers, query=query, **FAST)
             headers["X-Api-Key"] = query["token"] = "changed"
             async with client:

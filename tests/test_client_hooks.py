@@ -8,12 +8,12 @@ test_interop_hooks.py). Real sockets, so real time: every test runs under ``trio
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 import trio
+from helpers.serving import serving_url
 
 import trio_rooms
 from trio_rooms.client import open_client
@@ -66,14 +66,6 @@ def build_server(received: list[Any], **options: Any) -> trio_rooms.Server:
     return server
 
 
-@asynccontextmanager
-async def serving(server: trio_rooms.Server) -> AsyncIterator[str]:
-    async with trio.open_nursery() as nursery:
-        listeners = await nursery.start(server.serve, "127.0.0.1", 0)
-        yield f"http://127.0.0.1:{listeners[0].socket.getsockname()[1]}"
-        nursery.cancel_scope.cancel()
-
-
 async def eventually(condition: Callable[[], bool]) -> None:
     """Wait until ``condition()`` holds (polled; the test's ``fail_after`` bounds the wait)."""
     for _ in range(2000):
@@ -90,7 +82,7 @@ async def test_catch_all_listeners_off_any_and_off(transports: tuple[str, ...]) 
     seen: list[Any] = []
     with trio.fail_after(GUARD):
         async with (
-            serving(build_server([])) as url,
+            serving_url(build_server([])) as url,
             open_client(url, transports=transports, reconnection=False) as client,
         ):
 
@@ -146,7 +138,7 @@ async def test_outgoing_listeners_timeout_volatile_and_send(transports: tuple[st
     got: list[Any] = []
     with trio.fail_after(GUARD):
         async with (
-            serving(build_server(received)) as url,
+            serving_url(build_server(received)) as url,
             open_client(url, transports=transports, reconnection=False) as client,
         ):
 
@@ -193,7 +185,7 @@ async def test_volatile_is_dropped_while_disconnected_and_buffered_emits_are_tol
     out: list[Any] = []
     with trio.fail_after(GUARD):
         async with (
-            serving(build_server(received)) as url,
+            serving_url(build_server(received)) as url,
             open_client(url, transports=("websocket",), **FAST) as client,
         ):
             client.on_any_outgoing(lambda event, *args: out.append([event, *args]))
@@ -230,7 +222,7 @@ async def test_catch_all_listeners_never_see_the_reserved_events(transports: tup
     caught: list[Any] = []
     out: list[Any] = []
     with trio.fail_after(GUARD):
-        async with serving(build_server([], allow_request=allow_request)) as url:
+        async with serving_url(build_server([], allow_request=allow_request)) as url:
             async with open_client(url, transports=transports, **FAST) as client:
 
                 @client.on("connect")

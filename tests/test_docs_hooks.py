@@ -5,14 +5,11 @@ built by running the page's blocks, are served on 127.0.0.1 and asked with the p
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import trio
 from helpers import docs_blocks
-
-import trio_rooms
+from helpers.serving import serving_port
 
 HANDSHAKE = "/socket.io/?EIO=4&transport=polling"
 
@@ -29,14 +26,6 @@ def shown_lines(command_part: str) -> list[str]:
                     output.append(line)
     (found,) = [output for command, output in shown.items() if command_part in command]
     return found
-
-
-@asynccontextmanager
-async def serving(server: trio_rooms.Server) -> AsyncIterator[int]:
-    async with trio.open_nursery() as nursery:
-        listeners = await nursery.start(server.serve, "127.0.0.1", 0)
-        yield listeners[0].socket.getsockname()[1]
-        nursery.cancel_scope.cancel()
 
 
 async def get(port: int, *headers: str) -> list[str]:
@@ -60,7 +49,7 @@ async def page_servers() -> dict[str, Any]:
 async def test_cors_answers_are_the_pages() -> None:
     with trio.fail_after(20):
         app = (await page_servers())["app"]
-        async with serving(app) as port:
+        async with serving_port(app) as port:
             allowed = await get(port, "Origin: https://app.example.com")
             refused = await get(port, "Origin: https://elsewhere.example")
     assert allowed[0].split()[1] == "200"
@@ -71,7 +60,7 @@ async def test_cors_answers_are_the_pages() -> None:
 async def test_the_sticky_cookie_is_the_pages() -> None:
     with trio.fail_after(20):
         sticky = (await page_servers())["sticky"]
-        async with serving(sticky) as port:
+        async with serving_port(sticky) as port:
             answer = await get(port)
     assert answer[0].split()[1] == "200"
     assert [line for line in answer if line.startswith("set-cookie")] == shown_lines("set-cookie")

@@ -7,11 +7,11 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 
 import pytest
 import trio
+from helpers.serving import serving_port
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import AcceptConnection, CloseConnection, Message, Request
 
@@ -21,14 +21,6 @@ from trio_rooms.protocol import PacketType
 from trio_rooms.testing import open_test_client
 
 pytestmark = pytest.mark.filterwarnings("error")
-
-
-@asynccontextmanager
-async def serving(server: trio_rooms.Server) -> AsyncIterator[int]:
-    async with trio.open_nursery() as nursery:
-        listeners = await nursery.start(server.serve, "127.0.0.1", 0)
-        yield listeners[0].socket.getsockname()[1]
-        nursery.cancel_scope.cancel()
 
 
 async def http_exchange(port: int, request: bytes, *, read_until_close: bool = True) -> bytes:
@@ -96,7 +88,7 @@ async def test_connect_then_close_in_one_read_logs_no_traceback(
 
     caplog.set_level(logging.INFO, logger="trio_rooms")
     with trio.fail_after(10):
-        async with serving(server) as port:
+        async with serving_port(server) as port:
             for _ in range(20):
                 stream = await trio.open_tcp_stream("127.0.0.1", port)
                 ws = WSConnection(ConnectionType.CLIENT)
@@ -140,7 +132,7 @@ async def test_child_namespaces_cost_no_task_and_are_bounded() -> None:
         pass
 
     with trio.fail_after(10):
-        async with serving(server) as port:
+        async with serving_port(server) as port:
             stream = await trio.open_tcp_stream("127.0.0.1", port)
             async with open_test_client(stream) as client:
                 before = task_count()
@@ -174,7 +166,7 @@ async def test_cleanup_empty_child_namespaces_removes_them_with_their_adapter() 
             raise trio_rooms.ConnectionRefused("odd")
 
     with trio.fail_after(10):
-        async with serving(server) as port:
+        async with serving_port(server) as port:
             stream = await trio.open_tcp_stream("127.0.0.1", port)
             async with open_test_client(stream) as client:
                 # 300 children, at most 5 at a time: each is removed once its socket left (or was
@@ -202,7 +194,7 @@ async def test_cleanup_empty_child_namespaces_removes_them_with_their_adapter() 
 async def test_burst_of_connects_to_unknown_namespaces_is_refused_one_by_one() -> None:
     server = trio_rooms.Server(max_namespaces=4)
     with trio.fail_after(10):
-        async with serving(server) as port:
+        async with serving_port(server) as port:
             stream = await trio.open_tcp_stream("127.0.0.1", port)
             async with open_test_client(stream) as client:
                 # 100 CONNECTs to namespaces nobody serves, in one write: each is refused at once,
@@ -221,7 +213,7 @@ async def test_burst_of_connects_to_unknown_namespaces_is_refused_one_by_one() -
 async def test_empty_post_is_refused_at_once(connection: str, length: str | None) -> None:
     server = trio_rooms.Server()  # request_timeout 10 s: the guard below is shorter
     with trio.fail_after(5):
-        async with serving(server) as port:
+        async with serving_port(server) as port:
             sid = await open_polling_session(port)
             lines = [
                 f"POST /socket.io/?EIO=4&transport=polling&sid={sid} HTTP/1.1",
@@ -259,7 +251,7 @@ async def test_slow_consumer_of_unicast_emits_is_counted_once(transport: str) ->
             outcome.append(f"emit: {exc.reason}")
 
     with trio.fail_after(10):
-        async with serving(server) as port:
+        async with serving_port(server) as port:
             if transport == "websocket":
                 sock = trio.socket.socket()
                 sock.setsockopt(trio.socket.SOL_SOCKET, trio.socket.SO_RCVBUF, 4096)
@@ -289,7 +281,7 @@ async def test_slow_consumer_of_unicast_emits_is_counted_once(transport: str) ->
 async def test_requests_cut_for_being_too_slow_are_counted() -> None:
     server = trio_rooms.Server(request_timeout=0.3, idle_timeout=0.3, upgrade_timeout=0.3)
     with trio.fail_after(10):
-        async with serving(server) as port:
+        async with serving_port(server) as port:
             # A head that never ends (slowloris), a WebSocket handshake that never ends, and a
             # connection that sends nothing at all.
             head = b"GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: x\r\n"
@@ -327,7 +319,7 @@ async def test_keep_alive_answers_announce_the_idle_timeout() -> None:
     connection fails ("socket hang up"), which the soak benchmark hit."""
     server = trio_rooms.Server(idle_timeout=30.0)
     with trio.fail_after(5):
-        async with serving(server) as port:
+        async with serving_port(server) as port:
             answer = await http_exchange(
                 port, get("/socket.io/?EIO=4&transport=polling"), read_until_close=False
             )

@@ -6,13 +6,12 @@ The stock JavaScript client's checks are in test_interop_recovery.py.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
 import trio
 from helpers.fakes import FakeNamespace
+from helpers.serving import serving_url
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -243,14 +242,6 @@ def test_memory_adapter_is_the_recovering_default() -> None:
 # -- end to end: our Trio client against our server ------------------------------------------------------
 
 
-@asynccontextmanager
-async def serving(server: trio_rooms.Server) -> AsyncIterator[str]:
-    async with trio.open_nursery() as nursery:
-        listeners = await nursery.start(server.serve, "127.0.0.1", 0)
-        yield f"http://127.0.0.1:{listeners[0].socket.getsockname()[1]}"
-        nursery.cancel_scope.cancel()
-
-
 class App:
     """A server with recovery: sockets join "room" and keep a name in ``data`` on their first
     connection; the connection handler records each socket's (id, recovered) and its rooms."""
@@ -312,7 +303,7 @@ def ticking(client: Client) -> list[Any]:
 async def test_trio_client_recovers_missed_events_rooms_and_data(transports: tuple[str, ...]) -> None:
     app = App(RECOVERY)
     with trio.fail_after(20):
-        async with serving(app.server) as url:
+        async with serving_url(app.server) as url:
             options: dict[str, Any] = {
                 "transports": transports,
                 "reconnection_delay": 0.5,
@@ -344,7 +335,7 @@ async def test_trio_client_recovers_missed_events_rooms_and_data(transports: tup
 async def test_expired_session_gives_a_new_socket() -> None:
     app = App(ConnectionStateRecovery(max_disconnection_duration=0.3))
     with trio.fail_after(20):
-        async with serving(app.server) as url:
+        async with serving_url(app.server) as url:
             options: dict[str, Any] = {
                 "transports": ("websocket",),
                 "reconnection_delay": 1.0,
@@ -370,7 +361,7 @@ async def test_expired_session_gives_a_new_socket() -> None:
 async def test_explicit_disconnect_saves_nothing_and_a_pid_is_not_replayed() -> None:
     app = App(RECOVERY)
     with trio.fail_after(20):
-        async with serving(app.server) as url:
+        async with serving_url(app.server) as url:
             async with open_client(url, transports=("websocket",)) as client:
                 received = ticking(client)
                 await app.tick(0)
@@ -393,7 +384,7 @@ async def test_explicit_disconnect_saves_nothing_and_a_pid_is_not_replayed() -> 
 async def test_middleware_is_skipped_only_on_a_successful_recovery(skip: bool) -> None:
     app = App(ConnectionStateRecovery(skip_middlewares=skip), middleware=True)
     with trio.fail_after(20):
-        async with serving(app.server) as url:
+        async with serving_url(app.server) as url:
             options: dict[str, Any] = {
                 "transports": ("websocket",),
                 "reconnection_delay": 0.3,
@@ -435,7 +426,7 @@ async def test_broadcasts_during_a_slow_middleware_are_not_lost() -> None:
             gone.set()
 
     with trio.fail_after(20):
-        async with serving(server) as url:
+        async with serving_url(server) as url:
             options: dict[str, Any] = {
                 "transports": ("websocket",),
                 "reconnection_delay": 0.2,
@@ -461,7 +452,7 @@ async def test_broadcasts_during_a_slow_middleware_are_not_lost() -> None:
 async def test_recovery_off_sends_no_pid_and_no_offsets() -> None:
     server = trio_rooms.Server()
     with trio.fail_after(10):
-        async with serving(server) as url, open_client(url, transports=("websocket",)) as client:
+        async with serving_url(server) as url, open_client(url, transports=("websocket",)) as client:
             got: list[Any] = []
 
             @client.on("m")
@@ -483,7 +474,7 @@ async def test_client_keeps_a_string_argument_of_an_acked_event() -> None:
         answers.append(await socket.emit_with_ack("ask", "x", "y"))
 
     with trio.fail_after(10):
-        async with serving(server) as url, open_client(url, transports=("websocket",)) as client:
+        async with serving_url(server) as url, open_client(url, transports=("websocket",)) as client:
 
             @client.on("ask")
             async def ask(*args: Any) -> Any:
@@ -517,7 +508,7 @@ async def test_a_refused_recovery_saves_no_session_again() -> None:
 
     store = server.of("/").adapter._store  # type: ignore[attr-defined]
     with trio.fail_after(20):
-        async with serving(server) as url:
+        async with serving_url(server) as url:
             options: dict[str, Any] = {"transports": ("websocket",), "reconnection_delay": 0.2}
             async with open_client(url, **options) as client:
                 errors: list[Any] = []

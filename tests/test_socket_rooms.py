@@ -6,26 +6,18 @@ Our Trio Client against our Server on real TCP (127.0.0.1, port 0), each test un
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 import trio
+from helpers.serving import serving_url
 
 import trio_rooms
 from trio_rooms.client import Client, open_client
 from trio_rooms.client.state import ClientDisconnectReason
 
 FAST: dict[str, Any] = {"transports": ("websocket",), "reconnection_delay": 0.2, "randomization_factor": 0.0}
-
-
-@asynccontextmanager
-async def serving(server: trio_rooms.Server) -> AsyncIterator[str]:
-    async with trio.open_nursery() as nursery:
-        listeners = await nursery.start(server.serve, "127.0.0.1", 0)
-        yield f"http://127.0.0.1:{listeners[0].socket.getsockname()[1]}"
-        nursery.cancel_scope.cancel()
 
 
 async def until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
@@ -61,7 +53,7 @@ async def test_rooms_set_operators_give_frozensets() -> None:
         )
 
     with trio.fail_after(10):
-        async with serving(server) as url, open_client(url, **FAST):
+        async with serving_url(server) as url, open_client(url, **FAST):
             await until(lambda: bool(results))
     own = results.pop("own")
     assert results == {
@@ -109,7 +101,7 @@ async def test_rooms_joined_in_middleware_are_kept_once_connected() -> None:
             seen["disconnect"] = set(socket.rooms)
 
     with trio.fail_after(10):
-        async with serving(server) as url:
+        async with serving_url(server) as url:
             async with open_client(url, **FAST) as client:
 
                 @client.on("news")
@@ -146,7 +138,7 @@ async def test_a_refused_connection_leaves_no_room(refusal: Exception) -> None:
         raise refusal
 
     with trio.fail_after(10):
-        async with serving(server) as url:
+        async with serving_url(server) as url:
             for room in ("red", "blue"):
                 with pytest.raises(trio_rooms.NamespaceRejected):
                     async with open_client(url, **FAST, auth={"room": room}):
@@ -188,7 +180,7 @@ async def test_middleware_of_a_recovered_socket_sees_and_changes_its_rooms() -> 
             gone.set()
 
     with trio.fail_after(20):
-        async with serving(server) as url, open_client(url, **FAST) as client:
+        async with serving_url(server) as url, open_client(url, **FAST) as client:
             ticks: list[int] = []
 
             @client.on("tick")

@@ -4,24 +4,15 @@ the request head and on messages, WebSocket control frames, no compression."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 import pytest
 import trio
+from helpers.serving import serving_port
 from wsproto.events import Ping, Pong
 
 import trio_rooms
 from trio_rooms.protocol import PacketType
 from trio_rooms.testing import open_test_client
-
-
-@asynccontextmanager
-async def serving(server: trio_rooms.Server) -> AsyncIterator[int]:
-    async with trio.open_nursery() as nursery:
-        listeners = await nursery.start(server.serve, "127.0.0.1", 0)
-        yield listeners[0].socket.getsockname()[1]
-        nursery.cancel_scope.cancel()
 
 
 async def tcp(port: int) -> trio.SocketStream:
@@ -71,7 +62,7 @@ async def test_engine_error_answers(
 ) -> None:
     server = trio_rooms.Server()
     with trio.fail_after(10):
-        async with serving(server) as port:
+        async with serving_port(server) as port:
             response = await raw_request(port, get(target, *headers))
     head, _, body = response.partition(b"\r\n\r\n")
     assert head.startswith(f"HTTP/1.1 {status} ".encode())
@@ -84,7 +75,7 @@ async def test_oversized_request_head_is_refused() -> None:
     server = trio_rooms.Server()
     many = tuple(f"X-H{i}: {'v' * 50}" for i in range(1000))
     with trio.fail_after(10):
-        async with serving(server) as port:
+        async with serving_port(server) as port:
             response = await raw_request(port, get("/socket.io/?EIO=4&transport=websocket", *many))
     assert response.split(b" ")[1] in (b"400", b"431")
 
@@ -92,7 +83,7 @@ async def test_oversized_request_head_is_refused() -> None:
 async def test_silent_client_is_dropped_after_handshake_timeout() -> None:
     server = trio_rooms.Server(request_timeout=0.3)
     with trio.fail_after(10):
-        async with serving(server) as port:
+        async with serving_port(server) as port:
             start = trio.current_time()
             stream = await trio.open_tcp_stream("127.0.0.1", port)
             async with stream:
@@ -103,7 +94,7 @@ async def test_silent_client_is_dropped_after_handshake_timeout() -> None:
 async def test_upgrade_answer_has_no_compression_and_sid_per_session() -> None:
     server = trio_rooms.Server()
     with trio.fail_after(10):
-        async with serving(server) as port:
+        async with serving_port(server) as port:
             response = await raw_request(
                 port,
                 get(
@@ -122,7 +113,7 @@ async def test_upgrade_answer_has_no_compression_and_sid_per_session() -> None:
 async def test_oversized_message_closes_with_1009() -> None:
     server = trio_rooms.Server(max_payload=1000)
     with trio.fail_after(10):
-        async with serving(server) as port, open_test_client(await tcp(port)) as client:
+        async with serving_port(server) as port, open_test_client(await tcp(port)) as client:
             await client.connect()
             await client.send_raw('42["big","' + "y" * 2000 + '"]')
             with pytest.raises(trio_rooms.Disconnected):
@@ -141,7 +132,7 @@ async def test_websocket_ping_is_answered_and_binary_roundtrip() -> None:
             return data["a"] + data["b"], data
 
     with trio.fail_after(10):
-        async with serving(server) as port, open_test_client(await tcp(port)) as client:
+        async with serving_port(server) as port, open_test_client(await tcp(port)) as client:
             await client.connect()
             await client.stream.send_all(client._ws.send(Ping(b"hi")))
             data = await client.stream.receive_some(100)
@@ -156,7 +147,7 @@ async def test_websocket_ping_is_answered_and_binary_roundtrip() -> None:
 async def test_client_close_frame_is_answered() -> None:
     server = trio_rooms.Server()
     with trio.fail_after(10):
-        async with serving(server) as port:
+        async with serving_port(server) as port:
             async with open_test_client(await trio.open_tcp_stream("127.0.0.1", port)) as client:
                 await client.connect()
                 await client.close()
