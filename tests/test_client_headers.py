@@ -16,23 +16,12 @@ from typing import Any
 import pytest
 import trio
 from helpers.serving import serving_url
+from test_client_hooks import FAST, GUARD, TRANSPORTS
 
 import trio_rooms
 from trio_rooms.client import Client, open_client
 from trio_rooms.client.http import MAX_EXTRA_FIELDS, MAX_EXTRAS_SIZE, request_extras
 
-GUARD = 20.0
-TRANSPORTS = [
-    pytest.param(("websocket",), id="websocket"),
-    pytest.param(("polling", "websocket"), id="polling+upgrade"),
-    pytest.param(("polling",), id="polling"),
-]
-FAST: dict[str, Any] = {
-    "reconnection_delay": 0.05,
-    "reconnection_delay_max": 0.2,
-    "wait_timeout": 3.0,
-    "timeout": 3.0,
-}
 KEY = "k-123"
 # A value that needs percent-encoding in a query string (space, "&", "=", "%", "+", "#", "/").
 TOKEN = "a b&c=d%e+f#g/h"
