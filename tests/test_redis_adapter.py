@@ -684,10 +684,9 @@ async def test_redis_stopped_mid_burst(cluster: list[ServerProcess], redis_serve
         assert stats["disconnects"] > before["disconnects"] and stats["connected"] == 1
 
 
-async def test_one_factory_given_to_two_servers(redis_url: str) -> None:
-    """Two servers of one process on one factory are two cluster members (the second one's namespace
-    gets a link of its own)."""
-    factory = RedisAdapter.factory(redis_url, key=f"test-{uuid.uuid4().hex[:8]}")
+async def two_servers_on_one_factory(factory: Callable[..., Any]) -> None:
+    """Two servers of one process given one adapter factory are two cluster members: a broadcast of
+    the first reaches a room of the second (both adapters' tests)."""
     a, b = Server(adapter=factory), Server(adapter=factory)
 
     @b.on("connection")
@@ -706,6 +705,11 @@ async def test_one_factory_given_to_two_servers(redis_url: str) -> None:
             await a.to("r").emit("n", 1)
             packet = await client.receive()
         assert packet.data == ["n", 1]
+
+
+async def test_one_factory_given_to_two_servers(redis_url: str) -> None:
+    """The second server's namespace gets a link of its own."""
+    await two_servers_on_one_factory(RedisAdapter.factory(redis_url, key=f"test-{uuid.uuid4().hex[:8]}"))
 
 
 # -- the publisher, without Redis (virtual time) -------------------------------------------------------

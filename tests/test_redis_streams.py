@@ -31,17 +31,17 @@ from test_redis_adapter import (
     members,
     quiet,
     room,
+    two_servers_on_one_factory,
     until,
 )
 
-from trio_rooms import RedisStreamsAdapter, Server, Socket
+from trio_rooms import RedisStreamsAdapter
 from trio_rooms.adapter.base import BroadcastFlags, BroadcastOptions
 from trio_rooms.adapter.redis.caller import Caller
 from trio_rooms.errors import AdapterError
 from trio_rooms.protocol.cluster.model import Broadcast, ServerSideEmit, ServerSideEmitResponse, SocketsJoin
 from trio_rooms.protocol.cluster.streams import StreamsWire, is_offset, next_offset, replays_to
 from trio_rooms.protocol.socketio import Packet, PacketType
-from trio_rooms.testing import open_memory_server, open_test_client
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX processes and signals")
 
@@ -301,28 +301,11 @@ async def test_redis_stopped_mid_burst(redis_server: RedisServer) -> None:
 
 
 async def test_one_factory_given_to_two_servers(redis_url: str) -> None:
-    """Two servers of one process on one factory are two cluster members (the second one's namespace
-    gets a bus and a stream reader of its own)."""
+    """The second server's namespace gets a bus and a stream reader of its own."""
     key = f"streams-{uuid.uuid4().hex[:8]}"
-    factory = RedisStreamsAdapter.factory(redis_url, stream_name=key, channel_prefix=key)
-    a, b = Server(adapter=factory), Server(adapter=factory)
-
-    @b.on("connection")
-    async def join(socket: Socket) -> None:
-        socket.join("r")
-
-    async with (
-        open_memory_server(a),
-        open_memory_server(b) as listener,
-        open_test_client(await listener.connect()) as client,
-    ):
-        await client.connect()
-        with trio.fail_after(STEP):
-            while await b.adapter.server_count() < 2:  # noqa: ASYNC110 - a Redis query, not a flag
-                await trio.sleep(0.03)
-            await a.to("r").emit("n", 1)
-            packet = await client.receive()
-        assert packet.data == ["n", 1]
+    await two_servers_on_one_factory(
+        RedisStreamsAdapter.factory(redis_url, stream_name=key, channel_prefix=key)
+    )
 
 
 async def test_namespaces_share_three_connections(redis_url: str) -> None:
