@@ -8,6 +8,7 @@ h11 writes, byte for byte, and it refuses the headers h11 refuses. Anything else
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from typing import Final
 
@@ -24,6 +25,7 @@ from trio_rooms.protocol.http1 import (
     NeedData,
     SimpleHead,
     parse_simple_head,
+    reason_phrase,
     simple_response,
     switching_protocols,
 )
@@ -609,7 +611,10 @@ def h11_response(
     conn.receive_data(LOADCLIENT_GET if request_keep_alive else NODE_CLIENT_GET)
     assert isinstance(conn.next_event(), h11.Request)
     assert isinstance(conn.next_event(), h11.EndOfMessage)
-    data = conn.send(h11.Response(status_code=status, headers=list(headers))) or b""
+    data = (
+        conn.send(h11.Response(status_code=status, headers=list(headers), reason=reason_phrase(status)))
+        or b""
+    )
     if body:
         data += conn.send(h11.Data(data=body)) or b""
     return data + (conn.send(h11.EndOfMessage()) or b"")
@@ -698,12 +703,12 @@ def test_engine_responses_are_h11s_bytes(
 def test_response_golden_bytes() -> None:
     headers = engine_headers(TEXT, b"6", close=False, extra=CORS_ANY)
     assert simple_response(200, headers, b"6") == (
-        b"HTTP/1.1 200 \r\ncontent-type: text/plain; charset=UTF-8\r\ncontent-length: 1\r\n"
+        b"HTTP/1.1 200 OK\r\ncontent-type: text/plain; charset=UTF-8\r\ncontent-length: 1\r\n"
         b"keep-alive: timeout=60\r\naccess-control-allow-origin: *\r\n\r\n6"
     )
     headers = [("content-length", "2"), ("connection", "close"), ("Vary", "Origin")]
     assert simple_response(400, headers, b"no", request_keep_alive=False) == (
-        b"HTTP/1.1 400 \r\ncontent-length: 2\r\nVary: Origin\r\nConnection: close\r\n\r\nno"
+        b"HTTP/1.1 400 Bad Request\r\ncontent-length: 2\r\nVary: Origin\r\nConnection: close\r\n\r\nno"
     )
 
 
@@ -814,3 +819,16 @@ def test_simple_response_writes_what_h11_writes_or_refuses(
             simple_response(status, headers, body, request_keep_alive=request_keep_alive)
     else:
         assert simple_response(status, headers, body, request_keep_alive=request_keep_alive) == expected
+
+
+def test_reason_phrases_are_the_standard_ones() -> None:
+    assert [reason_phrase(code) for code in (200, 400, 403, 404, 413, 431)] == [
+        b"OK",
+        b"Bad Request",
+        b"Forbidden",
+        b"Not Found",
+        b"Content Too Large" if sys.version_info >= (3, 13) else b"Request Entity Too Large",
+        b"Request Header Fields Too Large",
+    ]
+    assert reason_phrase(599) == b""  # no standard phrase: an empty one, as HTTP allows
+    assert simple_response(599, [("content-length", "0")], b"").startswith(b"HTTP/1.1 599 \r\n")

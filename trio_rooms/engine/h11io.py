@@ -15,6 +15,7 @@ from urllib.parse import parse_qsl, urlsplit
 import h11
 import trio
 
+from ..protocol.http1 import reason_phrase
 from ..protocol.http11 import Http11Connection
 from .http import EngineErrorCode, HttpRequest, engine_error_body
 
@@ -149,7 +150,7 @@ async def send_response(
         close=close,
         keep_alive=keep_alive if conn.their_state is not h11.MUST_CLOSE else None,  # (asked to close)
     )
-    data = conn.send(h11.Response(status_code=status, headers=headers)) or b""
+    data = conn.send(h11.Response(status_code=status, headers=headers, reason=reason_phrase(status))) or b""
     if body and not head:
         data += conn.send(h11.Data(data=body)) or b""
     data += conn.send(h11.EndOfMessage()) or b""

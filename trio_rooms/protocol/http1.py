@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Final
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "NeedData",
     "SimpleHead",
     "parse_simple_head",
+    "reason_phrase",
     "simple_response",
     "switching_protocols",
 ]
@@ -230,6 +232,21 @@ def _comma_tokens(value: str) -> list[str]:
     return [token for token in (part.strip(_ASCII_SPACE) for part in value.lower().split(",")) if token]
 
 
+def reason_phrase(status: int) -> bytes:
+    """The standard reason phrase of ``status`` (``b"OK"`` for 200), empty for a code without one.
+
+    Node's server sends it; h11 and this module's lean path write it from here, so that both give
+    the same bytes.
+    """
+    try:
+        return HTTPStatus(status).phrase.encode("ascii")
+    except ValueError:
+        return b""
+
+
+_STATUS_LINES: dict[int, str] = {}
+
+
 def simple_response(
     status: int,
     headers: Sequence[tuple[str, str]],
@@ -262,7 +279,12 @@ def simple_response(
     """
     if not isinstance(status, int) or not 200 <= status < 1000:
         raise ValueError(f"status {status!r} is not a final response's (200 to 999)")
-    parts = [f"HTTP/1.1 {int(status)} \r\n"]
+    line = _STATUS_LINES.get(status)
+    if line is None:
+        line = f"HTTP/1.1 {int(status)} {reason_phrase(status).decode()}\r\n"
+        if len(_STATUS_LINES) < _CACHE_MAX:
+            _STATUS_LINES[status] = line
+    parts = [line]
     hosts: list[str] = []
     closing: set[str] | None = None if request_keep_alive else set()
     length: str | None = None
