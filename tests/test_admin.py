@@ -27,7 +27,7 @@ import bcrypt
 import pytest
 import trio
 import trio.testing
-from helpers.interop_harness import INTEROP_DIR, Run, check_run, missing
+from helpers.interop_harness import INTEROP_DIR, Run, check_run, missing, run_against_app
 from helpers.serving import serving_url
 
 import trio_rooms
@@ -37,6 +37,7 @@ from trio_rooms.admin.instrument import EventBuffer
 from trio_rooms.client import open_client
 from trio_rooms.engine import HttpRequest
 from trio_rooms.engine.session import Session
+from trio_rooms.server import Service
 
 SCRIPT_TIMEOUT = 90.0
 #: Checks per mode of admin_client.mjs (fewer "ok" lines means checks went missing).
@@ -68,23 +69,7 @@ def node() -> str:
 
 async def _run_script(node: str, mode: str) -> Run:
     server, _ = load_admin_app().build_server(mode)
-    async with trio.open_nursery() as nursery:
-        listeners = await nursery.start(server.serve, "127.0.0.1", 0)
-        port = listeners[0].socket.getsockname()[1]
-        try:
-            with trio.move_on_after(SCRIPT_TIMEOUT) as scope:
-                result = await trio.run_process(
-                    [node, "admin_client.mjs", f"http://127.0.0.1:{port}", mode],
-                    cwd=INTEROP_DIR,
-                    capture_stdout=True,
-                    capture_stderr=True,
-                    check=False,
-                )
-        finally:
-            nursery.cancel_scope.cancel()
-    if scope.cancelled_caught:
-        return Run(-1, "", "", timed_out=True)
-    return Run(result.returncode, result.stdout.decode(), result.stderr.decode(), timed_out=False)
+    return await run_against_app(lambda url: [node, "admin_client.mjs", url, mode], SCRIPT_TIMEOUT, server)
 
 
 @pytest.mark.parametrize("mode", list(MODES))
@@ -191,9 +176,8 @@ async def test_on_new_namespace_and_namespaces() -> None:
         server.namespaces["/b"] = server.of("/a")  # type: ignore[index]
 
 
-async def test_services_run_in_the_servers_nursery() -> None:
-    server = trio_rooms.Server()
-    runs: list[str] = []
+def recorded_service(runs: list[str]) -> Service:
+    """A service that says in ``runs`` when it starts and when it stops."""
 
     async def service(*, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         runs.append("started")
@@ -203,7 +187,13 @@ async def test_services_run_in_the_servers_nursery() -> None:
         finally:
             runs.append("stopped")
 
-    server.add_service(service)
+    return service
+
+
+async def test_services_run_in_the_servers_nursery() -> None:
+    server = trio_rooms.Server()
+    runs: list[str] = []
+    server.add_service(recorded_service(runs))
     with trio.fail_after(10):
         async with server.running():
             assert runs == ["started"]
@@ -392,16 +382,7 @@ async def test_services_start_with_the_asgi_lifespan() -> None:
     """``ASGIApp``'s lifespan runs the server's machinery, services included."""
     server = trio_rooms.Server()
     runs: list[str] = []
-
-    async def service(*, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        runs.append("started")
-        task_status.started()
-        try:
-            await trio.sleep_forever()
-        finally:
-            runs.append("stopped")
-
-    server.add_service(service)
+    server.add_service(recorded_service(runs))
     app = trio_rooms.ASGIApp(server)
     to_app, app_receives = trio.open_memory_channel[MutableMapping[str, Any]](4)
     app_sends, from_app = trio.open_memory_channel[MutableMapping[str, Any]](4)

@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 import trio
-from helpers.interop_harness import INTEROP_DIR, Run, check_run, missing
+from helpers.interop_harness import INTEROP_DIR, Run, check_run, missing, run_against_app
 
 import trio_rooms
 from trio_rooms.client import open_client
@@ -78,29 +78,7 @@ def build_server() -> trio_rooms.Server:
 
 async def run_script(argv: list[str]) -> Run:
     """Serve the app on 127.0.0.1 port 0 and run ``argv`` with its URL as the second argument."""
-    server = build_server()
-    async with trio.open_nursery() as nursery:
-        listeners = await nursery.start(server.serve, "127.0.0.1", 0)
-        url = f"http://127.0.0.1:{listeners[0].socket.getsockname()[1]}"
-        try:
-            with trio.move_on_after(SCRIPT_TIMEOUT) as scope:
-                result = await trio.run_process(
-                    [*argv[:2], url, *argv[2:]],
-                    cwd=INTEROP_DIR,
-                    capture_stdout=True,
-                    capture_stderr=True,
-                    check=False,
-                )
-        finally:
-            nursery.cancel_scope.cancel()
-    if scope.cancelled_caught:
-        return Run(-1, "", "", timed_out=True)
-    return Run(
-        result.returncode,
-        result.stdout.decode("utf-8", "replace"),
-        result.stderr.decode("utf-8", "replace"),
-        timed_out=False,
-    )
+    return await run_against_app(lambda url: [*argv[:2], url, *argv[2:]], SCRIPT_TIMEOUT, build_server())
 
 
 @pytest.fixture(scope="module")

@@ -31,6 +31,7 @@ from test_redis_adapter import (
     members,
     quiet,
     room,
+    start_servers,
     two_servers_on_one_factory,
     until,
 )
@@ -47,16 +48,8 @@ pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX processes
 
 
 def start_streams_servers(url: str, count: int = 2) -> list[ServerProcess]:
-    key = f"streams-{uuid.uuid4().hex[:8]}"
-    servers: list[ServerProcess] = []
-    try:
-        for index in range(count):
-            servers.append(ServerProcess(f"s{index}", url, key, ("--streams",)))
-    except BaseException:
-        for server in servers:
-            server.stop()
-        raise
-    return servers
+    """``count`` cluster servers on the Redis Streams adapter, sharing one stream."""
+    return start_servers(url, count, ("--streams",))
 
 
 @pytest.fixture(scope="module")

@@ -48,9 +48,13 @@ class Run:
     timed_out: bool
 
 
-async def run_against_app(argv: Callable[[str], list[str]], timeout: float) -> Run:
-    """Serve the app on 127.0.0.1 port 0 and run ``argv(url)`` in tests/interop, within ``timeout``."""
-    server = build_server()
+async def run_against_app(
+    argv: Callable[[str], list[str]], timeout: float, server: trio_rooms.Server | None = None
+) -> Run:
+    """Serve the app (or ``server``) on 127.0.0.1 port 0 and run ``argv(url)`` in tests/interop, within
+    ``timeout``."""
+    if server is None:
+        server = build_server()
     async with trio.open_nursery() as nursery:
         listeners = await nursery.start(server.serve, "127.0.0.1", 0)
         port = listeners[0].socket.getsockname()[1]
