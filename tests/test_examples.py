@@ -60,36 +60,26 @@ def _explain(result: subprocess.CompletedProcess[bytes]) -> str:
     return f"exit {result.returncode}\n--- stdout\n{out}\n--- stderr\n{err}"
 
 
-async def test_echo_demo() -> None:
-    result = await _run(str(EXAMPLES / "echo.py"), "demo")
-    assert result.returncode == 0, _explain(result)
-    assert b"echo ack: ['hello'" in result.stdout
-    assert b"echo demo: OK" in result.stdout
+DEMOS = {
+    "echo.py": [b"echo ack: ['hello'", b"echo demo: OK"],
+    "chat.py": [
+        b"ok   alice got room a's messages, once each",
+        b"ok   carol got room b's message only",
+        b"chat demo: OK",
+    ],
+    "client.py": [b"ok   alice hears bob's line", b"ok   alice hears bob leave", b"client demo: OK"],
+    "raw_client.py": [b"echo ack: ['hello'", b"raw client demo: OK"],
+}
 
 
-async def test_chat_demo() -> None:
-    result = await _run(str(EXAMPLES / "chat.py"), "demo")
-    assert result.returncode == 0, _explain(result)
-    assert b"FAIL" not in result.stdout
-    assert b"ok   alice got room a's messages, once each" in result.stdout
-    assert b"ok   carol got room b's message only" in result.stdout
-    assert b"chat demo: OK" in result.stdout
-
-
-async def test_client_tour_demo() -> None:
-    result = await _run(str(EXAMPLES / "client.py"), "demo")
+@pytest.mark.parametrize("script", list(DEMOS))
+async def test_example_demo(script: str) -> None:
+    """``python examples/SCRIPT demo``: a server and its clients in one process, every check passed."""
+    result = await _run(str(EXAMPLES / script), "demo")
     assert result.returncode == 0, _explain(result)
     assert b"FAIL" not in result.stdout
-    assert b"ok   alice hears bob's line" in result.stdout
-    assert b"ok   alice hears bob leave" in result.stdout
-    assert b"client demo: OK" in result.stdout
-
-
-async def test_raw_client_demo() -> None:
-    result = await _run(str(EXAMPLES / "raw_client.py"), "demo")
-    assert result.returncode == 0, _explain(result)
-    assert b"echo ack: ['hello'" in result.stdout
-    assert b"raw client demo: OK" in result.stdout
+    for line in DEMOS[script]:
+        assert line in result.stdout, _explain(result)
 
 
 async def test_admin_ui_demo() -> None:
