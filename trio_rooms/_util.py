@@ -6,7 +6,7 @@ import functools
 import inspect
 import secrets
 import types
-from collections.abc import Callable, Generator, Iterable
+from collections.abc import Awaitable, Callable, Generator, Iterable
 from contextlib import contextmanager
 from typing import Any
 
@@ -86,3 +86,30 @@ async def host_shielded(
         async with trio.open_nursery() as nursery:
             task_status.started(nursery)
             await trio.sleep_forever()
+
+
+class OneDriver:
+    """One task at a time runs a shared ``run``: a second call made while one runs (one adapter
+    factory given to several servers) reports started at once and waits, then takes over if the
+    running call ends (its server stopped) while the waiting one is still wanted."""
+
+    __slots__ = ("_done", "_driving")
+
+    def __init__(self) -> None:
+        self._driving = False
+        self._done = trio.Event()
+
+    async def drive(
+        self, body: Callable[[trio.TaskStatus[None]], Awaitable[None]], task_status: trio.TaskStatus[None]
+    ) -> None:
+        """Run ``body(task_status)`` once no other call drives; until then, report started and wait."""
+        while self._driving:
+            task_status.started()
+            task_status = trio.TASK_STATUS_IGNORED
+            await self._done.wait()
+        self._driving, self._done = True, trio.Event()
+        try:
+            await body(task_status)
+        finally:
+            self._driving = False
+            self._done.set()

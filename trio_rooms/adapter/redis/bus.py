@@ -18,6 +18,7 @@ from typing import Any, Final
 import trio
 
 from ..._backoff import Backoff
+from ..._util import OneDriver
 from ...errors import AdapterError
 from .backend import RedisLink, describe_error, open_link
 from .caller import Caller
@@ -80,8 +81,7 @@ class RedisBus:
         # The open ports, by namespace name.
         self._names: Counter[str] = Counter()
         # Whether a run() drives the link now; set when it stops (another run() then takes over).
-        self._driving = False
-        self._driver_done = trio.Event()
+        self._driver = OneDriver()
         # Who receives what each subscription carries; a key is wanted while its list is not empty.
         self._routes: dict[Key, list[Receiver]] = {}
         # The same lists, by what Redis sends back: (is a pattern, name as bytes).
@@ -165,16 +165,7 @@ class RedisBus:
 
         Cancellation: the connections close; the publishes still queued are counted as failed.
         """
-        while self._driving:
-            task_status.started()
-            task_status = trio.TASK_STATUS_IGNORED
-            await self._driver_done.wait()
-        self._driving, self._driver_done = True, trio.Event()
-        try:
-            await self._run(task_status)
-        finally:
-            self._driving = False
-            self._driver_done.set()
+        await self._driver.drive(self._run, task_status)
 
     async def _run(self, task_status: trio.TaskStatus[None]) -> None:
         started = False

@@ -18,6 +18,7 @@ from typing import Any, Final
 import trio
 
 from ..._backoff import Backoff
+from ..._util import OneDriver
 from ...errors import AdapterError
 from .backend import DEFAULT_CONNECT_TIMEOUT, import_coredis, map_redis_errors
 
@@ -70,8 +71,7 @@ class StreamReader:
         #: The id of the last entry read (None until the first connection resolved ``$``).
         self.last_id: str | None = None
         self.connected = False
-        self._driving = False
-        self._driver_done = trio.Event()
+        self._driver = OneDriver()
         self._counters = dict.fromkeys(("reads", "entries", "unrouted", "connects", "disconnects"), 0)
 
     def stats(self) -> dict[str, int]:
@@ -102,16 +102,7 @@ class StreamReader:
 
         Cancellation: the connection closes; the entries not yet handed on are read by no one here.
         """
-        while self._driving:
-            task_status.started()
-            task_status = trio.TASK_STATUS_IGNORED
-            await self._driver_done.wait()
-        self._driving, self._driver_done = True, trio.Event()
-        try:
-            await self._run(task_status)
-        finally:
-            self._driving = False
-            self._driver_done.set()
+        await self._driver.drive(self._run, task_status)
 
     async def _run(self, task_status: trio.TaskStatus[None]) -> None:
         started = False
